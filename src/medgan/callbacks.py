@@ -1,0 +1,263 @@
+"""Optional training features, each a small object the trainer calls at three moments:
+
+``on_train_start(trainer)``, ``on_step_end(trainer, logs)`` (``logs``: detached scalar
+tensors), ``on_train_end(trainer)``. Only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from medgan.images import save_grid
+
+log = logging.getLogger(__name__)
+
+
+class Callback:
+    """Base class with no-op hooks (subclassing is optional: the trainer duck-types)."""
+
+    def on_train_start(self, trainer: Any) -> None: ...
+
+    def on_step_end(self, trainer: Any, logs: dict[str, Tensor]) -> None: ...
+
+    def on_train_end(self, trainer: Any) -> None: ...
+
+
+class Checkpoint(Callback):
+    """Save ``folder/step_XXXXXXXX.pt`` every ``every`` steps and at the end; keep the last
+    ``keep_last`` and point ``folder/last.pt`` at the newest (a copy, written atomically)."""
+
+    def __init__(self, folder: str | Path, every: int = 500, keep_last: int = 3) -> None:
+        if every < 1 or keep_last < 1:
+            raise ValueError("Checkpoint: every and keep_last must be >= 1")
+        self.folder, self.every, self.keep_last = Path(folder), every, keep_last
+
+    def _save(self, trainer: Any) -> None:
+        if not trainer.is_main:
+            return
+        path = trainer.save(self.folder / f"step_{trainer.step:08d}.pt")
+        trainer.save(self.folder / "last.pt")
+        trainer.last_checkpoint = path
+        for old in sorted(self.folder.glob("step_*.pt"))[: -self.keep_last]:
+            old.unlink(missing_ok=True)
+
+    def on_step_end(self, trainer: Any, logs: dict[str, Tensor]) -> None:
+        if trainer.step % self.every == 0:
+            self._save(trainer)
+
+    def on_train_end(self, trainer: Any) -> None:
+        if not (self.folder / f"step_{trainer.step:08d}.pt").exists():
+            self._save(trainer)
+
+
+class SampleGrid(Callback):
+    """PNG grids of the EMA generator (or G) on a fixed noise batch, every ``every`` steps.
+
+    The fixed inputs come from the first ``n`` training items (labels, source images) and a
+    private seeded noise generator, so grids from different steps are comparable. 3D
+    volumes are shown by their middle slice along the last axis.
+    """
+
+    def __init__(self, folder: str | Path, every: int = 500, n: int = 64, seed: int = 1234) -> None:
+        self.folder, self.every, self.n, self.seed = Path(folder), every, n, seed
+        self._inputs: Any = None
+
+    def on_train_start(self, trainer: Any) -> None:
+        if not trainer.is_main:
+            return
+        from torch.utils.data import default_collate
+
+        n = min(self.n, len(trainer.dataset))
+        batch = trainer._to_device(default_collate([trainer.dataset[i] for i in range(n)]))
+        g = torch.Generator(trainer.device).manual_seed(self.seed)
+        self._inputs = trainer.adapter(batch, lambda k: trainer.sample_noise(k, g))
+
+    @torch.no_grad()
+    def write(self, trainer: Any, name: str | None = None) -> Path | None:
+        if not trainer.is_main or self._inputs is None:
+            return None
+        net = trainer.ema if trainer.ema is not None else trainer.generator
+        was_training = net.training
+        net.eval()
+        fake = net(*self._inputs.g_args).float()
+        net.train(was_training)
+        if fake.dim() < 4:  # points: nothing to draw as an image
+            return None
+        path = self.folder / (name or f"samples_{trainer.step:08d}.png")
+        return save_grid(fake, path)
+
+    def on_step_end(self, trainer: Any, logs: dict[str, Tensor]) -> None:
+        if trainer.step % self.every == 0:
+            self.write(trainer)
+
+    def on_train_end(self, trainer: Any) -> None:
+        self.write(trainer, "samples_final.png")
+
+
+class MetricLog(Callback):
+    """Append losses, learning rates and step rate every ``every`` steps to a ``.csv`` or
+    ``.jsonl`` file (by suffix). On resume, rows after the resumed step are dropped."""
+
+    def __init__(self, path: str | Path, every: int = 10) -> None:
+        self.path, self.every = Path(path), every
+        if self.path.suffix not in (".csv", ".jsonl"):
+            raise ValueError(f"MetricLog: {self.path} must end in .csv or .jsonl")
+        self._t0 = self._s0 = None
+
+    def on_train_start(self, trainer: Any) -> None:
+        self._t0, self._s0 = time.perf_counter(), trainer.step
+        if trainer.is_main and self.path.exists():
+            rows = [r for r in read_metric_log(self.path) if r["step"] <= trainer.step]
+            self.path.unlink()
+            for r in rows:
+                self._append(r)
+
+    def _append(self, row: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.suffix == ".jsonl":
+            with self.path.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            return
+        new = not self.path.exists()
+        if not new:  # keep one header: add columns only when the first row defined them
+            with self.path.open() as f:
+                fields = next(csv.reader(f))
+        else:
+            fields = list(row)
+        with self.path.open("a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+            if new:
+                w.writeheader()
+            w.writerow(row)
+
+    def on_step_end(self, trainer: Any, logs: dict[str, Tensor]) -> None:
+        if trainer.step % self.every or not trainer.is_main:
+            return
+        now = time.perf_counter()
+        rate = (trainer.step - self._s0) / max(now - self._t0, 1e-9)
+        row = {"step": trainer.step, **{k: float(v) for k, v in logs.items()}}
+        row |= {"lr_g": trainer.opt_g.param_groups[0]["lr"], "lr_d": trainer.opt_d.param_groups[0]["lr"]}
+        row["steps_per_s"] = rate
+        self._append(row)
+
+
+def read_metric_log(path: str | Path) -> list[dict[str, float]]:
+    """Rows of a MetricLog file as dicts of floats (``step`` as int)."""
+    path = Path(path)
+    if path.suffix == ".jsonl":
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    else:
+        with path.open(newline="") as f:
+            rows = [{k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(f)]
+    for r in rows:
+        r["step"] = int(r["step"])
+    return rows
+
+
+class LossPlot(Callback):
+    """Plot the losses recorded by a :class:`MetricLog` to a PNG at the end of training."""
+
+    def __init__(self, log_path: str | Path, out: str | Path, keys: tuple[str, ...] = ("d_loss", "g_loss")):
+        self.log_path, self.out, self.keys = Path(log_path), Path(out), keys
+
+    def on_train_end(self, trainer: Any) -> None:
+        if trainer.is_main and self.log_path.exists():
+            plot_losses(self.log_path, self.out, self.keys)
+
+
+def plot_losses(log_path: str | Path, out: str | Path, keys: tuple[str, ...] = ("d_loss", "g_loss")) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    rows = read_metric_log(log_path)
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    for k in keys:
+        pts = [(r["step"], r[k]) for r in rows if k in r]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), label=k)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+class Evaluate(Callback):
+    """Call ``fn(trainer) -> dict[str, float]`` every ``every`` steps (and at the end);
+    results are logged, kept in ``history`` and appended to ``log_path`` (JSONL) if given."""
+
+    def __init__(self, fn: Callable[[Any], dict[str, float]], every: int = 1000, log_path: str | Path | None = None):
+        self.fn, self.every = fn, every
+        self.log_path = Path(log_path) if log_path else None
+        self.history: list[dict[str, float]] = []
+
+    def _run(self, trainer: Any) -> None:
+        if self.history and self.history[-1]["step"] == trainer.step:
+            return
+        result = {"step": trainer.step, **{k: float(v) for k, v in self.fn(trainer).items()}}
+        self.history.append(result)
+        log.info("evaluation at step %d: %s", trainer.step, result)
+        if self.log_path and trainer.is_main:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with self.log_path.open("a") as f:
+                f.write(json.dumps(result) + "\n")
+
+    def on_step_end(self, trainer: Any, logs: dict[str, Tensor]) -> None:
+        if trainer.step % self.every == 0:
+            self._run(trainer)
+
+    def on_train_end(self, trainer: Any) -> None:
+        self._run(trainer)
+
+
+class ProgressBar(Callback):
+    """A tqdm bar with the current losses and the step rate (refreshed every ``every`` steps)."""
+
+    def __init__(self, total: int, every: int = 10) -> None:
+        self.total, self.every, self._bar = total, every, None
+
+    def on_train_start(self, trainer: Any) -> None:
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=self.total, initial=trainer.step, unit="step", dynamic_ncols=True)
+
+    def on_step_end(self, trainer: Any, logs: dict[str, Tensor]) -> None:
+        self._bar.update(1)
+        if trainer.step % self.every == 0:
+            self._bar.set_postfix({k: f"{float(logs[k]):.3f}" for k in ("d_loss", "g_loss")})
+
+    def on_train_end(self, trainer: Any) -> None:
+        self._bar.close()
+
+
+def standard_callbacks(
+    out_dir: str | Path,
+    checkpoint_every: int = 500,
+    sample_every: int = 500,
+    log_every: int = 10,
+    keep_last: int = 3,
+) -> list[Callback]:
+    """Checkpoints, sample grids, a CSV metric log and a loss plot under ``out_dir``."""
+    out = Path(out_dir)
+    return [
+        MetricLog(out / "metrics.csv", every=log_every),
+        Checkpoint(out / "checkpoints", every=checkpoint_every, keep_last=keep_last),
+        SampleGrid(out / "samples", every=sample_every),
+        LossPlot(out / "metrics.csv", out / "losses.png"),
+    ]

@@ -1,0 +1,49 @@
+"""A seeded, shardable, resumable sampler: the data order is a pure function of
+(seed, epoch, rank, world size), and a position inside an epoch can be restored."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch.utils.data import Sampler
+
+
+class ResumableSampler(Sampler[int]):
+    """Yields dataset indices for one epoch of one rank, starting at ``start``.
+
+    The permutation of epoch ``e`` is ``randperm(n, seed + e)``; rank ``r`` of ``w`` takes
+    every ``w``-th index from position ``r`` (the permutation is padded by wrapping so all
+    ranks see the same number of samples, as DistributedSampler does).
+    """
+
+    def __init__(
+        self, n: int, seed: int = 0, shuffle: bool = True, rank: int = 0, world_size: int = 1
+    ) -> None:
+        if n < 1:
+            raise ValueError("cannot sample from an empty dataset")
+        self.n, self.seed, self.shuffle = n, seed, shuffle
+        self.rank, self.world_size = rank, world_size
+        self.epoch, self.start = 0, 0
+
+    def set_position(self, epoch: int, start: int) -> None:
+        self.epoch, self.start = epoch, start
+
+    def per_rank(self) -> int:
+        return -(-self.n // self.world_size)  # ceil
+
+    def _order(self) -> list[int]:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.n, generator=g).tolist()
+        else:
+            order = list(range(self.n))
+        total = self.per_rank() * self.world_size
+        order = (order * (total // self.n + 1))[:total]
+        return order[self.rank :: self.world_size]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._order()[self.start :])
+
+    def __len__(self) -> int:
+        return self.per_rank() - self.start

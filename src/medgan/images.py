@@ -1,0 +1,49 @@
+"""Writing model-range images ([-1, 1]) to PNG files and grids."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+
+from torch import Tensor
+
+
+def to_display(x: Tensor) -> Tensor:
+    """``(N, C, *spatial)`` in [-1, 1] -> ``(N, C, H, W)`` in [0, 1]; 3D shows the middle slice
+    along the last axis; more than 3 channels shows the first."""
+    x = x.detach().float().cpu()
+    if x.dim() == 5:
+        x = x[..., x.shape[-1] // 2]
+    if x.dim() != 4:
+        raise ValueError(f"expected images (N, C, H, W) or volumes (N, C, D, H, W), got {tuple(x.shape)}")
+    if x.shape[1] not in (1, 3):
+        x = x[:, :1]
+    return ((x.clamp(-1, 1) + 1) / 2)
+
+
+def save_grid(x: Tensor, path: str | Path, nrow: int | None = None) -> Path:
+    """Save images ``(N, C, *spatial)`` in [-1, 1] as one PNG grid (square by default)."""
+    from torchvision.utils import save_image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = to_display(x)
+    save_image(img, path, nrow=nrow or max(1, math.ceil(math.sqrt(len(img)))), padding=2)
+    return path
+
+
+def save_pngs(x: Tensor, folder: str | Path, prefix: str = "sample") -> list[Path]:
+    """One 8-bit PNG per image (middle slice for volumes)."""
+    from torchvision.utils import save_image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, img in enumerate(to_display(x)):
+        p = folder / f"{prefix}_{i:05d}.png"
+        save_image(img, p)
+        paths.append(p)
+    return paths
+
+

@@ -1,0 +1,228 @@
+"""All GAN math: the minimax game V(D, G), its stable variants, and gradient penalties.
+
+The discriminator returns *logits* l, with D(x) = sigmoid(l). Every log-probability is
+written with ``softplus`` so that |l| = 100 or more never produces inf or NaN:
+
+    log D(x)      = log sigmoid(l)   = -softplus(-l)
+    log(1 - D(x)) = log sigmoid(-l)  = -softplus(l)
+
+Each loss exposes the pure formulas ``d_loss(real_logits, fake_logits)`` and
+``g_loss(fake_logits)`` (scalars, to be *minimised*), plus ``discriminator_objective`` and
+``generator_objective``, which run the networks, add penalties and return the scalar to
+minimise with a dict of detached terms for logging. The trainer only calls those two.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from medgan.errors import ConfigError
+from medgan.registry import LOSSES
+
+Cond = Any  # class labels (N,), a conditioning image, or None
+
+
+# --------------------------------------------------------------------------- penalties
+
+
+def _input_grad_sq_norm(d: nn.Module, x: Tensor, cond: Cond) -> Tensor:
+    """||grad_x D(x)||^2 per sample, shape (N,), with a graph for the backward pass."""
+    x = x.detach().requires_grad_(True)
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        logits = d(x.float(), cond) if cond is not None else d(x.float())
+    (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
+    return grad.flatten(1).pow(2).sum(1)
+
+
+def r1_penalty(d: nn.Module, real: Tensor, cond: Cond = None) -> Tensor:
+    """R1 = E_x[||grad_x D(x)||^2] on real data (Mescheder et al. 2018, eq. 9; weight gamma/2)."""
+    return _input_grad_sq_norm(d, real, cond).mean()
+
+
+def r2_penalty(d: nn.Module, fake: Tensor, cond: Cond = None) -> Tensor:
+    """R2 = E_z[||grad_x D(G(z))||^2] on generated data (Mescheder et al. 2018, eq. 10)."""
+    return _input_grad_sq_norm(d, fake, cond).mean()
+
+
+def gradient_penalty(
+    d: nn.Module,
+    real: Tensor,
+    fake: Tensor,
+    cond: Cond = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """WGAN-GP: E[(||grad D(x_hat)||_2 - 1)^2], x_hat = e*x + (1-e)*G(z), e ~ U[0,1].
+
+    Gulrajani et al. 2017, Algorithm 1. ``generator`` draws e reproducibly.
+    """
+    shape = (real.shape[0],) + (1,) * (real.dim() - 1)
+    eps = torch.rand(shape, device=real.device, generator=generator, dtype=torch.float32)
+    x_hat = eps * real.detach().float() + (1 - eps) * fake.detach().float()
+    # small epsilon inside the sqrt keeps the gradient finite when the norm is 0
+    norm = (_input_grad_sq_norm(d, x_hat, cond) + 1e-12).sqrt()
+    return (norm - 1).pow(2).mean()
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def _call_d(d: nn.Module, x: Tensor, cond: Cond) -> Tensor:
+    return d(x, cond) if cond is not None else d(x)
+
+
+@dataclass(frozen=True)
+class GANLoss:
+    """Base: adversarial terms plus optional penalties on D.
+
+    Args:
+        r1_weight: gamma of R1 on real data; the term added is ``gamma / 2 * R1``.
+        r2_weight: gamma of R2 on generated data; adds ``gamma / 2 * R2``.
+        gp_weight: lambda of the WGAN-GP term (10 in Gulrajani et al.).
+    """
+
+    r1_weight: float = 0.0
+    r2_weight: float = 0.0
+    gp_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("r1_weight", "r2_weight", "gp_weight"):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
+                raise ConfigError(f"{type(self).__name__}.{name} must be a finite number >= 0")
+
+    # -- formulas (override in subclasses)
+    def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def g_loss(self, fake_logits: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    # -- objectives the trainer calls
+    def discriminator_objective(
+        self,
+        d: nn.Module,
+        real: Tensor,
+        fake: Tensor,
+        cond: Cond = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Scalar to minimise w.r.t. D's parameters; ``fake`` must already be detached."""
+        real_logits = _call_d(d, real, cond)
+        fake_logits = _call_d(d, fake, cond)
+        adv = self.d_loss(real_logits.float(), fake_logits.float())
+        total, logs = adv, {"d_adv": adv.detach()}
+        if self.r1_weight:
+            r1 = r1_penalty(d, real, cond)
+            total = total + 0.5 * self.r1_weight * r1
+            logs["r1"] = r1.detach()
+        if self.r2_weight:
+            r2 = r2_penalty(d, fake, cond)
+            total = total + 0.5 * self.r2_weight * r2
+            logs["r2"] = r2.detach()
+        if self.gp_weight:
+            gp = gradient_penalty(d, real, fake, cond, generator)
+            total = total + self.gp_weight * gp
+            logs["gp"] = gp.detach()
+        logs["d_real"] = real_logits.detach().float().mean()
+        logs["d_fake"] = fake_logits.detach().float().mean()
+        return total, logs
+
+    def generator_objective(
+        self, d: nn.Module, fake: Tensor, real: Tensor | None = None, cond: Cond = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Scalar to minimise w.r.t. G's parameters (gradients flow through ``fake``)."""
+        adv = self.g_loss(_call_d(d, fake, cond).float())
+        return adv, {"g_adv": adv.detach()}
+
+
+@LOSSES.register("minimax")
+@dataclass(frozen=True)
+class Minimax(GANLoss):
+    """The original saturating game (Goodfellow et al. 2014, eq. 1).
+
+    V(D, G) = E_x[log D(x)] + E_z[log(1 - D(G(z)))];
+    D maximises V (minimises -V), G minimises E_z[log(1 - D(G(z)))].
+    """
+
+    def value(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        """V(D, G) itself; equals -log 4 at D* = 1/2 when p_g = p_data."""
+        return -F.softplus(-real_logits).mean() - F.softplus(fake_logits).mean()
+
+    def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        return -self.value(real_logits, fake_logits)
+
+    def g_loss(self, fake_logits: Tensor) -> Tensor:
+        return -F.softplus(fake_logits).mean()  # = E[log(1 - D(G(z)))]
+
+
+@LOSSES.register("non_saturating")
+@dataclass(frozen=True)
+class NonSaturating(Minimax):
+    """Same D as the minimax game; G maximises E[log D(G(z))] instead (Goodfellow 2014, sec. 3).
+
+    g_loss = -E[log D(G(z))] = E[softplus(-l)]: strong gradients when D rejects the fakes.
+    """
+
+    def g_loss(self, fake_logits: Tensor) -> Tensor:
+        return F.softplus(-fake_logits).mean()
+
+
+@LOSSES.register("wasserstein")
+@dataclass(frozen=True)
+class Wasserstein(GANLoss):
+    """WGAN critic loss (Arjovsky et al. 2017) with gradient penalty (Gulrajani et al. 2017).
+
+    d_loss = E[D(G(z))] - E[D(x)] (+ gp_weight * GP), g_loss = -E[D(G(z))]. The default
+    ``gp_weight=10`` is WGAN-GP; use ``n_critic=5`` in the trainer as the paper does.
+    """
+
+    gp_weight: float = 10.0
+
+    def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        return fake_logits.mean() - real_logits.mean()
+
+    def g_loss(self, fake_logits: Tensor) -> Tensor:
+        return -fake_logits.mean()
+
+
+@LOSSES.register("hinge")
+@dataclass(frozen=True)
+class Hinge(GANLoss):
+    """Hinge loss (Lim & Ye 2017; Miyato et al. 2018).
+
+    d_loss = E[relu(1 - D(x))] + E[relu(1 + D(G(z)))], g_loss = -E[D(G(z))].
+    """
+
+    def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+
+    def g_loss(self, fake_logits: Tensor) -> Tensor:
+        return -fake_logits.mean()
+
+
+@LOSSES.register("least_squares")
+@dataclass(frozen=True)
+class LeastSquares(GANLoss):
+    """LSGAN (Mao et al. 2017, eq. 2) with a=0 (fake), b=1 (real), c=1 (G's target).
+
+    d_loss = 1/2 E[(D(x) - 1)^2] + 1/2 E[D(G(z))^2], g_loss = 1/2 E[(D(G(z)) - 1)^2],
+    on the raw discriminator output (no sigmoid).
+    """
+
+    def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        return 0.5 * (real_logits - 1).pow(2).mean() + 0.5 * fake_logits.pow(2).mean()
+
+    def g_loss(self, fake_logits: Tensor) -> Tensor:
+        return 0.5 * (fake_logits - 1).pow(2).mean()
+
+
+def build_loss(name: str, **kwargs: Any) -> GANLoss:
+    """Build a registered loss by name, e.g. ``build_loss("hinge", r1_weight=1.0)``."""
+    return LOSSES.build(name, **kwargs)
+

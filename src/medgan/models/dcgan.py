@@ -1,0 +1,109 @@
+"""DCGAN generator and discriminator (Radford et al. 2016), 2D or 3D.
+
+Generator: z ``(N, latent_dim)`` -> image ``(N, C, S, S[, S])`` in [-1, 1] (tanh), S any
+power of two from 16 to 256. Discriminator: image -> logits ``(N,)``. With
+``num_classes > 0`` the generator concatenates a label embedding to z and the
+discriminator uses a projection head (Miyato & Koyama 2018).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from medgan.errors import ConfigError
+from medgan.models import layers as L
+from medgan.registry import MODELS
+
+
+def _channels(base: int, k: int, max_channels: int) -> list[int]:
+    """Feature widths at resolutions 4, 8, ..., 2**(k-1) (coarse to fine)."""
+    return [min(base * 2 ** (k - 3 - i), max_channels) for i in range(k - 2)]
+
+
+def _norm(kind: str, spatial_dims: int, channels: int) -> nn.Module:
+    if kind == "batch":
+        return L.batch_norm(spatial_dims, channels)
+    if kind == "instance":
+        return L.instance_norm(spatial_dims, channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ConfigError(f"norm must be 'batch', 'instance' or 'none', got {kind!r}")
+
+
+@MODELS.register("dcgan_generator")
+class DCGANGenerator(nn.Module):
+    def __init__(
+        self,
+        latent_dim: int = 100,
+        out_channels: int = 1,
+        image_size: int = 64,
+        base_channels: int = 64,
+        max_channels: int = 512,
+        spatial_dims: int = 2,
+        num_classes: int = 0,
+    ) -> None:
+        super().__init__()
+        d = L.check_spatial_dims(spatial_dims)
+        k = L.log2_size(image_size)
+        self.latent_dim, self.num_classes, self.spatial_dims = latent_dim, num_classes, d
+        self.embed = nn.Embedding(num_classes, latent_dim) if num_classes else None
+        ch = _channels(base_channels, k, max_channels)
+        in_features = latent_dim * (2 if num_classes else 1)
+        blocks: list[nn.Module] = [
+            L.conv_transpose(d, in_features, ch[0], 4, 1, 0, bias=False),
+            L.batch_norm(d, ch[0]),
+            nn.ReLU(True),
+        ]
+        for c_in, c_out in zip(ch[:-1], ch[1:], strict=True):
+            blocks += [
+                L.conv_transpose(d, c_in, c_out, 4, 2, 1, bias=False),
+                L.batch_norm(d, c_out),
+                nn.ReLU(True),
+            ]
+        blocks += [L.conv_transpose(d, ch[-1], out_channels, 4, 2, 1), nn.Tanh()]
+        self.net = nn.Sequential(*blocks)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        L.check_labels(y, self.num_classes, "DCGANGenerator")
+        if self.embed is not None:
+            z = torch.cat([z, self.embed(y)], dim=1)
+        return self.net(z.reshape(*z.shape, *([1] * self.spatial_dims)))
+
+
+@MODELS.register("dcgan_discriminator")
+class DCGANDiscriminator(nn.Module):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        image_size: int = 64,
+        base_channels: int = 64,
+        max_channels: int = 512,
+        spatial_dims: int = 2,
+        num_classes: int = 0,
+        norm: str = "batch",
+        spectral_norm: bool = False,
+    ) -> None:
+        super().__init__()
+        d = L.check_spatial_dims(spatial_dims)
+        k = L.log2_size(image_size)
+        self.num_classes = num_classes
+        ch = _channels(base_channels, k, max_channels)[::-1]  # fine to coarse
+        sn = spectral_norm
+        blocks: list[nn.Module] = [
+            L.maybe_sn(L.conv(d, in_channels, ch[0], 4, 2, 1), sn),
+            nn.LeakyReLU(0.2, True),
+        ]
+        for c_in, c_out in zip(ch[:-1], ch[1:], strict=True):
+            blocks += [
+                L.maybe_sn(L.conv(d, c_in, c_out, 4, 2, 1, bias=norm == "none"), sn),
+                _norm(norm, d, c_out),
+                nn.LeakyReLU(0.2, True),
+            ]
+        self.net = nn.Sequential(*blocks, nn.Flatten())
+        # A linear map of the flattened 4^d features equals DCGAN's final 4x4 "valid" conv.
+        self.head = L.ProjectionHead(ch[-1] * 4**d, num_classes, spectral=sn)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        L.check_labels(y, self.num_classes, "DCGANDiscriminator")
+        return self.head(self.net(x), y)

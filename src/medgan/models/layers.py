@@ -1,0 +1,84 @@
+"""Layer factories that let one model class serve 2D and 3D (``spatial_dims`` = 2 or 3)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from medgan.errors import ConfigError
+
+
+def check_spatial_dims(spatial_dims: int) -> int:
+    if spatial_dims not in (2, 3):
+        raise ConfigError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}")
+    return spatial_dims
+
+
+def conv(spatial_dims: int, *args, **kwargs) -> nn.Module:
+    return (nn.Conv2d, nn.Conv3d)[check_spatial_dims(spatial_dims) - 2](*args, **kwargs)
+
+
+def conv_transpose(spatial_dims: int, *args, **kwargs) -> nn.Module:
+    return (nn.ConvTranspose2d, nn.ConvTranspose3d)[check_spatial_dims(spatial_dims) - 2](
+        *args, **kwargs
+    )
+
+
+def batch_norm(spatial_dims: int, channels: int) -> nn.Module:
+    return (nn.BatchNorm2d, nn.BatchNorm3d)[check_spatial_dims(spatial_dims) - 2](channels)
+
+
+def avg_pool(spatial_dims: int, kernel_size: int) -> nn.Module:
+    return (nn.AvgPool2d, nn.AvgPool3d)[check_spatial_dims(spatial_dims) - 2](kernel_size)
+
+
+def instance_norm(spatial_dims: int, channels: int) -> nn.Module:
+    return (nn.InstanceNorm2d, nn.InstanceNorm3d)[check_spatial_dims(spatial_dims) - 2](
+        channels, affine=True
+    )
+
+
+def maybe_sn(module: nn.Module, enabled: bool) -> nn.Module:
+    """Spectral normalisation (Miyato et al. 2018) when ``enabled``."""
+    return nn.utils.parametrizations.spectral_norm(module) if enabled else module
+
+
+def log2_size(image_size: int, low: int = 16, high: int = 256) -> int:
+    """``log2(image_size)`` for a power of two in ``[low, high]``, else a ConfigError."""
+    k = int(round(math.log2(image_size))) if image_size > 0 else -1
+    if image_size < low or image_size > high or 2**k != image_size:
+        raise ConfigError(
+            f"image_size must be a power of two between {low} and {high}, got {image_size}"
+        )
+    return k
+
+
+def check_labels(y: torch.Tensor | None, num_classes: int, who: str) -> None:
+    if num_classes and y is None:
+        raise ValueError(f"{who} was built with num_classes={num_classes}: pass class labels y")
+    if not num_classes and y is not None:
+        raise ValueError(f"{who} is unconditional (num_classes=0) but got labels y")
+
+
+class ProjectionHead(nn.Module):
+    """Projection discriminator output (Miyato & Koyama 2018, eq. 3).
+
+    ``logit = linear(h) + <embed(y), h>`` for features ``h`` of shape ``(N, F)`` and
+    integer labels ``y`` of shape ``(N,)``; ``y`` is ignored when ``num_classes == 0``.
+    """
+
+    def __init__(self, features: int, num_classes: int, spectral: bool) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.linear = maybe_sn(nn.Linear(features, 1), spectral)
+        self.embed = (
+            maybe_sn(nn.Embedding(num_classes, features), spectral) if num_classes else None
+        )
+
+    def forward(self, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        out = self.linear(h).squeeze(1)
+        if self.embed is not None:
+            out = out + (self.embed(y) * h).sum(dim=1)
+        return out

@@ -1,0 +1,63 @@
+"""Multilayer perceptrons for low-dimensional point data (the 8-Gaussians ring and friends).
+
+Points are tensors ``(N, data_dim)``; these models have no spatial axes, so no
+``spatial_dims`` argument.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from medgan.models.layers import ProjectionHead, check_labels
+from medgan.registry import MODELS
+
+
+def _mlp(in_features: int, hidden: int, depth: int, act: nn.Module) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i in range(depth):
+        layers += [nn.Linear(in_features if i == 0 else hidden, hidden), act]
+    return nn.Sequential(*layers)
+
+
+@MODELS.register("mlp_generator")
+class MLPGenerator(nn.Module):
+    """z ``(N, latent_dim)`` ~ N(0, I) -> points ``(N, data_dim)`` (unbounded, no tanh)."""
+
+    def __init__(
+        self,
+        latent_dim: int = 2,
+        data_dim: int = 2,
+        hidden: int = 256,
+        depth: int = 3,
+        num_classes: int = 0,
+    ) -> None:
+        super().__init__()
+        self.latent_dim, self.num_classes = latent_dim, num_classes
+        self.embed = nn.Embedding(num_classes, latent_dim) if num_classes else None
+        in_features = latent_dim * (2 if num_classes else 1)
+        self.body = _mlp(in_features, hidden, depth, nn.ReLU())
+        self.out = nn.Linear(hidden, data_dim)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        check_labels(y, self.num_classes, "MLPGenerator")
+        if self.embed is not None:
+            z = torch.cat([z, self.embed(y)], dim=1)
+        return self.out(self.body(z))
+
+
+@MODELS.register("mlp_discriminator")
+class MLPDiscriminator(nn.Module):
+    """points ``(N, data_dim)`` -> logits ``(N,)``; projection head when conditional."""
+
+    def __init__(
+        self, data_dim: int = 2, hidden: int = 256, depth: int = 3, num_classes: int = 0
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.body = _mlp(data_dim, hidden, depth, nn.LeakyReLU(0.2))
+        self.head = ProjectionHead(hidden, num_classes, spectral=False)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        check_labels(y, self.num_classes, "MLPDiscriminator")
+        return self.head(self.body(x), y)

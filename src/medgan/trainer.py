@@ -1,0 +1,415 @@
+"""The adversarial training loop.
+
+One step = ``n_critic`` discriminator updates, then one generator update:
+
+    for each D update:  x ~ data, z ~ N(0, I);  minimise loss.discriminator_objective(D, x, G(z))
+    G update:           z ~ N(0, I);            minimise loss.generator_objective(D, G(z))
+
+All GAN math lives in :mod:`medgan.losses`; everything optional (checkpoints, sample
+grids, logs, plots, evaluation, progress bar) is a callback in :mod:`medgan.callbacks`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from medgan import checkpoint as ckpt_io
+from medgan import distributed as ddp
+from medgan.batches import BatchAdapter, GANInputs, default_adapter
+from medgan.config import TrainConfig
+from medgan.errors import CheckpointError, ConfigError, TrainingDivergedError
+from medgan.losses import GANLoss, NonSaturating
+from medgan.registry import LOSSES, Spec, spec_of
+
+log = logging.getLogger(__name__)
+
+
+class _TensorDataset(Dataset):
+    def __init__(self, data: Tensor) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> Tensor:
+        return self.data[i]
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device={name!r} but CUDA is not available; use 'cpu' or 'auto'")
+        if name == "cuda":
+            name = f"cuda:{local_rank}"
+    return torch.device(name)
+
+
+def _loss_spec(loss: GANLoss) -> Spec | None:
+    spec = spec_of(loss)
+    if spec is not None:
+        return spec
+    name = LOSSES.name_of(type(loss))
+    return Spec(name, dataclasses.asdict(loss)) if name else None
+
+
+class Trainer:
+    """Adversarial training of ``generator`` against ``discriminator`` on ``data``.
+
+    Args:
+        generator: maps ``*GANInputs.g_args`` to images ``(N, C, *spatial)`` in [-1, 1].
+        discriminator: maps ``(x[, cond])`` to logits ``(N,)``.
+        data: a ``Dataset`` (items: image, (image, label) or (source, target)) or a tensor.
+        loss: a :class:`~medgan.losses.GANLoss`; default non-saturating.
+        config: :class:`~medgan.config.TrainConfig`.
+        callbacks: objects with optional ``on_train_start(trainer)``,
+            ``on_step_end(trainer, logs)`` and ``on_train_end(trainer)`` methods.
+        adapter: batch -> :class:`~medgan.batches.GANInputs`; default noise-to-image,
+            class-conditional when the generator has ``num_classes > 0``.
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        data: Dataset | Tensor,
+        *,
+        loss: GANLoss | None = None,
+        config: TrainConfig | None = None,
+        callbacks: Sequence[Any] = (),
+        adapter: BatchAdapter | None = None,
+    ) -> None:
+        self.config = cfg = config or TrainConfig()
+        self.loss = loss if loss is not None else NonSaturating()
+        self.dataset = _TensorDataset(data) if isinstance(data, Tensor) else data
+        self.adapter = adapter or default_adapter(generator)
+        self.callbacks = list(callbacks)
+        device_type = "cuda" if cfg.device.startswith("cuda") or (
+            cfg.device == "auto" and torch.cuda.is_available()
+        ) else "cpu"
+        self.dist = ddp.init_from_env(device_type)
+        self.device = resolve_device(cfg.device, self.dist.local_rank)
+        if cfg.amp == "fp16" and self.device.type != "cuda":
+            raise ConfigError("amp='fp16' needs CUDA; use amp='bf16' or 'off' on CPU")
+
+        self.generator = generator.to(self.device)
+        self.discriminator = discriminator.to(self.device)
+        if self.dist.enabled:
+            ddp.broadcast_module(self.generator)
+            ddp.broadcast_module(self.discriminator)
+        self.ema: nn.Module | None = None
+        if cfg.ema_halflife_kimg is not None:
+            self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
+
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.lr_g, betas=cfg.betas)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr_d, betas=cfg.betas)
+        self.sched_g = torch.optim.lr_scheduler.LambdaLR(self.opt_g, self._lr_factor)
+        self.sched_d = torch.optim.lr_scheduler.LambdaLR(self.opt_d, self._lr_factor)
+        fp16 = cfg.amp == "fp16"
+        self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=fp16)
+        self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=fp16)
+
+        # Our own generators: noise and penalty randomness never touch global RNG state.
+        # Each rank draws different noise; the data order comes from the sampler.
+        self.noise_rng = torch.Generator(self.device).manual_seed(cfg.seed * 1000 + self.dist.rank)
+        self.aux_rng = torch.Generator(self.device).manual_seed(cfg.seed * 1000 + 500 + self.dist.rank)
+
+        from medgan.data.sampling import ResumableSampler
+
+        if len(self.dataset) == 0:
+            raise ConfigError("the training data set is empty")
+        self.sampler = ResumableSampler(
+            len(self.dataset), cfg.seed, True, self.dist.rank, self.dist.world_size
+        )
+        if self.sampler.per_rank() < cfg.batch_size:
+            raise ConfigError(
+                f"batch_size={cfg.batch_size} is larger than the {self.sampler.per_rank()} "
+                "samples each process sees per epoch; lower batch_size or add data"
+            )
+        self.step = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.last_checkpoint: Path | None = None
+        self._rollbacks = 0
+        self._batch_iter: Iterator[Any] | None = None
+        self._latent_dim = getattr(generator, "latent_dim", None)
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def is_main(self) -> bool:
+        """True on the process that writes files (rank 0)."""
+        return self.dist.is_main
+
+    def _lr_factor(self, step: int) -> float:
+        cfg = self.config
+        warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+        if cfg.lr_schedule == "linear_decay":
+            return warm * max(0.0, 1.0 - step / cfg.steps)
+        return warm
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        amp = self.config.amp
+        if amp == "off":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """z ~ N(0, I) of shape ``(n, latent_dim)`` on the training device."""
+        if self._latent_dim is None:
+            raise ConfigError("the generator has no `latent_dim` attribute: it takes no noise")
+        g = generator if generator is not None else self.noise_rng
+        return torch.randn(n, self._latent_dim, device=self.device, generator=g)
+
+    # ------------------------------------------------------------------ data
+
+    def _to_device(self, batch: Any) -> Any:
+        if isinstance(batch, Tensor):
+            return batch.to(self.device, non_blocking=True)
+        if isinstance(batch, dict):
+            return {k: self._to_device(v) for k, v in batch.items()}
+        if isinstance(batch, list | tuple):
+            return type(batch)(self._to_device(v) for v in batch)
+        return batch
+
+    def _batches(self) -> Iterator[Any]:
+        """Endless batches; (epoch, batch_in_epoch) always says where the next one starts."""
+        cfg = self.config
+        while True:
+            self.sampler.set_position(self.epoch, self.batch_in_epoch * cfg.batch_size)
+            # A private generator seeds the workers, so building a loader never consumes
+            # global RNG state (which would break bit-exact resumption).
+            pos_seed = (cfg.seed, self.dist.rank, self.epoch, self.batch_in_epoch)
+            loader_rng = torch.Generator().manual_seed(hash(pos_seed) & 0x7FFF_FFFF)
+            loader = DataLoader(
+                self.dataset,
+                batch_size=cfg.batch_size,
+                sampler=self.sampler,
+                drop_last=True,
+                num_workers=cfg.num_workers,
+                pin_memory=self.device.type == "cuda",
+                generator=loader_rng,
+            )
+            for batch in loader:
+                self.batch_in_epoch += 1
+                yield self._to_device(batch)
+            self.epoch += 1
+            self.batch_in_epoch = 0
+
+    def next_inputs(self) -> GANInputs:
+        """The next batch, mapped to generator/discriminator inputs with fresh noise."""
+        if self._batch_iter is None:
+            self._batch_iter = self._batches()
+        return self.adapter(next(self._batch_iter), self.sample_noise)
+
+    # ------------------------------------------------------------------ the step
+
+    def train_step(self) -> dict[str, Tensor]:
+        """One generator step: ``n_critic`` D updates then one G update. Returns detached logs."""
+        G, D, loss = self.generator, self.discriminator, self.loss
+        G.train()
+        D.train()
+        for _ in range(self.config.n_critic):
+            x = self.next_inputs()
+            with torch.no_grad(), self._autocast():
+                fake = G(*x.g_args)
+            with self._autocast():
+                d_total, d_logs = loss.discriminator_objective(D, x.real, fake, x.cond, self.aux_rng)
+            self._update(self.opt_d, self.scaler_d, d_total, D)
+
+        x = dataclasses.replace(x, g_args=self._renoise(x))  # fresh z for the G update
+        D.requires_grad_(False)
+        with self._autocast():
+            fake = G(*x.g_args)
+            g_total, g_logs = loss.generator_objective(D, fake, x.real, x.cond)
+        self._update(self.opt_g, self.scaler_g, g_total, G)
+        D.requires_grad_(True)
+
+        self.sched_g.step()
+        self.sched_d.step()
+        if self.ema is not None:
+            self._update_ema()
+        return {"d_loss": d_total.detach(), "g_loss": g_total.detach(), **d_logs, **g_logs}
+
+    def _renoise(self, x: GANInputs) -> tuple[Any, ...]:
+        """The generator arguments of ``x`` with fresh noise (paired inputs stay as they are)."""
+        if self._latent_dim is None:
+            return x.g_args
+        return (self.sample_noise(x.real.shape[0]), *x.g_args[1:])
+
+    def _update(self, opt: torch.optim.Optimizer, scaler: Any, loss: Tensor, net: nn.Module) -> None:
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if self.dist.enabled:
+            ddp.average_gradients(net, self.dist.world_size)
+        if self.config.grad_clip is not None:
+            scaler.unscale_(opt)
+            nn.utils.clip_grad_norm_(net.parameters(), self.config.grad_clip)
+        scaler.step(opt)
+        scaler.update()
+
+    def ema_decay(self) -> float:
+        """Per-step EMA decay beta = 0.5 ** (images per step / half-life in images)."""
+        cfg = self.config
+        per_step = cfg.batch_size * self.dist.world_size
+        halflife = cfg.ema_halflife_kimg * 1000
+        if cfg.ema_rampup is not None:
+            halflife = min(halflife, (self.step + 1) * per_step * cfg.ema_rampup)
+        return 0.5 ** (per_step / max(halflife, 1e-8))
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """ema <- beta * ema + (1 - beta) * G for parameters; buffers are copied."""
+        assert self.ema is not None
+        decay = self.ema_decay()
+        ema_p = list(self.ema.parameters())
+        g_p = list(self.generator.parameters())
+        torch._foreach_lerp_(ema_p, g_p, 1.0 - decay)
+        for b_ema, b in zip(self.ema.buffers(), self.generator.buffers(), strict=True):
+            b_ema.copy_(b)
+
+    # ------------------------------------------------------------------ the loop
+
+    def fit(self, steps: int | None = None, progress: bool = False) -> Trainer:
+        """Train until ``self.step == steps`` (default ``config.steps``); returns self."""
+        target = self.config.steps if steps is None else steps
+        callbacks = list(self.callbacks)
+        if progress and self.is_main:
+            from medgan.callbacks import ProgressBar
+
+            callbacks.append(ProgressBar(total=target))
+        for cb in callbacks:
+            _call(cb, "on_train_start", self)
+        while self.step < target:
+            logs = self.train_step()
+            self.step += 1
+            if self.step % self.config.check_finite_every == 0 and not _all_finite(logs):
+                self._diverged(logs)
+                continue
+            for cb in callbacks:
+                _call(cb, "on_step_end", self, logs)
+        for cb in callbacks:
+            _call(cb, "on_train_end", self)
+        return self
+
+    def _diverged(self, logs: dict[str, Tensor]) -> None:
+        values = {k: float(v) for k, v in logs.items()}
+        cfg = self.config
+        if cfg.on_nan == "rollback" and self.last_checkpoint and self._rollbacks < cfg.max_rollbacks:
+            self._rollbacks += 1
+            bad_step = self.step
+            self.load_state(ckpt_io.load(self.last_checkpoint, self.device), restore_rng=False)
+            log.warning(
+                "non-finite loss at step %d (%s); rolled back to %s (step %d), rollback %d of %d",
+                bad_step, values, self.last_checkpoint, self.step, self._rollbacks, cfg.max_rollbacks,
+            )
+            return
+        where = f"last checkpoint: {self.last_checkpoint}" if self.last_checkpoint else "no checkpoint"
+        raise TrainingDivergedError(
+            f"loss became NaN/inf at step {self.step}: {values}. Training stopped and nothing "
+            f"was saved from this state ({where}). Try lower learning rates, an R1 penalty "
+            "(r1_weight), grad_clip, amp='off', or TrainConfig(on_nan='rollback')."
+        )
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: nets, EMA, optimisers, schedules,
+        scalers, step, sampler position, all random states, and how to rebuild the nets."""
+        g_spec, d_spec, l_spec = spec_of(self.generator), spec_of(self.discriminator), _loss_spec(self.loss)
+        return {
+            "format": "medgan",
+            "version": ckpt_io.FORMAT_VERSION,
+            "generator": {"spec": g_spec.to_dict() if g_spec else None, "state": self.generator.state_dict()},
+            "discriminator": {"spec": d_spec.to_dict() if d_spec else None, "state": self.discriminator.state_dict()},
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "loss": l_spec.to_dict() if l_spec else None,
+            "config": self.config.to_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "sched_g": self.sched_g.state_dict(),
+            "sched_d": self.sched_d.state_dict(),
+            "scaler_g": self.scaler_g.state_dict(),
+            "scaler_d": self.scaler_d.state_dict(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "world_size": self.dist.world_size,
+            "rng": ckpt_io.rng_state({"noise": self.noise_rng, "aux": self.aux_rng}),
+        }
+
+    def save(self, path: str | Path) -> Path | None:
+        """Write a checkpoint atomically (rank 0 only); refuses non-finite weights."""
+        if not self.is_main:
+            return None
+        for name, net in (("generator", self.generator), ("discriminator", self.discriminator)):
+            if not all(torch.isfinite(p).all() for p in net.parameters()):
+                raise TrainingDivergedError(
+                    f"{name} has NaN/inf weights at step {self.step}; refusing to write {path}"
+                )
+        self.last_checkpoint = ckpt_io.save_atomic(self.state_dict(), path)
+        return self.last_checkpoint
+
+    def resume(self, path: str | Path) -> Trainer:
+        """Load a checkpoint written by :meth:`save` and continue from its step."""
+        self.load_state(ckpt_io.load(path, self.device), source=str(path))
+        self.last_checkpoint = Path(path)
+        return self
+
+    def load_state(self, state: dict[str, Any], restore_rng: bool = True, source: str = "checkpoint") -> None:
+        for key, net in (("generator", self.generator), ("discriminator", self.discriminator)):
+            _load_net(net, state[key], key, source)
+        if self.ema is not None:
+            if state.get("ema") is None:
+                self.ema.load_state_dict(self.generator.state_dict())
+            else:
+                self.ema.load_state_dict(state["ema"])
+        try:
+            self.opt_g.load_state_dict(state["opt_g"])
+            self.opt_d.load_state_dict(state["opt_d"])
+        except (ValueError, KeyError) as e:
+            raise CheckpointError(f"{source}: optimiser state does not fit these models: {e}") from e
+        self.sched_g.load_state_dict(state["sched_g"])
+        self.sched_d.load_state_dict(state["sched_d"])
+        self.scaler_g.load_state_dict(state["scaler_g"])
+        self.scaler_d.load_state_dict(state["scaler_d"])
+        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        if restore_rng:
+            ckpt_io.set_rng_state(state["rng"], {"noise": self.noise_rng, "aux": self.aux_rng})
+        self._batch_iter = None  # restart the data stream at the restored position
+
+
+def _load_net(net: nn.Module, entry: dict[str, Any], key: str, source: str) -> None:
+    ours, theirs = spec_of(net), entry.get("spec")
+    if ours is not None and theirs is not None and ours.to_dict() != theirs:
+        raise CheckpointError(
+            f"{source} holds a {key} {theirs['name']!r} with kwargs {theirs['kwargs']}, but this "
+            f"trainer's {key} is {ours.name!r} with kwargs {ours.kwargs}; build the same model"
+        )
+    try:
+        net.load_state_dict(entry["state"])
+    except RuntimeError as e:
+        raise CheckpointError(f"{source}: the {key} weights do not fit this model: {e}") from e
+
+
+def _all_finite(logs: dict[str, Tensor]) -> bool:
+    return bool(torch.isfinite(torch.stack([v.float() for v in logs.values()])).all())
+
+
+def _call(cb: Any, hook: str, *args: Any) -> None:
+    fn = getattr(cb, hook, None)
+    if fn is not None:
+        fn(*args)
+

@@ -36,7 +36,9 @@ def test_minimax_is_goodfellow_value_function():
 def test_non_saturating_generator_loss():
     loss = losses.NonSaturating()
     assert loss.g_loss(FAKE).item() == pytest.approx(mean(lambda f: -math.log(sig(f)), FAKE))
-    assert loss.d_loss(REAL, FAKE).item() == pytest.approx(losses.Minimax().d_loss(REAL, FAKE).item())
+    assert loss.d_loss(REAL, FAKE).item() == pytest.approx(
+        losses.Minimax().d_loss(REAL, FAKE).item()
+    )
 
 
 def test_wasserstein_hinge_least_squares_formulas():
@@ -56,11 +58,18 @@ def test_wasserstein_hinge_least_squares_formulas():
     assert ls.g_loss(FAKE).item() == pytest.approx(0.5 * ((f - 1) ** 2).mean())
 
 
-@pytest.mark.parametrize("name", ["minimax", "non_saturating", "wasserstein", "hinge", "least_squares"])
+@pytest.mark.parametrize(
+    "name", ["minimax", "non_saturating", "wasserstein", "hinge", "least_squares"]
+)
 def test_extreme_logits_stay_finite(name):
     loss = losses.build_loss(name)
     big = torch.tensor([100.0, -100.0, 1e4, -1e4], requires_grad=True)
-    for value in (loss.d_loss(big, -big), loss.d_loss(-big, big), loss.g_loss(big), loss.g_loss(-big)):
+    for value in (
+        loss.d_loss(big, -big),
+        loss.d_loss(-big, big),
+        loss.g_loss(big),
+        loss.g_loss(-big),
+    ):
         assert torch.isfinite(value)
         (g,) = torch.autograd.grad(value, big)
         assert torch.isfinite(g).all()
@@ -121,7 +130,9 @@ def test_registry_and_validation():
 
 def test_objective_adds_weighted_penalty():
     torch.manual_seed(0)
-    d = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1), torch.nn.Flatten(0))
+    d = torch.nn.Sequential(
+        torch.nn.Linear(2, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1), torch.nn.Flatten(0)
+    )
     real, fake = torch.randn(16, 2), torch.randn(16, 2)
     base, _ = losses.NonSaturating().discriminator_objective(d, real, fake)
     total, logs = losses.NonSaturating(r1_weight=2.0).discriminator_objective(d, real, fake)

@@ -12,15 +12,23 @@ from medgan.registry import MODELS, spec_of
 
 
 def test_registry_lists_and_refuses():
-    assert {"dcgan_generator", "dcgan_discriminator", "resnet_generator", "resnet_discriminator",
-            "mlp_generator", "mlp_discriminator"} <= set(models.available())
+    assert {
+        "dcgan_generator",
+        "dcgan_discriminator",
+        "resnet_generator",
+        "resnet_discriminator",
+        "mlp_generator",
+        "mlp_discriminator",
+    } <= set(models.available())
     with pytest.raises(ConfigError) as e:
         models.build("dcgan_gen")
     assert "dcgan_generator" in str(e.value) and "Available" in str(e.value)
     with pytest.raises(ConfigError, match="already registered"):
+
         @models.register("dcgan_generator")
         class Other(nn.Module):
             pass
+
     with pytest.raises(ConfigError, match="bad keyword"):
         models.build("dcgan_generator", imagesize=64)
     with pytest.raises(ConfigError, match="JSON"):
@@ -66,10 +74,17 @@ def test_large_sizes_build(size):
 
 @pytest.mark.parametrize("family", ["dcgan", "resnet"])
 def test_3d_same_class(family):
-    g = models.build(f"{family}_generator", image_size=16, base_channels=4, latent_dim=8, spatial_dims=3,
-                     out_channels=2)
-    d = models.build(f"{family}_discriminator", image_size=16, base_channels=4, spatial_dims=3,
-                     in_channels=2)
+    g = models.build(
+        f"{family}_generator",
+        image_size=16,
+        base_channels=4,
+        latent_dim=8,
+        spatial_dims=3,
+        out_channels=2,
+    )
+    d = models.build(
+        f"{family}_discriminator", image_size=16, base_channels=4, spatial_dims=3, in_channels=2
+    )
     x = g(torch.randn(2, 8))
     assert x.shape == (2, 2, 16, 16, 16)
     assert d(x).shape == (2,)

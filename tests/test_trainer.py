@@ -31,7 +31,9 @@ def tiny_models(seed=0, **kw):
 
 def tiny_trainer(seed=0, callbacks=(), data=None, loss=None, **cfg):
     g, d = tiny_models(seed)
-    config = medgan.TrainConfig(**{"steps": 12, "batch_size": 8, "device": "cpu", "n_critic": 2, **cfg})
+    config = medgan.TrainConfig(
+        **{"steps": 12, "batch_size": 8, "device": "cpu", "n_critic": 2, **cfg}
+    )
     data = data if data is not None else CTPhantomSlices(n=40, size=16)
     loss = loss or medgan.losses.NonSaturating(r1_weight=0.5)
     return medgan.Trainer(g, d, data, loss=loss, config=config, callbacks=callbacks)
@@ -71,9 +73,13 @@ def test_checkpoint_weights_only_contents_and_spec(tmp_path):
     p = tr.save(tmp_path / "x.pt")
     raw = torch.load(p, weights_only=True)
     assert raw["generator"]["spec"] == {
-        "name": "dcgan_generator", "kwargs": {"image_size": 16, "base_channels": 4, "latent_dim": 8}
+        "name": "dcgan_generator",
+        "kwargs": {"image_size": 16, "base_channels": 4, "latent_dim": 8},
     }
-    assert raw["loss"] == {"name": "non_saturating", "kwargs": {"r1_weight": 0.5, "r2_weight": 0.0, "gp_weight": 0.0}}
+    assert raw["loss"] == {
+        "name": "non_saturating",
+        "kwargs": {"r1_weight": 0.5, "r2_weight": 0.0, "gp_weight": 0.0},
+    }
     assert raw["step"] == 2 and "rng" in raw and "sched_g" in raw and "scaler_g" in raw
 
 
@@ -82,7 +88,9 @@ def test_checkpoint_from_other_model_and_truncated_file(tmp_path):
     p = tr.save(tmp_path / "x.pt")
     g = medgan.models.build("resnet_generator", image_size=16, base_channels=4, latent_dim=8)
     d = medgan.models.build("dcgan_discriminator", image_size=16, base_channels=4)
-    other = medgan.Trainer(g, d, CTPhantomSlices(n=16, size=16), config=medgan.TrainConfig(batch_size=8, device="cpu"))
+    other = medgan.Trainer(
+        g, d, CTPhantomSlices(n=16, size=16), config=medgan.TrainConfig(batch_size=8, device="cpu")
+    )
     with pytest.raises(CheckpointError, match="dcgan_generator"):
         other.resume(p)
     data = p.read_bytes()
@@ -144,21 +152,32 @@ def test_nan_rollback_restores_last_checkpoint(tmp_path):
             out = super().d_loss(r, f)
             return out * float("nan") if state["calls"] == 9 else out  # step 5's first D update
 
-    tr = tiny_trainer(loss=NanOnce(), on_nan="rollback", callbacks=[cb.Checkpoint(tmp_path, every=2)])
+    tr = tiny_trainer(
+        loss=NanOnce(), on_nan="rollback", callbacks=[cb.Checkpoint(tmp_path, every=2)]
+    )
     tr.fit(8)
     assert tr.step == 8 and tr._rollbacks == 1
     assert all(torch.isfinite(p).all() for p in tr.generator.parameters())
 
 
 def test_standard_callbacks_write_grid_log_plot_checkpoints(tmp_path):
-    tr = tiny_trainer(steps=6, callbacks=medgan.callbacks.standard_callbacks(
-        tmp_path, checkpoint_every=2, sample_every=3, log_every=1, keep_last=2))
+    tr = tiny_trainer(
+        steps=6,
+        callbacks=medgan.callbacks.standard_callbacks(
+            tmp_path, checkpoint_every=2, sample_every=3, log_every=1, keep_last=2
+        ),
+    )
     tr.fit(progress=True)
     assert sorted(p.name for p in (tmp_path / "checkpoints").glob("step_*.pt")) == [
-        "step_00000004.pt", "step_00000006.pt"]
+        "step_00000004.pt",
+        "step_00000006.pt",
+    ]
     assert (tmp_path / "checkpoints" / "last.pt").exists()
     assert {p.name for p in (tmp_path / "samples").iterdir()} == {
-        "samples_00000003.png", "samples_00000006.png", "samples_final.png"}
+        "samples_00000003.png",
+        "samples_00000006.png",
+        "samples_final.png",
+    }
     rows = cb.read_metric_log(tmp_path / "metrics.csv")
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
     assert all(math.isfinite(r["d_loss"]) and r["steps_per_s"] > 0 for r in rows)
@@ -172,15 +191,20 @@ def test_standard_callbacks_write_grid_log_plot_checkpoints(tmp_path):
 
 
 def test_evaluate_callback_and_jsonl(tmp_path):
-    ev = cb.Evaluate(lambda t: {"mean": float(t.ema(t.sample_noise(4)).mean())}, every=2,
-                     log_path=tmp_path / "eval.jsonl")
+    ev = cb.Evaluate(
+        lambda t: {"mean": float(t.ema(t.sample_noise(4)).mean())},
+        every=2,
+        log_path=tmp_path / "eval.jsonl",
+    )
     tiny_trainer(steps=4, callbacks=[ev]).fit()
     assert [h["step"] for h in ev.history] == [2, 4]
     assert len((tmp_path / "eval.jsonl").read_text().splitlines()) == 2
 
 
 def test_class_conditional_and_3d_and_wgan_gp_train():
-    g = medgan.models.build("dcgan_generator", image_size=16, base_channels=4, latent_dim=8, num_classes=2)
+    g = medgan.models.build(
+        "dcgan_generator", image_size=16, base_channels=4, latent_dim=8, num_classes=2
+    )
     d = medgan.models.build("resnet_discriminator", image_size=16, base_channels=4, num_classes=2)
     images = torch.rand(16, 1, 16, 16) * 2 - 1
     labels = torch.arange(16) % 2
@@ -188,11 +212,20 @@ def test_class_conditional_and_3d_and_wgan_gp_train():
     cfg = medgan.TrainConfig(steps=2, batch_size=8, device="cpu")
     medgan.Trainer(g, d, data, config=cfg, loss=medgan.losses.Hinge()).fit()
 
-    g3 = medgan.models.build("dcgan_generator", image_size=16, base_channels=2, latent_dim=8, spatial_dims=3)
-    d3 = medgan.models.build("dcgan_discriminator", image_size=16, base_channels=2, spatial_dims=3, norm="none")
+    g3 = medgan.models.build(
+        "dcgan_generator", image_size=16, base_channels=2, latent_dim=8, spatial_dims=3
+    )
+    d3 = medgan.models.build(
+        "dcgan_discriminator", image_size=16, base_channels=2, spatial_dims=3, norm="none"
+    )
     vols = torch.rand(8, 1, 16, 16, 16) * 2 - 1
-    tr = medgan.Trainer(g3, d3, vols, config=medgan.TrainConfig(steps=2, batch_size=4, device="cpu", n_critic=2),
-                        loss=medgan.losses.Wasserstein())
+    tr = medgan.Trainer(
+        g3,
+        d3,
+        vols,
+        config=medgan.TrainConfig(steps=2, batch_size=4, device="cpu", n_critic=2),
+        loss=medgan.losses.Wasserstein(),
+    )
     tr.fit()
     assert tr.step == 2
 
@@ -209,7 +242,9 @@ def test_paired_adapter_trains_image_to_image():
     class CondD(nn.Module):
         def __init__(self):
             super().__init__()
-            self.net = nn.Sequential(nn.Conv2d(2, 4, 4, 2, 1), nn.LeakyReLU(0.2), nn.Flatten(), nn.LazyLinear(1))
+            self.net = nn.Sequential(
+                nn.Conv2d(2, 4, 4, 2, 1), nn.LeakyReLU(0.2), nn.Flatten(), nn.LazyLinear(1)
+            )
 
         def forward(self, x, source):
             return self.net(torch.cat([x, source], 1)).squeeze(1)
@@ -218,8 +253,13 @@ def test_paired_adapter_trains_image_to_image():
     data = torch.utils.data.TensorDataset(src, -src)
     d = CondD()
     d(src[:1], src[:1])
-    tr = medgan.Trainer(Translator(), d, data, adapter=Paired(),
-                        config=medgan.TrainConfig(steps=3, batch_size=8, device="cpu"))
+    tr = medgan.Trainer(
+        Translator(),
+        d,
+        data,
+        adapter=Paired(),
+        config=medgan.TrainConfig(steps=3, batch_size=8, device="cpu"),
+    )
     tr.fit()
     assert tr.step == 3
 

@@ -61,7 +61,9 @@ class NoiseToImage:
         if not self.conditional:
             return GANInputs(real, (z,), None)
         if labels is None:
-            raise ValueError("a conditional GAN needs (image, label) batches; the data has no labels")
+            raise ValueError(
+                "a conditional GAN needs (image, label) batches; the data has no labels"
+            )
         labels = torch.as_tensor(labels, device=real.device).long()
         return GANInputs(real, (z, labels), labels)
 

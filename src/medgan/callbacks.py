@@ -145,7 +145,10 @@ class MetricLog(Callback):
         now = time.perf_counter()
         rate = (trainer.step - self._s0) / max(now - self._t0, 1e-9)
         row = {"step": trainer.step, **{k: float(v) for k, v in logs.items()}}
-        row |= {"lr_g": trainer.opt_g.param_groups[0]["lr"], "lr_d": trainer.opt_d.param_groups[0]["lr"]}
+        row |= {
+            "lr_g": trainer.opt_g.param_groups[0]["lr"],
+            "lr_d": trainer.opt_d.param_groups[0]["lr"],
+        }
         row["steps_per_s"] = rate
         self._append(row)
 
@@ -166,7 +169,9 @@ def read_metric_log(path: str | Path) -> list[dict[str, float]]:
 class LossPlot(Callback):
     """Plot the losses recorded by a :class:`MetricLog` to a PNG at the end of training."""
 
-    def __init__(self, log_path: str | Path, out: str | Path, keys: tuple[str, ...] = ("d_loss", "g_loss")):
+    def __init__(
+        self, log_path: str | Path, out: str | Path, keys: tuple[str, ...] = ("d_loss", "g_loss")
+    ):
         self.log_path, self.out, self.keys = Path(log_path), Path(out), keys
 
     def on_train_end(self, trainer: Any) -> None:
@@ -174,7 +179,9 @@ class LossPlot(Callback):
             plot_losses(self.log_path, self.out, self.keys)
 
 
-def plot_losses(log_path: str | Path, out: str | Path, keys: tuple[str, ...] = ("d_loss", "g_loss")) -> Path:
+def plot_losses(
+    log_path: str | Path, out: str | Path, keys: tuple[str, ...] = ("d_loss", "g_loss")
+) -> Path:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -202,7 +209,12 @@ class Evaluate(Callback):
     """Call ``fn(trainer) -> dict[str, float]`` every ``every`` steps (and at the end);
     results are logged, kept in ``history`` and appended to ``log_path`` (JSONL) if given."""
 
-    def __init__(self, fn: Callable[[Any], dict[str, float]], every: int = 1000, log_path: str | Path | None = None):
+    def __init__(
+        self,
+        fn: Callable[[Any], dict[str, float]],
+        every: int = 1000,
+        log_path: str | Path | None = None,
+    ):
         self.fn, self.every = fn, every
         self.log_path = Path(log_path) if log_path else None
         self.history: list[dict[str, float]] = []

@@ -48,7 +48,10 @@ def save_atomic(obj: dict[str, Any], path: str | os.PathLike) -> Path:
 
 
 def load(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
-    """Load a medgan checkpoint safely; a missing, truncated or foreign file is a CheckpointError."""
+    """Load a medgan checkpoint safely (weights only).
+
+    A missing, truncated or foreign file raises a CheckpointError naming it.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
@@ -69,7 +72,7 @@ def load(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
 
 def rng_state(generators: dict[str, torch.Generator] | None = None) -> dict[str, Any]:
     """Capture every random state training touches (torch CPU/CUDA, numpy, python, ours)."""
-    np_state = np.random.get_state()
+    np_state = np.random.get_state()  # noqa: NPY002 (the legacy global state is what we save)
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "numpy": {
@@ -93,8 +96,14 @@ def set_rng_state(
     """Restore what :func:`rng_state` captured."""
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
-    np.random.set_state(
-        (n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    np.random.set_state(  # noqa: NPY002
+        (
+            n["name"],
+            n["keys"].numpy().astype(np.uint32),
+            n["pos"],
+            n["has_gauss"],
+            n["cached_gaussian"],
+        )
     )
     random.setstate(_to_tuples(state["python"]))
     for k, g in (generators or {}).items():

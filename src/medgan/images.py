@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-
 from torch import Tensor
 
 
@@ -16,10 +15,12 @@ def to_display(x: Tensor) -> Tensor:
     if x.dim() == 5:
         x = x[..., x.shape[-1] // 2]
     if x.dim() != 4:
-        raise ValueError(f"expected images (N, C, H, W) or volumes (N, C, D, H, W), got {tuple(x.shape)}")
+        raise ValueError(
+            f"expected images (N, C, H, W) or volumes (N, C, D, H, W), got {tuple(x.shape)}"
+        )
     if x.shape[1] not in (1, 3):
         x = x[:, :1]
-    return ((x.clamp(-1, 1) + 1) / 2)
+    return (x.clamp(-1, 1) + 1) / 2
 
 
 def save_grid(x: Tensor, path: str | Path, nrow: int | None = None) -> Path:
@@ -45,5 +46,3 @@ def save_pngs(x: Tensor, folder: str | Path, prefix: str = "sample") -> list[Pat
         save_image(img, p)
         paths.append(p)
     return paths
-
-

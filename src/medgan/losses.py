@@ -225,4 +225,3 @@ class LeastSquares(GANLoss):
 def build_loss(name: str, **kwargs: Any) -> GANLoss:
     """Build a registered loss by name, e.g. ``build_loss("hinge", r1_weight=1.0)``."""
     return LOSSES.build(name, **kwargs)
-

@@ -35,7 +35,9 @@ class Spec:
         if isinstance(d, str):
             return cls(d, {})
         if not isinstance(d, dict) or "name" not in d:
-            raise ConfigError(f"{what} must be a name or {{'name': ..., 'kwargs': {{...}}}}, got {d!r}")
+            raise ConfigError(
+                f"{what} must be a name or {{'name': ..., 'kwargs': {{...}}}}, got {d!r}"
+            )
         unknown = set(d) - {"name", "kwargs"}
         if unknown:
             raise ConfigError(f"{what} has unknown keys {sorted(unknown)}; allowed: name, kwargs")

@@ -95,9 +95,11 @@ class Trainer:
         self.dataset = _TensorDataset(data) if isinstance(data, Tensor) else data
         self.adapter = adapter or default_adapter(generator)
         self.callbacks = list(callbacks)
-        device_type = "cuda" if cfg.device.startswith("cuda") or (
-            cfg.device == "auto" and torch.cuda.is_available()
-        ) else "cpu"
+        device_type = (
+            "cuda"
+            if cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
+            else "cpu"
+        )
         self.dist = ddp.init_from_env(device_type)
         self.device = resolve_device(cfg.device, self.dist.local_rank)
         if cfg.amp == "fp16" and self.device.type != "cuda":
@@ -123,7 +125,9 @@ class Trainer:
         # Our own generators: noise and penalty randomness never touch global RNG state.
         # Each rank draws different noise; the data order comes from the sampler.
         self.noise_rng = torch.Generator(self.device).manual_seed(cfg.seed * 1000 + self.dist.rank)
-        self.aux_rng = torch.Generator(self.device).manual_seed(cfg.seed * 1000 + 500 + self.dist.rank)
+        self.aux_rng = torch.Generator(self.device).manual_seed(
+            cfg.seed * 1000 + 500 + self.dist.rank
+        )
 
         from medgan.data.sampling import ResumableSampler
 
@@ -226,7 +230,9 @@ class Trainer:
             with torch.no_grad(), self._autocast():
                 fake = G(*x.g_args)
             with self._autocast():
-                d_total, d_logs = loss.discriminator_objective(D, x.real, fake, x.cond, self.aux_rng)
+                d_total, d_logs = loss.discriminator_objective(
+                    D, x.real, fake, x.cond, self.aux_rng
+                )
             self._update(self.opt_d, self.scaler_d, d_total, D)
 
         x = dataclasses.replace(x, g_args=self._renoise(x))  # fresh z for the G update
@@ -249,7 +255,9 @@ class Trainer:
             return x.g_args
         return (self.sample_noise(x.real.shape[0]), *x.g_args[1:])
 
-    def _update(self, opt: torch.optim.Optimizer, scaler: Any, loss: Tensor, net: nn.Module) -> None:
+    def _update(
+        self, opt: torch.optim.Optimizer, scaler: Any, loss: Tensor, net: nn.Module
+    ) -> None:
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if self.dist.enabled:
@@ -307,16 +315,27 @@ class Trainer:
     def _diverged(self, logs: dict[str, Tensor]) -> None:
         values = {k: float(v) for k, v in logs.items()}
         cfg = self.config
-        if cfg.on_nan == "rollback" and self.last_checkpoint and self._rollbacks < cfg.max_rollbacks:
+        if (
+            cfg.on_nan == "rollback"
+            and self.last_checkpoint
+            and self._rollbacks < cfg.max_rollbacks
+        ):
             self._rollbacks += 1
             bad_step = self.step
             self.load_state(ckpt_io.load(self.last_checkpoint, self.device), restore_rng=False)
             log.warning(
                 "non-finite loss at step %d (%s); rolled back to %s (step %d), rollback %d of %d",
-                bad_step, values, self.last_checkpoint, self.step, self._rollbacks, cfg.max_rollbacks,
+                bad_step,
+                values,
+                self.last_checkpoint,
+                self.step,
+                self._rollbacks,
+                cfg.max_rollbacks,
             )
             return
-        where = f"last checkpoint: {self.last_checkpoint}" if self.last_checkpoint else "no checkpoint"
+        where = (
+            f"last checkpoint: {self.last_checkpoint}" if self.last_checkpoint else "no checkpoint"
+        )
         raise TrainingDivergedError(
             f"loss became NaN/inf at step {self.step}: {values}. Training stopped and nothing "
             f"was saved from this state ({where}). Try lower learning rates, an R1 penalty "
@@ -328,12 +347,22 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: nets, EMA, optimisers, schedules,
         scalers, step, sampler position, all random states, and how to rebuild the nets."""
-        g_spec, d_spec, l_spec = spec_of(self.generator), spec_of(self.discriminator), _loss_spec(self.loss)
+        g_spec, d_spec, l_spec = (
+            spec_of(self.generator),
+            spec_of(self.discriminator),
+            _loss_spec(self.loss),
+        )
         return {
             "format": "medgan",
             "version": ckpt_io.FORMAT_VERSION,
-            "generator": {"spec": g_spec.to_dict() if g_spec else None, "state": self.generator.state_dict()},
-            "discriminator": {"spec": d_spec.to_dict() if d_spec else None, "state": self.discriminator.state_dict()},
+            "generator": {
+                "spec": g_spec.to_dict() if g_spec else None,
+                "state": self.generator.state_dict(),
+            },
+            "discriminator": {
+                "spec": d_spec.to_dict() if d_spec else None,
+                "state": self.discriminator.state_dict(),
+            },
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "loss": l_spec.to_dict() if l_spec else None,
             "config": self.config.to_dict(),
@@ -368,7 +397,9 @@ class Trainer:
         self.last_checkpoint = Path(path)
         return self
 
-    def load_state(self, state: dict[str, Any], restore_rng: bool = True, source: str = "checkpoint") -> None:
+    def load_state(
+        self, state: dict[str, Any], restore_rng: bool = True, source: str = "checkpoint"
+    ) -> None:
         for key, net in (("generator", self.generator), ("discriminator", self.discriminator)):
             _load_net(net, state[key], key, source)
         if self.ema is not None:
@@ -380,12 +411,18 @@ class Trainer:
             self.opt_g.load_state_dict(state["opt_g"])
             self.opt_d.load_state_dict(state["opt_d"])
         except (ValueError, KeyError) as e:
-            raise CheckpointError(f"{source}: optimiser state does not fit these models: {e}") from e
+            raise CheckpointError(
+                f"{source}: optimiser state does not fit these models: {e}"
+            ) from e
         self.sched_g.load_state_dict(state["sched_g"])
         self.sched_d.load_state_dict(state["sched_d"])
         self.scaler_g.load_state_dict(state["scaler_g"])
         self.scaler_d.load_state_dict(state["scaler_d"])
-        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        self.step, self.epoch, self.batch_in_epoch = (
+            state["step"],
+            state["epoch"],
+            state["batch_in_epoch"],
+        )
         if restore_rng:
             ckpt_io.set_rng_state(state["rng"], {"noise": self.noise_rng, "aux": self.aux_rng})
         self._batch_iter = None  # restart the data stream at the restored position
@@ -412,4 +449,3 @@ def _call(cb: Any, hook: str, *args: Any) -> None:
     fn = getattr(cb, hook, None)
     if fn is not None:
         fn(*args)
-

@@ -12,5 +12,5 @@ def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (CPU and CUDA) global generators, e.g. before building
     models so their initial weights are reproducible."""
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 (seeding the legacy global is the point)
     torch.manual_seed(seed)

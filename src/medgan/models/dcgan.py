@@ -83,6 +83,7 @@ class DCGANDiscriminator(nn.Module):
         num_classes: int = 0,
         norm: str = "batch",
         spectral_norm: bool = False,
+        minibatch_std: bool = True,
     ) -> None:
         super().__init__()
         d = L.check_spatial_dims(spatial_dims)
@@ -100,9 +101,12 @@ class DCGANDiscriminator(nn.Module):
                 _norm(norm, d, c_out),
                 nn.LeakyReLU(0.2, True),
             ]
+        extra = 1 if minibatch_std else 0
+        if minibatch_std:
+            blocks.append(L.MinibatchStd())
         self.net = nn.Sequential(*blocks, nn.Flatten())
         # A linear map of the flattened 4^d features equals DCGAN's final 4x4 "valid" conv.
-        self.head = L.ProjectionHead(ch[-1] * 4**d, num_classes, spectral=sn)
+        self.head = L.ProjectionHead((ch[-1] + extra) * 4**d, num_classes, spectral=sn)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         L.check_labels(y, self.num_classes, "DCGANDiscriminator")

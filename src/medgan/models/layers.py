@@ -82,3 +82,26 @@ class ProjectionHead(nn.Module):
         if self.embed is not None:
             out = out + (self.embed(y) * h).sum(dim=1)
         return out
+
+
+class MinibatchStd(nn.Module):
+    """Append the mean over features of the per-group standard deviation across the batch as
+    one extra channel (Karras et al. 2018, sec. 3): lets D notice a generator whose samples
+    lack variety, a direct counter to mode collapse.
+
+    ``(N, C, *spatial)`` -> ``(N, C + 1, *spatial)``. Groups of ``group_size`` samples; when
+    N is not divisible the whole batch forms one group.
+    """
+
+    def __init__(self, group_size: int = 4) -> None:
+        super().__init__()
+        self.group_size = group_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        g = self.group_size if n % self.group_size == 0 else n
+        y = x.float().reshape(g, n // g, *x.shape[1:])  # sample j of each group shares stats
+        y = (y.var(dim=0, unbiased=False) + 1e-8).sqrt()  # (n/g, C, *spatial)
+        y = y.flatten(1).mean(dim=1)  # (n/g,)
+        y = y.repeat(g).reshape(n, 1, *([1] * (x.dim() - 2))).expand(n, 1, *x.shape[2:])
+        return torch.cat([x, y.to(x.dtype)], dim=1)

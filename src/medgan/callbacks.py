@@ -112,9 +112,10 @@ class MetricLog(Callback):
         if self.path.suffix not in (".csv", ".jsonl"):
             raise ValueError(f"MetricLog: {self.path} must end in .csv or .jsonl")
         self._t0 = self._s0 = None
+        self._last: dict[str, Tensor] | None = None
 
     def on_train_start(self, trainer: Any) -> None:
-        self._t0, self._s0 = time.perf_counter(), trainer.step
+        self._t0, self._s0, self._last = time.perf_counter(), trainer.step, None
         if trainer.is_main and self.path.exists():
             rows = [r for r in read_metric_log(self.path) if r["step"] <= trainer.step]
             self.path.unlink()
@@ -140,8 +141,16 @@ class MetricLog(Callback):
             w.writerow(row)
 
     def on_step_end(self, trainer: Any, logs: dict[str, Tensor]) -> None:
-        if trainer.step % self.every or not trainer.is_main:
-            return
+        self._last = logs
+        if trainer.step % self.every == 0 and trainer.is_main:
+            self._write(trainer, logs)
+
+    def on_train_end(self, trainer: Any) -> None:
+        # the final step is always recorded, even when it is not a multiple of `every`
+        if trainer.is_main and self._last is not None and trainer.step % self.every:
+            self._write(trainer, self._last)
+
+    def _write(self, trainer: Any, logs: dict[str, Tensor]) -> None:
         now = time.perf_counter()
         rate = (trainer.step - self._s0) / max(now - self._t0, 1e-9)
         row = {"step": trainer.step, **{k: float(v) for k, v in logs.items()}}

@@ -26,3 +26,11 @@ class CheckpointError(MedganError):
 
 class TrainingDivergedError(MedganError, FloatingPointError):
     """A loss became NaN or infinite; training stopped before any weights were saved."""
+
+
+class GeometryError(DataError):
+    """Slices that do not form one regular volume (mixed orientation, gaps, duplicates)."""
+
+
+class MissingDecoderError(DataError):
+    """Compressed pixel data whose decoder plug-in is not installed."""

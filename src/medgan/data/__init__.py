@@ -1,18 +1,44 @@
-"""Medical image data: intensity maps, datasets, samplers."""
+"""Medical image data: Volumes with geometry, DICOM/NIfTI/PNG I/O, intensity maps,
+resampling, datasets (slices, patches, pairs) and embedded data."""
 
 from __future__ import annotations
 
-from medgan.data.intensity import CT_WINDOWS, hu_to_unit, unit_to_hu
+from medgan.data.datasets import PairedSliceDataset, PatchDataset, PNGFolder, SliceDataset, VolumeCache
+from medgan.data.dicom import list_series, load_dicom_file, load_dicom_series
+from medgan.data.embedded import embedded
+from medgan.data.intensity import CT_WINDOWS, IntensityWindow, hu_to_unit, unit_to_hu
+from medgan.data.io import load, load_png, save_dicom_series, save_png
+from medgan.data.nifti import load_nifti, save_nifti
 from medgan.data.phantoms import CTPhantomSlices, ct_phantom_hu
+from medgan.data.resample import resample
 from medgan.data.sampling import ResumableSampler
 from medgan.data.toy import EightGaussians
+from medgan.data.volume import Volume
 
 __all__ = [
     "CT_WINDOWS",
     "CTPhantomSlices",
     "EightGaussians",
+    "IntensityWindow",
+    "PNGFolder",
+    "PairedSliceDataset",
+    "PatchDataset",
     "ResumableSampler",
+    "SliceDataset",
+    "Volume",
+    "VolumeCache",
     "ct_phantom_hu",
+    "embedded",
     "hu_to_unit",
+    "list_series",
+    "load",
+    "load_dicom_file",
+    "load_dicom_series",
+    "load_nifti",
+    "load_png",
+    "resample",
+    "save_dicom_series",
+    "save_nifti",
+    "save_png",
     "unit_to_hu",
 ]

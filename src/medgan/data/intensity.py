@@ -51,3 +51,47 @@ def unit_to_hu(u: ArrayT, window: str | tuple[float, float] = "full") -> ArrayT:
     """[-1, 1] -> HU, the inverse of :func:`hu_to_unit` inside the window."""
     level, width = resolve_window(window)
     return u * (width / 2.0) + level
+
+
+class IntensityWindow:
+    """An invertible linear map of the physical range ``[lo, hi]`` onto [-1, 1]:
+
+        u = clip(2 * (v - lo) / (hi - lo) - 1, -1, 1),    v = lo + (u + 1) / 2 * (hi - lo)
+
+    ``IntensityWindow.ct("lung")`` is the CT window (level, width) as ``[L - W/2, L + W/2]``
+    in HU; ``IntensityWindow.percentile(array)`` uses NaN-aware percentiles (MR).
+    """
+
+    def __init__(self, lo: float, hi: float, unit: str = "") -> None:
+        if not hi > lo:
+            raise ConfigError(f"intensity window needs hi > lo, got [{lo}, {hi}]")
+        self.lo, self.hi, self.unit = float(lo), float(hi), unit
+
+    @classmethod
+    def ct(cls, window: str | tuple[float, float] = "full") -> IntensityWindow:
+        level, width = resolve_window(window)
+        return cls(level - width / 2, level + width / 2, "HU")
+
+    @classmethod
+    def percentile(
+        cls, array: np.ndarray, lower: float = 0.5, upper: float = 99.5, mask: np.ndarray | None = None
+    ) -> IntensityWindow:
+        """Window between the ``lower`` and ``upper`` percentiles of ``array`` (inside ``mask``),
+        ignoring NaN; typical for MR, whose units are arbitrary."""
+        values = np.asarray(array, dtype=np.float64)
+        if mask is not None:
+            values = values[np.asarray(mask, bool)]
+        lo, hi = np.nanpercentile(values, [lower, upper])
+        if not np.isfinite(lo) or not hi > lo:
+            raise ConfigError(f"percentile window is empty ([{lo}, {hi}]): constant or all-NaN image?")
+        return cls(float(lo), float(hi))
+
+    def to_unit(self, v: ArrayT) -> ArrayT:
+        u = (v - self.lo) * (2.0 / (self.hi - self.lo)) - 1.0
+        return u.clip(-1.0, 1.0)
+
+    def from_unit(self, u: ArrayT) -> ArrayT:
+        return (u + 1.0) * ((self.hi - self.lo) / 2.0) + self.lo
+
+    def __repr__(self) -> str:
+        return f"IntensityWindow([{self.lo:g}, {self.hi:g}] {self.unit} -> [-1, 1])"

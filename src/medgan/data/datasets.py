@@ -1,0 +1,306 @@
+"""Torch datasets over Volumes: 2D slices, 3D patches, aligned pairs, PNG folders.
+
+Every image item is a float32 tensor ``(1, *spatial)`` in [-1, 1] (through an
+:class:`~medgan.data.intensity.IntensityWindow`); label items are int64 ``(*spatial)``.
+Sources may be Volumes or paths; paths are decoded once and kept (in memory, or as
+memory-mapped ``.npy`` files under ``cache_dir``, shared by DataLoader workers).
+``transform`` is any callable on the item (MONAI/torchio transforms work).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from medgan.data.intensity import IntensityWindow
+from medgan.data.io import load
+from medgan.data.volume import Volume
+from medgan.errors import ConfigError, DataError
+from medgan.registry import DATASETS
+
+Source = Volume | str | Path
+WindowSpec = IntensityWindow | Callable[[Volume], IntensityWindow] | str | None
+
+
+class VolumeCache:
+    """Decode each path once; with ``cache_dir`` keep voxels as memory-mapped ``.npy``."""
+
+    def __init__(self, cache_dir: str | Path | None = None) -> None:
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self._mem: dict[str, Volume] = {}
+
+    def get(self, source: Source) -> Volume:
+        if isinstance(source, Volume):
+            return source
+        key = str(Path(source).resolve())
+        if key in self._mem:
+            return self._mem[key]
+        if self.cache_dir is not None:
+            digest = hashlib.sha1(key.encode()).hexdigest()[:16]
+            npy, aff = self.cache_dir / f"{digest}.npy", self.cache_dir / f"{digest}.affine.npy"
+            if npy.exists() and aff.exists():
+                vol = Volume(np.load(npy, mmap_mode="r"), np.load(aff), {"sources": [key]})
+            else:
+                decoded = load(source)
+                self.cache_dir.mkdir(parents=True, exist_ok=True)
+                np.save(npy, decoded.array)
+                np.save(aff, decoded.affine)
+                vol = Volume(np.load(npy, mmap_mode="r"), decoded.affine, decoded.meta)
+        else:
+            vol = load(source)
+        self._mem[key] = vol
+        return vol
+
+
+def resolve_window(spec: WindowSpec, vol: Volume) -> IntensityWindow:
+    """The intensity map for ``vol``: a given window, a function of the volume, a CT window
+    name, or (None) the "full" CT window for HU data and 0.5-99.5 percentiles otherwise."""
+    if isinstance(spec, IntensityWindow):
+        return spec
+    if isinstance(spec, str):
+        return IntensityWindow.ct(spec)
+    if callable(spec):
+        return spec(vol)
+    if vol.meta.get("unit") == "HU":
+        return IntensityWindow.ct("full")
+    return IntensityWindow.percentile(vol.array)
+
+
+def _axis(vol: Volume, axis: int | str) -> int:
+    return vol.axis_of(axis) if isinstance(axis, str) else int(axis)
+
+
+def _square(x: torch.Tensor, size: int | None) -> torch.Tensor:
+    """Pad ``(C, H, W)`` to a square (with the minimum), then resize to ``size``."""
+    if size is None:
+        return x
+    h, w = x.shape[-2:]
+    if h != w:
+        m = max(h, w)
+        pad = ((m - w) // 2, m - w - (m - w) // 2, (m - h) // 2, m - h - (m - h) // 2)
+        x = F.pad(x, pad, value=float(x.min()))
+    if x.shape[-1] != size:
+        x = F.interpolate(x[None], size=(size, size), mode="bilinear", antialias=True,
+                          align_corners=False)[0]
+    return x
+
+
+@DATASETS.register("slices")
+class SliceDataset(Dataset):
+    """2D slices along ``axis`` (an int, or "axial"/"coronal"/"sagittal") of every volume.
+
+    Args:
+        sources: Volumes or paths (DICOM folders/files, NIfTI, PNG).
+        window: intensity map to [-1, 1] (see :func:`resolve_window`).
+        min_foreground: keep slices whose fraction of pixels above ``foreground_level``
+            (in [-1, 1] units) is at least this (0 keeps all).
+        size: pad to square and resize to ``size`` x ``size`` (None keeps the native size).
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[Source] | Source,
+        axis: int | str = "axial",
+        window: WindowSpec = None,
+        min_foreground: float = 0.0,
+        foreground_level: float = -0.9,
+        size: int | None = None,
+        transform: Callable[[torch.Tensor], Any] | None = None,
+        cache_dir: str | Path | None = None,
+    ) -> None:
+        if isinstance(sources, Volume | str | Path):
+            sources = [sources]
+        self.cache = VolumeCache(cache_dir)
+        self.volumes = [self.cache.get(s) for s in sources]
+        if not self.volumes:
+            raise DataError("SliceDataset: no sources given")
+        self.windows = [resolve_window(window, v) for v in self.volumes]
+        self.axes = [_axis(v, axis) for v in self.volumes]
+        self.size, self.transform = size, transform
+        self.index: list[tuple[int, int]] = []
+        for vi, (v, w, ax) in enumerate(zip(self.volumes, self.windows, self.axes, strict=True)):
+            arr = v.array if v.array.ndim == 3 else v.array[0]
+            unit = w.to_unit(np.moveaxis(np.asarray(arr), ax, 0))
+            frac = (unit > foreground_level).reshape(unit.shape[0], -1).mean(1)
+            self.index += [(vi, k) for k in np.flatnonzero(frac >= min_foreground)]
+        if not self.index:
+            raise DataError(f"SliceDataset: no slice has >= {min_foreground:.0%} foreground")
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def slice_array(self, i: int) -> np.ndarray:
+        vi, k = self.index[i]
+        v = self.volumes[vi]
+        arr = np.take(v.array, k, axis=self.axes[vi] + (v.array.ndim - 3))
+        return arr if arr.ndim == 3 else arr[None]  # (C, H, W)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        vi, _ = self.index[i]
+        x = torch.from_numpy(np.ascontiguousarray(self.windows[vi].to_unit(self.slice_array(i))))
+        x = _square(x.float(), self.size)
+        return self.transform(x) if self.transform else x
+
+
+@DATASETS.register("patches")
+class PatchDataset(Dataset):
+    """3D patches ``(1, p, p, p)`` from volumes.
+
+    mode "random": ``samples_per_volume`` patches at uniform positions; "grid": tiles with
+    stride ``p`` covering each volume (the last tile aligned to the edge); "label": centres
+    drawn inside ``labels > 0`` with probability ``label_fraction``, else uniform. Item i is
+    a pure function of (seed, i), so epochs and workers are reproducible.
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[Source] | Source,
+        patch_size: int = 32,
+        mode: str = "random",
+        samples_per_volume: int = 16,
+        labels: Sequence[Source] | None = None,
+        label_fraction: float = 0.5,
+        window: WindowSpec = None,
+        seed: int = 0,
+        transform: Callable[[torch.Tensor], Any] | None = None,
+        cache_dir: str | Path | None = None,
+    ) -> None:
+        if mode not in ("random", "grid", "label"):
+            raise ConfigError(f"PatchDataset mode must be random, grid or label, got {mode!r}")
+        if isinstance(sources, Volume | str | Path):
+            sources = [sources]
+        self.cache = VolumeCache(cache_dir)
+        self.volumes = [self.cache.get(s) for s in sources]
+        self.windows = [resolve_window(window, v) for v in self.volumes]
+        self.p, self.mode, self.seed, self.transform = patch_size, mode, seed, transform
+        self.spv, self.label_fraction = samples_per_volume, label_fraction
+        for v in self.volumes:
+            if min(v.spatial_shape) < patch_size:
+                raise DataError(f"volume {v.spatial_shape} is smaller than patch_size={patch_size}")
+        self.label_vols = [self.cache.get(s) for s in labels] if labels is not None else None
+        if mode == "label":
+            if self.label_vols is None:
+                raise ConfigError("PatchDataset mode='label' needs labels=")
+            self.fg = [np.argwhere(np.asarray(lv.array) > 0) for lv in self.label_vols]
+        if mode == "grid":
+            self.grid = [(vi, c) for vi, v in enumerate(self.volumes) for c in self._tiles(v.spatial_shape)]
+
+    def _tiles(self, shape: tuple[int, int, int]) -> list[tuple[int, int, int]]:
+        starts = []
+        for n in shape:
+            s = list(range(0, n - self.p + 1, self.p))
+            if s[-1] != n - self.p:
+                s.append(n - self.p)
+            starts.append(s)
+        return [(a, b, c) for a in starts[0] for b in starts[1] for c in starts[2]]
+
+    def __len__(self) -> int:
+        return len(self.grid) if self.mode == "grid" else len(self.volumes) * self.spv
+
+    def corner(self, i: int) -> tuple[int, tuple[int, int, int]]:
+        """(volume index, patch start) of item ``i``."""
+        if self.mode == "grid":
+            return self.grid[i]
+        vi = i // self.spv
+        shape = np.asarray(self.volumes[vi].spatial_shape)
+        rng = np.random.default_rng([self.seed, i])
+        if self.mode == "label" and len(self.fg[vi]) and rng.random() < self.label_fraction:
+            centre = self.fg[vi][rng.integers(len(self.fg[vi]))]
+            start = np.clip(centre - self.p // 2, 0, shape - self.p)
+        else:
+            start = rng.integers(0, shape - self.p + 1)
+        return vi, tuple(int(s) for s in start)
+
+    def __getitem__(self, i: int) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        vi, (a, b, c) = self.corner(i)
+        sl = (..., slice(a, a + self.p), slice(b, b + self.p), slice(c, c + self.p))
+        arr = np.asarray(self.volumes[vi].array[sl])
+        x = torch.from_numpy(np.ascontiguousarray(self.windows[vi].to_unit(arr)))
+        x = x if x.dim() == 4 else x[None]
+        out: Any = x
+        if self.label_vols is not None:
+            out = (x, torch.from_numpy(np.asarray(self.label_vols[vi].array[sl])).long())
+        return self.transform(out) if self.transform else out
+
+
+@DATASETS.register("paired_slices")
+class PairedSliceDataset(Dataset):
+    """Aligned 2D slice pairs ``(source, target)`` from two lists of co-registered volumes
+    (same shape and affine): e.g. low-dose/full-dose CT, T1/T2, image/label.
+
+    ``target_is_label=True`` returns the target as int64 labels ``(H, W)`` instead of an image.
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        targets: Sequence[Source],
+        axis: int | str = "axial",
+        source_window: WindowSpec = None,
+        target_window: WindowSpec = None,
+        target_is_label: bool = False,
+        min_foreground: float = 0.0,
+        transform: Callable[[Any], Any] | None = None,
+    ) -> None:
+        if len(sources) != len(targets):
+            raise DataError(f"{len(sources)} sources but {len(targets)} targets")
+        self.a = SliceDataset(sources, axis, source_window, min_foreground)
+        cache = self.a.cache
+        self.targets = [cache.get(t) for t in targets]
+        for va, vb in zip(self.a.volumes, self.targets, strict=True):
+            if va.spatial_shape != vb.spatial_shape or not np.allclose(va.affine, vb.affine, atol=1e-3):
+                raise DataError(
+                    f"source {va.meta.get('sources')} and target {vb.meta.get('sources')} are not "
+                    f"aligned (shapes {va.spatial_shape} vs {vb.spatial_shape}); register/resample first"
+                )
+        self.target_is_label = target_is_label
+        self.b_windows = None if target_is_label else [resolve_window(target_window, v) for v in self.targets]
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        vi, k = self.a.index[i]
+        src = self.a[i]
+        tv = self.targets[vi]
+        arr = np.take(tv.array, k, axis=self.a.axes[vi] + (tv.array.ndim - 3))
+        if self.target_is_label:
+            tgt = torch.from_numpy(np.ascontiguousarray(arr)).long()
+        else:
+            arr = arr if arr.ndim == 3 else arr[None]
+            tgt = torch.from_numpy(np.ascontiguousarray(self.b_windows[vi].to_unit(arr))).float()
+        out = (src, tgt)
+        return self.transform(out) if self.transform else out
+
+
+@DATASETS.register("png_folder")
+class PNGFolder(Dataset):
+    """All ``*.png`` under ``folder`` as grey ``(1, size, size)`` in [-1, 1] (8-bit: v/127.5 - 1)."""
+
+    def __init__(self, folder: str | Path, size: int | None = None,
+                 transform: Callable[[torch.Tensor], Any] | None = None) -> None:
+        self.folder = Path(folder)
+        self.paths = sorted(self.folder.rglob("*.png"))
+        if not self.paths:
+            raise DataError(f"{self.folder}: no .png files found")
+        self.size, self.transform = size, transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        from medgan.data.io import load_png
+
+        vol = load_png(self.paths[i])
+        scale = 65535.0 if vol.array.max() > 255 else 255.0
+        x = torch.from_numpy(vol.array / (scale / 2) - 1.0).float()
+        x = _square(x, self.size)
+        return self.transform(x) if self.transform else x

@@ -1,0 +1,51 @@
+"""Data that ships with medgan, so demos and tests run with no download.
+
+- ``"mni152_t1"``: MNI ICBM152 2009a T1-weighted brain MRI (real, averaged over 152
+  adults), 2 mm, RAS+, intensities 0..255 (arbitrary MR units). See embedded/NOTICE.txt.
+- ``"mni152_tissue"``: the matching label map (0 background, 1 grey, 2 white matter).
+- ``"ct_small"``: a real 128x128 CT slice in HU (pydicom's CT_small.dcm, from the
+  pydicom wheel).
+- ``"ct_phantoms"``: procedural thorax CT slices in HU (a Dataset; unlimited variety).
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from medgan.data.volume import Volume
+from medgan.errors import DataError
+
+NAMES = ("mni152_t1", "mni152_tissue", "ct_small", "ct_phantoms")
+
+
+def _mni() -> dict[str, np.ndarray]:
+    with resources.files("medgan.data").joinpath("embedded/mni152_2mm.npz").open("rb") as f:
+        z = np.load(f)
+        return {k: z[k] for k in z.files}
+
+
+def embedded(name: str, **kwargs: Any) -> Any:
+    """Load embedded data by name (see the module docstring)."""
+    if name == "mni152_t1":
+        d = _mni()
+        return Volume(d["t1"].astype(np.float32), d["affine"],
+                      {"modality": "MR", "unit": "arbitrary", "sources": ["embedded:mni152_t1"]})
+    if name == "mni152_tissue":
+        d = _mni()
+        return Volume(d["labels"].astype(np.float32), d["affine"],
+                      {"modality": "SEG", "unit": "label", "sources": ["embedded:mni152_tissue"],
+                       "label_names": ["background", "grey matter", "white matter"]})
+    if name == "ct_small":
+        from pydicom.data import get_testdata_file
+
+        from medgan.data.dicom import load_dicom_file
+
+        return load_dicom_file(get_testdata_file("CT_small.dcm"))
+    if name == "ct_phantoms":
+        from medgan.data.phantoms import CTPhantomSlices
+
+        return CTPhantomSlices(**kwargs)
+    raise DataError(f"unknown embedded data {name!r}; available: {', '.join(NAMES)}")

@@ -1,0 +1,147 @@
+"""One entry point to read images, and writers for NIfTI, DICOM series and PNG."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import numpy as np
+
+from medgan.data.dicom import load_dicom_file, load_dicom_series
+from medgan.data.nifti import load_nifti, save_nifti
+from medgan.data.volume import LPS_TO_RAS, Volume
+from medgan.errors import DataError
+
+__all__ = ["load", "load_png", "save_dicom_series", "save_nifti", "save_png"]
+
+
+def load(path: str | Path, **kwargs) -> Volume:
+    """Read ``path`` as a Volume: a DICOM folder (one series), a DICOM file (also enhanced
+    multi-frame), ``.nii``/``.nii.gz``, or a 2D PNG. Keyword arguments go to the specific
+    loader (``series_uid`` for DICOM folders; ``canonical``, ``nonfinite`` for NIfTI)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    if path.is_dir():
+        return load_dicom_series(path, **kwargs)
+    name = path.name.lower()
+    if name.endswith((".nii", ".nii.gz")):
+        return load_nifti(path, **kwargs)
+    if name.endswith(".png"):
+        return load_png(path)
+    return load_dicom_file(path)
+
+
+def load_png(path: str | Path) -> Volume:
+    """A grey-scale PNG as a 1-slice Volume (unit: the stored integer value; 1 mm pixels)."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            if im.mode not in ("L", "I", "I;16", "I;16B", "1", "P", "RGB", "RGBA", "LA"):
+                raise DataError(f"{path}: unsupported PNG mode {im.mode}")
+            if im.mode in ("RGB", "RGBA", "P", "LA"):
+                im = im.convert("L")
+            arr = np.asarray(im, dtype=np.float32)
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise DataError(f"{path}: not a readable PNG ({e})") from None
+    # rows run top->bottom, no patient position: index (0, r, c) -> (c, r, 0) mm
+    affine = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]], dtype=float)
+    return Volume(arr[None], affine, {"modality": "OT", "sources": [str(path)], "unit": "pixel value",
+                                      "format": "png"})
+
+
+def save_png(image: np.ndarray, path: str | Path, value_range: tuple[float, float] = (-1.0, 1.0)) -> Path:
+    """Write a 2D array as an 8-bit grey PNG, mapping ``value_range`` to 0..255."""
+    from PIL import Image
+
+    lo, hi = value_range
+    arr = np.clip((np.asarray(image, dtype=np.float64) - lo) / (hi - lo), 0, 1)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.round(arr * 255).astype(np.uint8)).save(path)
+    return path
+
+
+_SOP_CLASS = {"CT": "1.2.840.10008.5.1.4.1.1.2", "MR": "1.2.840.10008.5.1.4.1.1.4"}
+
+
+def save_dicom_series(
+    volume: Volume,
+    folder: str | Path,
+    modality: str | None = None,
+    series_description: str = "medgan synthetic",
+) -> list[Path]:
+    """Write a Volume (axes: slice, row, column) as a CT or MR DICOM series, one file per slice.
+
+    Fresh UIDs; geometry from the affine (RAS -> LPS); values stored as int16 with
+    RescaleSlope/Intercept chosen to cover the data range (slope 1 for integer HU). Marked
+    derived and synthetic (ImageType DERIVED\\SECONDARY, ImageComments, BurnedInAnnotation
+    NO); no patient-identifying attribute is copied from anywhere.
+    """
+    import pydicom
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    modality = modality or volume.meta.get("modality") or "CT"
+    if modality not in _SOP_CLASS:
+        raise DataError(f"save_dicom_series writes CT or MR, got modality {modality!r}")
+    if volume.array.ndim != 3:
+        raise DataError("save_dicom_series needs a single-channel volume (3 axes)")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lps = np.linalg.inv(LPS_TO_RAS) @ volume.affine
+    step, col_vec, row_vec = lps[:3, 0], lps[:3, 1], lps[:3, 2]  # axes: slice, row, column
+    dr, dc = np.linalg.norm(col_vec), np.linalg.norm(row_vec)
+    x, y = row_vec / dc, col_vec / dr  # X: along a row (increasing column); Y: down a column
+    if abs(float(np.dot(x, y))) > 1e-4:
+        raise DataError("the volume's in-plane axes are not orthogonal; resample it before writing DICOM")
+    data = volume.array.astype(np.float64)
+    lo, hi = float(data.min()), float(data.max())
+    integer = np.allclose(data, np.round(data)) and lo >= -32768 and hi <= 32767
+    if integer:
+        slope, intercept = 1.0, 0.0
+    else:
+        slope = max(hi - lo, 1e-6) / 65534.0
+        intercept = (hi + lo) / 2.0
+    stored = np.clip(np.round((data - intercept) / slope), -32767, 32767).astype(np.int16)
+
+    study, series, frame_of_ref = generate_uid(), generate_uid(), generate_uid()
+    now = datetime.datetime.now()
+    paths = []
+    for k in range(stored.shape[0]):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = _SOP_CLASS[modality]
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        p = folder / f"slice_{k:05d}.dcm"
+        ds = FileDataset(str(p), {}, file_meta=meta, preamble=b"\0" * 128)
+        ds.SOPClassUID = meta.MediaStorageSOPClassUID
+        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame_of_ref
+        ds.Modality = modality
+        ds.PatientName = "SYNTHETIC^MEDGAN"
+        ds.PatientID = "SYNTHETIC"
+        ds.StudyDate = ds.SeriesDate = ds.ContentDate = now.strftime("%Y%m%d")
+        ds.ContentTime = now.strftime("%H%M%S")
+        ds.SeriesDescription = series_description
+        ds.ImageType = ["DERIVED", "SECONDARY"]
+        ds.ImageComments = "synthetic image generated by medgan; not a real patient"
+        ds.BurnedInAnnotation = "NO"
+        ds.SeriesNumber, ds.InstanceNumber = 1, k + 1
+        pos = lps[:3, 3] + k * step
+        ds.ImagePositionPatient = [f"{v:.6f}" for v in pos]
+        ds.ImageOrientationPatient = [f"{v:.8f}" for v in np.r_[x, y]]
+        ds.PixelSpacing = [f"{dr:.8f}", f"{dc:.8f}"]
+        ds.SliceThickness = f"{np.linalg.norm(step):.6f}"
+        ds.SliceLocation = f"{float(np.dot(pos, np.cross(x, y))):.6f}"
+        ds.Rows, ds.Columns = stored.shape[1], stored.shape[2]
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+        ds.RescaleSlope, ds.RescaleIntercept = f"{slope:.10g}", f"{intercept:.10g}"
+        ds.RescaleType = "HU" if modality == "CT" else "US"
+        ds.PixelData = stored[k].tobytes()
+        pydicom.dcmwrite(p, ds, enforce_file_format=True)
+        paths.append(p)
+    return paths

@@ -1,0 +1,92 @@
+"""NIfTI (.nii, .nii.gz) <-> Volume, through nibabel.
+
+Intensities come from ``get_fdata`` (scl_slope/scl_inter applied). The affine is the
+image's best affine (sform, else qform), mapping array indices (i, j, k) to RAS+ mm.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from medgan.data.volume import Volume
+from medgan.errors import DataError
+
+
+def load_nifti(
+    path: str | Path,
+    canonical: bool = True,
+    nonfinite: str = "error",
+    four_d: str = "channels",
+) -> Volume:
+    """Load a NIfTI file as a Volume.
+
+    Args:
+        canonical: reorder axes to RAS+ (nibabel's ``as_closest_canonical``).
+        nonfinite: "error" (raise, naming how many voxels are NaN/inf), or "zero"/"min"
+            to replace them with 0 or the finite minimum.
+        four_d: "channels" (4th axis becomes a leading channel axis) or "error".
+    """
+    import nibabel as nib
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        img = nib.load(path)
+        if canonical:
+            img = nib.as_closest_canonical(img)
+        data = np.asarray(img.get_fdata(dtype=np.float32))
+    except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as e:
+        raise DataError(f"{path}: truncated or corrupt file ({type(e).__name__}: {e})") from None
+    except nib.filebasedimages.ImageFileError as e:
+        raise DataError(f"{path}: not a NIfTI image ({e})") from None
+    except ValueError as e:  # nibabel: "Expected N bytes, got M" on short data
+        raise DataError(f"{path}: unreadable image data, truncated? ({e})") from None
+    if data.ndim == 5 and data.shape[3] == 1:
+        data = data[:, :, :, 0]
+    if data.ndim == 2:
+        data = data[:, :, None]
+    if data.ndim == 4:
+        if four_d == "error":
+            raise DataError(f"{path}: 4D image {data.shape}; pass four_d='channels' to load it")
+        data = np.moveaxis(data, 3, 0)
+    elif data.ndim != 3:
+        raise DataError(f"{path}: expected a 3D (or 4D) image, got shape {data.shape}")
+    bad = ~np.isfinite(data)
+    if bad.any():
+        if nonfinite == "error":
+            raise DataError(
+                f"{path}: {int(bad.sum())} NaN/inf voxels; pass nonfinite='zero' or 'min' to replace them"
+            )
+        fill = 0.0 if nonfinite == "zero" else float(np.min(data[~bad])) if (~bad).any() else 0.0
+        data = np.where(bad, np.float32(fill), data)
+    meta = {"modality": "", "sources": [str(path)], "unit": "arbitrary", "format": "nifti"}
+    # medgan's writer records modality and unit in the header's 80-byte description
+    descrip = img.header.get("descrip", b"")
+    descrip = (descrip.item() if hasattr(descrip, "item") else descrip).decode("latin-1", "ignore")
+    for part in descrip.split():
+        key, _, value = part.partition("=")
+        if key in ("modality", "unit") and value:
+            meta[key] = value
+    return Volume(np.ascontiguousarray(data), img.affine, meta)
+
+
+def save_nifti(volume: Volume, path: str | Path) -> Path:
+    """Write a Volume as NIfTI-1 (float32) with its affine as sform and qform."""
+    import nibabel as nib
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = volume.array if volume.array.ndim == 3 else np.moveaxis(volume.array, 0, -1)
+    img = nib.Nifti1Image(data, volume.affine)
+    img.set_sform(volume.affine, code=1)
+    img.set_qform(volume.affine, code=1)
+    modality = volume.meta.get("modality") or ""
+    unit = str(volume.meta.get("unit") or "").replace(" ", "_")
+    img.header["descrip"] = f"medgan modality={modality} unit={unit}"[:79].encode()
+    nib.save(img, path)
+    return path

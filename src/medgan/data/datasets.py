@@ -10,6 +10,8 @@ memory-mapped ``.npy`` files under ``cache_dir``, shared by DataLoader workers).
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,15 +46,17 @@ class VolumeCache:
             return self._mem[key]
         if self.cache_dir is not None:
             digest = hashlib.sha1(key.encode()).hexdigest()[:16]
-            npy, aff = self.cache_dir / f"{digest}.npy", self.cache_dir / f"{digest}.affine.npy"
-            if npy.exists() and aff.exists():
-                vol = Volume(np.load(npy, mmap_mode="r"), np.load(aff), {"sources": [key]})
-            else:
+            npy = self.cache_dir / f"{digest}.npy"
+            aff, meta = npy.with_suffix(".affine.npy"), npy.with_suffix(".meta.json")
+            if not (npy.exists() and aff.exists() and meta.exists()):
                 decoded = load(source)
                 self.cache_dir.mkdir(parents=True, exist_ok=True)
-                np.save(npy, decoded.array)
                 np.save(aff, decoded.affine)
-                vol = Volume(np.load(npy, mmap_mode="r"), decoded.affine, decoded.meta)
+                meta.write_text(json.dumps(decoded.meta, default=str))
+                tmp = npy.with_suffix(f".{os.getpid()}.tmp.npy")
+                np.save(tmp, decoded.array)
+                os.replace(tmp, npy)  # atomic: a crash never leaves a half-written cache
+            vol = Volume(np.load(npy, mmap_mode="r"), np.load(aff), json.loads(meta.read_text()))
         else:
             vol = load(source)
         self._mem[key] = vol
@@ -89,6 +93,7 @@ def _square(x: torch.Tensor, size: int | None) -> torch.Tensor:
     if x.shape[-1] != size:
         x = F.interpolate(x[None], size=(size, size), mode="bilinear", antialias=True,
                           align_corners=False)[0]
+        x = x.clamp(-1.0, 1.0)  # antialiasing can overshoot the model range by ~1e-7
     return x
 
 

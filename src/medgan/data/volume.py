@@ -28,7 +28,7 @@ class Volume:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        arr = np.asarray(self.array)
+        arr = np.asanyarray(self.array)  # keeps np.memmap (cached volumes) memory-mapped
         if arr.dtype != np.float32:
             arr = arr.astype(np.float32)
         if arr.ndim not in (3, 4):

@@ -111,5 +111,7 @@ def test_slices_train_a_gan_for_two_steps():
     ds = SliceDataset(embedded("mni152_t1"), "axial", min_foreground=0.2, size=16)
     g = medgan.models.build("dcgan_generator", image_size=16, base_channels=4, latent_dim=8)
     d = medgan.models.build("dcgan_discriminator", image_size=16, base_channels=4)
-    tr = medgan.Trainer(g, d, ds, config=medgan.TrainConfig(steps=2, batch_size=8, device="cpu")).fit()
+    tr = medgan.Trainer(
+        g, d, ds, config=medgan.TrainConfig(steps=2, batch_size=8, device="cpu")
+    ).fit()
     assert tr.step == 2

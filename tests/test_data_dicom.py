@@ -19,7 +19,7 @@ DICOMDIR_TESTS = Path(get_testdata_file("CT_small.dcm")).parent / "dicomdirtests
 
 def ipp_ras(path) -> np.ndarray:
     ds = pydicom.dcmread(path, stop_before_pixels=True)
-    return (LPS_TO_RAS[:3, :3] @ np.array([float(v) for v in ds.ImagePositionPatient]))
+    return LPS_TO_RAS[:3, :3] @ np.array([float(v) for v in ds.ImagePositionPatient])
 
 
 def same_voxels_in_space(back: Volume, vol: Volume, atol: float = 0.0) -> None:
@@ -102,15 +102,20 @@ def test_oblique_sagittal_and_reversed_series_geometry(tmp_path):
     # An oblique volume written with pydicom (our writer) and read back: the affine must hit
     # every file's ImagePositionPatient, in whatever order the files are named.
     rng = np.random.default_rng(0)
-    for name, (ax, angle) in {"oblique": ([1, 1, 0], 0.4), "sagittal": ([0, 0, 1], np.pi / 2),
-                              "reversed": ([1, 0, 0], np.pi)}.items():
+    for name, (ax, angle) in {
+        "oblique": ([1, 1, 0], 0.4),
+        "sagittal": ([0, 0, 1], np.pi / 2),
+        "reversed": ([1, 0, 0], np.pi),
+    }.items():
         axis = np.array(ax, float) / np.linalg.norm(ax)
         k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
         rot = np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k  # Rodrigues
         affine = np.eye(4)
         affine[:3, :3] = rot @ np.diag([3.0, 0.7, 0.8])
         affine[:3, 3] = [10.0, -20.0, 30.0]
-        vol = Volume(rng.integers(-1000, 1000, (6, 12, 10)).astype(np.float32), affine, {"modality": "CT"})
+        vol = Volume(
+            rng.integers(-1000, 1000, (6, 12, 10)).astype(np.float32), affine, {"modality": "CT"}
+        )
         out = tmp_path / name
         save_dicom_series(vol, out)
         back = load(out)
@@ -128,7 +133,10 @@ def test_enhanced_multiframe_ct_from_functional_groups():
     pvt = ds.SharedFunctionalGroupsSequence[0].PixelValueTransformationSequence[0]
     slope, intercept = float(pvt.RescaleSlope), float(pvt.RescaleIntercept)
     frames = ds.pixel_array
-    z = [float(f.PlanePositionSequence[0].ImagePositionPatient[2]) for f in ds.PerFrameFunctionalGroupsSequence]
+    z = [
+        float(f.PlanePositionSequence[0].ImagePositionPatient[2])
+        for f in ds.PerFrameFunctionalGroupsSequence
+    ]
     # the frames are sorted along the normal X x Y = (-1,0,0)x(0,1,0) = (0,0,-1): higher z first
     order = np.argsort(-np.array(z))
     np.testing.assert_array_equal(vol.array, (frames[order] * slope + intercept).astype(np.float32))
@@ -148,7 +156,9 @@ def test_monochrome1_is_inverted_by_hand_formula(tmp_path):
     stored = src.pixel_array.astype(np.float64)
     m, b = float(src.RescaleSlope), float(src.RescaleIntercept)
     bits = int(src.BitsStored)
-    lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if src.PixelRepresentation else (0, 2**bits - 1)
+    lo, hi = (
+        (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if src.PixelRepresentation else (0, 2**bits - 1)
+    )
     expected = (m * (lo + hi) + 2 * b) - (m * stored + b)  # mirror of the representable range
     np.testing.assert_allclose(vol.array[0], expected, atol=1e-3)
 
@@ -180,7 +190,11 @@ def test_written_series_is_marked_synthetic_and_anonymous(tmp_path):
 
 def test_non_integer_values_round_trip_within_half_a_step(tmp_path):
     rng = np.random.default_rng(1)
-    vol = Volume(rng.normal(0, 300, (3, 8, 8)).astype(np.float32), np.diag([2.0, 0.5, 0.5, 1]), {"modality": "MR"})
+    vol = Volume(
+        rng.normal(0, 300, (3, 8, 8)).astype(np.float32),
+        np.diag([2.0, 0.5, 0.5, 1]),
+        {"modality": "MR"},
+    )
     save_dicom_series(vol, tmp_path / "mr")
     back = load(tmp_path / "mr")
     step = (vol.array.max() - vol.array.min()) / 65534

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import nibabel as nib
@@ -10,7 +9,16 @@ import numpy as np
 import pytest
 from nibabel.testing import data_path
 
-from medgan.data import IntensityWindow, Volume, hu_to_unit, load, load_nifti, resample, save_nifti, unit_to_hu
+from medgan.data import (
+    IntensityWindow,
+    Volume,
+    hu_to_unit,
+    load,
+    load_nifti,
+    resample,
+    save_nifti,
+    unit_to_hu,
+)
 from medgan.errors import ConfigError, DataError
 
 ANAT = Path(data_path) / "anatomical.nii"
@@ -79,7 +87,9 @@ def test_truncated_and_wrong_files(tmp_path):
 def test_nifti_round_trip_keeps_voxels_affine_and_unit(tmp_path):
     rng = np.random.default_rng(0)
     aff = np.array([[0, 0, 2.5, -40], [0, 0.7, 0, 10], [-0.7, 0, 0, 5], [0, 0, 0, 1.0]])
-    vol = Volume(rng.normal(size=(5, 6, 7)).astype(np.float32), aff, {"modality": "CT", "unit": "HU"})
+    vol = Volume(
+        rng.normal(size=(5, 6, 7)).astype(np.float32), aff, {"modality": "CT", "unit": "HU"}
+    )
     save_nifti(vol, tmp_path / "v.nii.gz")
     back = load_nifti(tmp_path / "v.nii.gz", canonical=False)
     np.testing.assert_array_equal(back.array, vol.array)

@@ -33,7 +33,7 @@ def _demo(args: argparse.Namespace) -> int:
                 "kwargs": {"image_size": size, "base_channels": 16},
             },
             "loss": {"name": "non_saturating", "kwargs": {}},
-            "data": {"name": args.data, "kwargs": {"n": 2048, "size": size}},
+            "data": {"name": args.data, "kwargs": {"size": size}},
             "train": {
                 "steps": args.steps,
                 "batch_size": 32,
@@ -123,7 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", type=Path, default=Path("medgan-demo"))
     d.add_argument("--steps", type=int, default=300)
     d.add_argument("--size", type=int, default=64, choices=[16, 32, 64, 128])
-    d.add_argument("--data", default="ct_phantoms")
+    d.add_argument(
+        "--data",
+        default="ct_phantoms",
+        help="a registered dataset taking `size` (mni152_slices: real brain MRI; "
+        "ct_phantoms: procedural CT in HU)",
+    )
     d.add_argument("--device", default="auto")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--quiet", action="store_true", help="no progress bar")

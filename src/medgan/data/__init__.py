@@ -3,7 +3,13 @@ resampling, datasets (slices, patches, pairs) and embedded data."""
 
 from __future__ import annotations
 
-from medgan.data.datasets import PairedSliceDataset, PatchDataset, PNGFolder, SliceDataset, VolumeCache
+from medgan.data.datasets import (
+    PairedSliceDataset,
+    PatchDataset,
+    PNGFolder,
+    SliceDataset,
+    VolumeCache,
+)
 from medgan.data.dicom import list_series, load_dicom_file, load_dicom_series
 from medgan.data.embedded import embedded
 from medgan.data.intensity import CT_WINDOWS, IntensityWindow, hu_to_unit, unit_to_hu

@@ -91,8 +91,9 @@ def _square(x: torch.Tensor, size: int | None) -> torch.Tensor:
         pad = ((m - w) // 2, m - w - (m - w) // 2, (m - h) // 2, m - h - (m - h) // 2)
         x = F.pad(x, pad, value=float(x.min()))
     if x.shape[-1] != size:
-        x = F.interpolate(x[None], size=(size, size), mode="bilinear", antialias=True,
-                          align_corners=False)[0]
+        x = F.interpolate(
+            x[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        )[0]
         x = x.clamp(-1.0, 1.0)  # antialiasing can overshoot the model range by ~1e-7
     return x
 
@@ -195,7 +196,9 @@ class PatchDataset(Dataset):
                 raise ConfigError("PatchDataset mode='label' needs labels=")
             self.fg = [np.argwhere(np.asarray(lv.array) > 0) for lv in self.label_vols]
         if mode == "grid":
-            self.grid = [(vi, c) for vi, v in enumerate(self.volumes) for c in self._tiles(v.spatial_shape)]
+            self.grid = [
+                (vi, c) for vi, v in enumerate(self.volumes) for c in self._tiles(v.spatial_shape)
+            ]
 
     def _tiles(self, shape: tuple[int, int, int]) -> list[tuple[int, int, int]]:
         starts = []
@@ -260,13 +263,18 @@ class PairedSliceDataset(Dataset):
         cache = self.a.cache
         self.targets = [cache.get(t) for t in targets]
         for va, vb in zip(self.a.volumes, self.targets, strict=True):
-            if va.spatial_shape != vb.spatial_shape or not np.allclose(va.affine, vb.affine, atol=1e-3):
+            if va.spatial_shape != vb.spatial_shape or not np.allclose(
+                va.affine, vb.affine, atol=1e-3
+            ):
                 raise DataError(
                     f"source {va.meta.get('sources')} and target {vb.meta.get('sources')} are not "
-                    f"aligned (shapes {va.spatial_shape} vs {vb.spatial_shape}); register/resample first"
+                    f"aligned (shapes {va.spatial_shape} vs {vb.spatial_shape}); "
+                    "register/resample first"
                 )
         self.target_is_label = target_is_label
-        self.b_windows = None if target_is_label else [resolve_window(target_window, v) for v in self.targets]
+        self.b_windows = (
+            None if target_is_label else [resolve_window(target_window, v) for v in self.targets]
+        )
         self.transform = transform
 
     def __len__(self) -> int:
@@ -288,10 +296,14 @@ class PairedSliceDataset(Dataset):
 
 @DATASETS.register("png_folder")
 class PNGFolder(Dataset):
-    """All ``*.png`` under ``folder`` as grey ``(1, size, size)`` in [-1, 1] (8-bit: v/127.5 - 1)."""
+    """All ``*.png`` under ``folder`` as grey ``(1, size, size)`` in [-1, 1] (v/127.5 - 1)."""
 
-    def __init__(self, folder: str | Path, size: int | None = None,
-                 transform: Callable[[torch.Tensor], Any] | None = None) -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        size: int | None = None,
+        transform: Callable[[torch.Tensor], Any] | None = None,
+    ) -> None:
         self.folder = Path(folder)
         self.paths = sorted(self.folder.rglob("*.png"))
         if not self.paths:

@@ -67,7 +67,9 @@ def _read_full(path: Path) -> Any:
 def _check_image(ds: Any, path: Path, header_only: bool = False) -> None:
     modality = str(ds.get("Modality", ""))
     if modality in _NON_IMAGE_MODALITIES:
-        raise DataError(f"{path}: a {modality} object ({ds.get('SOPClassUID', '?')!s}) holds no image")
+        raise DataError(
+            f"{path}: a {modality} object ({ds.get('SOPClassUID', '?')!s}) holds no image"
+        )
     if header_only:
         if "Rows" not in ds or "Columns" not in ds:
             raise DataError(f"{path}: the DICOM file has no image (no Rows/Columns)")
@@ -84,14 +86,20 @@ def _pixels(ds: Any, path: Path) -> np.ndarray:
         ts = ds.file_meta.get("TransferSyntaxUID", "?") if hasattr(ds, "file_meta") else "?"
         name = getattr(ts, "name", str(ts))
         msg = str(e)
-        if "decode" in msg.lower() or "plugin" in msg.lower() or "handler" in msg.lower() or \
-                "missing required dependencies" in msg.lower():
+        if (
+            "decode" in msg.lower()
+            or "plugin" in msg.lower()
+            or "handler" in msg.lower()
+            or "missing required dependencies" in msg.lower()
+        ):
             raise MissingDecoderError(
                 f"{path}: cannot decode pixel data compressed as {name!r}. Install a decoder, e.g. "
                 f"`pip install 'medgan[dicom-codecs]'` (pylibjpeg, pylibjpeg-libjpeg, "
                 f"pylibjpeg-openjpeg, pylibjpeg-rle). pydicom said: {msg.splitlines()[0]}"
             ) from None
-        raise DataError(f"{path}: pixel data unreadable (truncated?): {type(e).__name__}: {msg}") from None
+        raise DataError(
+            f"{path}: pixel data unreadable (truncated?): {type(e).__name__}: {msg}"
+        ) from None
     return np.asarray(arr)
 
 
@@ -112,7 +120,11 @@ def _rescale(values: np.ndarray, ds_or_item: Any, ds: Any, path: Path) -> tuple[
     if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
         # invert within the range of representable values, so max<->min are swapped
         bits = int(ds.get("BitsStored", 16))
-        lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if int(ds.get("PixelRepresentation", 0)) else (0, 2**bits - 1)
+        lo, hi = (
+            (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+            if int(ds.get("PixelRepresentation", 0))
+            else (0, 2**bits - 1)
+        )
         out = np.float32(slope * (lo + hi) + 2 * intercept) - out
     modality = str(ds.get("Modality", ""))
     unit = "HU" if modality == "CT" else str(ds_or_item.get("RescaleType", "") or "arbitrary")
@@ -130,7 +142,9 @@ def _geometry(ds: Any, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     return s, iop[:3], iop[3:], sp
 
 
-def _affine(s0: np.ndarray, step: np.ndarray, x: np.ndarray, y: np.ndarray, sp: np.ndarray) -> np.ndarray:
+def _affine(
+    s0: np.ndarray, step: np.ndarray, x: np.ndarray, y: np.ndarray, sp: np.ndarray
+) -> np.ndarray:
     lps = np.eye(4)
     lps[:3, 0] = step
     lps[:3, 1] = sp[0] * y
@@ -160,7 +174,8 @@ def _order_and_step(positions: np.ndarray, normal: np.ndarray, names: list[str],
         k = bad[0]
         raise GeometryError(
             f"{where}: uneven slice spacing: gap of {d[k]:.3f} mm between {names[order[k]]} "
-            f"and {names[order[k + 1]]} (position {proj[order[k]]:.3f} -> {proj[order[k + 1]]:.3f} mm) "
+            f"and {names[order[k + 1]]} "
+            f"(position {proj[order[k]]:.3f} -> {proj[order[k + 1]]:.3f} mm) "
             f"where the typical gap is {med:.3f} mm; missing slices?"
         )
     step = (positions[order[-1]] - positions[order[0]]) / (len(order) - 1)
@@ -199,10 +214,13 @@ def load_dicom_series(folder: str | Path, series_uid: str | None = None) -> Volu
             lines = []
             for uid, files in series.items():
                 h = read_header(files[0])
-                lines.append(f"  {uid}: {len(files)} file(s), {h.get('Modality', '?')}, "
-                             f"'{h.get('SeriesDescription', '')}'")
+                lines.append(
+                    f"  {uid}: {len(files)} file(s), {h.get('Modality', '?')}, "
+                    f"'{h.get('SeriesDescription', '')}'"
+                )
             raise DataError(
-                f"{folder} holds {len(series)} series; pass series_uid= one of:\n" + "\n".join(lines)
+                f"{folder} holds {len(series)} series; pass series_uid= one of:\n"
+                + "\n".join(lines)
             )
         series_uid = next(iter(series))
     if series_uid not in series:
@@ -218,17 +236,22 @@ def _stack(files: list[Path], where: str) -> Volume:
     for h, p in zip(headers, files, strict=True):
         _check_image(h, p, header_only=True)
         if int(h.get("NumberOfFrames", 1) or 1) > 1:
-            raise DataError(f"{p}: a multi-frame file inside a series of single frames; load it alone")
+            raise DataError(
+                f"{p}: a multi-frame file inside a series of single frames; load it alone"
+            )
     geo = [_geometry(h, p) for h, p in zip(headers, files, strict=True)]
     x0, y0, sp0 = geo[0][1], geo[0][2], geo[0][3]
     for (_, x, y, sp), p in zip(geo, files, strict=True):
         if not (np.allclose(x, x0, atol=ORIENT_ATOL) and np.allclose(y, y0, atol=ORIENT_ATOL)):
             raise GeometryError(
                 f"{where}: mixed orientations: {files[0].name} has ImageOrientationPatient "
-                f"{np.r_[x0, y0].round(4).tolist()} but {p.name} has {np.r_[x, y].round(4).tolist()}"
+                f"{np.r_[x0, y0].round(4).tolist()} but {p.name} has "
+                f"{np.r_[x, y].round(4).tolist()}"
             )
         if not np.allclose(sp, sp0, rtol=1e-4):
-            raise GeometryError(f"{where}: mixed PixelSpacing {sp0.tolist()} vs {sp.tolist()} ({p.name})")
+            raise GeometryError(
+                f"{where}: mixed PixelSpacing {sp0.tolist()} vs {sp.tolist()} ({p.name})"
+            )
     shapes = {(int(h.Rows), int(h.Columns)) for h in headers}
     if len(shapes) > 1:
         raise GeometryError(f"{where}: slices of different sizes {sorted(shapes)}")
@@ -241,7 +264,9 @@ def _stack(files: list[Path], where: str) -> Volume:
         _check_image(ds, files[k])
         values, unit = _rescale(_pixels(ds, files[k]), ds, ds, files[k])
         if values.ndim != 2:
-            raise DataError(f"{files[k]}: expected a grey-scale slice, got pixel array {values.shape}")
+            raise DataError(
+                f"{files[k]}: expected a grey-scale slice, got pixel array {values.shape}"
+            )
         slices.append(values)
         units.add(unit)
     h0 = headers[order[0]]
@@ -272,22 +297,32 @@ def load_dicom_file(path: str | Path) -> Volume:
     if "PerFrameFunctionalGroupsSequence" in ds:
         return _enhanced(ds, values if frames > 1 else values[None], path)
     if values.ndim == 3 and str(ds.get("SamplesPerPixel", 1)) != "1" and frames == 1:
-        raise DataError(f"{path}: colour image ({ds.PhotometricInterpretation}); medgan expects grey-scale")
+        raise DataError(
+            f"{path}: colour image ({ds.PhotometricInterpretation}); medgan expects grey-scale"
+        )
     values = values if frames > 1 else values[None]
     out, unit = _rescale(values, ds, ds, path)
     if "ImagePositionPatient" in ds and "ImageOrientationPatient" in ds and "PixelSpacing" in ds:
         s, x, y, sp = _geometry(ds, path)
         if frames > 1:
-            raise DataError(f"{path}: a classic multi-frame image without per-frame positions; "
-                            "its slice geometry is unknown")
+            raise DataError(
+                f"{path}: a classic multi-frame image without per-frame positions; "
+                "its slice geometry is unknown"
+            )
         thickness = float(ds.get("SpacingBetweenSlices", ds.get("SliceThickness", 1.0)) or 1.0)
         affine = _affine(s, np.cross(x, y) * thickness, x, y, sp)
     else:
         if "PixelSpacing" not in ds and "ImagerPixelSpacing" not in ds:
-            raise DataError(f"{path}: no image geometry (ImagePositionPatient/Orientation, PixelSpacing)")
-        sp = _float_list(ds.get("PixelSpacing", ds.get("ImagerPixelSpacing")), 2, "PixelSpacing", path)
+            raise DataError(
+                f"{path}: no image geometry (ImagePositionPatient/Orientation, PixelSpacing)"
+            )
+        sp = _float_list(
+            ds.get("PixelSpacing", ds.get("ImagerPixelSpacing")), 2, "PixelSpacing", path
+        )
         affine = np.diag([1.0, sp[0], sp[1], 1.0])  # projection image: no patient position
-        log.info("%s: projection image without patient position; affine uses pixel spacing only", path)
+        log.info(
+            "%s: projection image without patient position; affine uses pixel spacing only", path
+        )
     return Volume(out, affine, _meta(ds, [path], unit))
 
 
@@ -307,9 +342,15 @@ def _enhanced(ds: Any, values: np.ndarray, path: Path) -> Volume:
     positions, rescaled, units = [], [], set()
     iop0 = None
     for i in range(values.shape[0]):
-        pos = _float_list(group(i, "PlanePositionSequence").ImagePositionPatient, 3, "ImagePositionPatient", path)
-        iop = _float_list(group(i, "PlaneOrientationSequence").ImageOrientationPatient, 6,
-                          "ImageOrientationPatient", path)
+        pos = _float_list(
+            group(i, "PlanePositionSequence").ImagePositionPatient, 3, "ImagePositionPatient", path
+        )
+        iop = _float_list(
+            group(i, "PlaneOrientationSequence").ImageOrientationPatient,
+            6,
+            "ImageOrientationPatient",
+            path,
+        )
         if iop0 is None:
             iop0 = iop
         elif not np.allclose(iop, iop0, atol=ORIENT_ATOL):

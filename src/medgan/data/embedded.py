@@ -17,6 +17,7 @@ import numpy as np
 
 from medgan.data.volume import Volume
 from medgan.errors import DataError
+from medgan.registry import DATASETS
 
 NAMES = ("mni152_t1", "mni152_tissue", "ct_small", "ct_phantoms")
 
@@ -31,13 +32,23 @@ def embedded(name: str, **kwargs: Any) -> Any:
     """Load embedded data by name (see the module docstring)."""
     if name == "mni152_t1":
         d = _mni()
-        return Volume(d["t1"].astype(np.float32), d["affine"],
-                      {"modality": "MR", "unit": "arbitrary", "sources": ["embedded:mni152_t1"]})
+        return Volume(
+            d["t1"].astype(np.float32),
+            d["affine"],
+            {"modality": "MR", "unit": "arbitrary", "sources": ["embedded:mni152_t1"]},
+        )
     if name == "mni152_tissue":
         d = _mni()
-        return Volume(d["labels"].astype(np.float32), d["affine"],
-                      {"modality": "SEG", "unit": "label", "sources": ["embedded:mni152_tissue"],
-                       "label_names": ["background", "grey matter", "white matter"]})
+        return Volume(
+            d["labels"].astype(np.float32),
+            d["affine"],
+            {
+                "modality": "SEG",
+                "unit": "label",
+                "sources": ["embedded:mni152_tissue"],
+                "label_names": ["background", "grey matter", "white matter"],
+            },
+        )
     if name == "ct_small":
         from pydicom.data import get_testdata_file
 
@@ -49,3 +60,12 @@ def embedded(name: str, **kwargs: Any) -> Any:
 
         return CTPhantomSlices(**kwargs)
     raise DataError(f"unknown embedded data {name!r}; available: {', '.join(NAMES)}")
+
+
+@DATASETS.register("mni152_slices")
+def mni152_slices(size: int = 64, axis: str = "axial", min_foreground: float = 0.15):
+    """Real brain MRI slices for demos: the embedded MNI152 T1 along ``axis``, slices with at
+    least ``min_foreground`` brain, 0.5-99.5 percentile window, ``(1, size, size)`` in [-1, 1]."""
+    from medgan.data.datasets import SliceDataset
+
+    return SliceDataset(embedded("mni152_t1"), axis, min_foreground=min_foreground, size=size)

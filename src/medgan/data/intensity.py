@@ -74,7 +74,11 @@ class IntensityWindow:
 
     @classmethod
     def percentile(
-        cls, array: np.ndarray, lower: float = 0.5, upper: float = 99.5, mask: np.ndarray | None = None
+        cls,
+        array: np.ndarray,
+        lower: float = 0.5,
+        upper: float = 99.5,
+        mask: np.ndarray | None = None,
     ) -> IntensityWindow:
         """Window between the ``lower`` and ``upper`` percentiles of ``array`` (inside ``mask``),
         ignoring NaN; typical for MR, whose units are arbitrary."""
@@ -83,7 +87,9 @@ class IntensityWindow:
             values = values[np.asarray(mask, bool)]
         lo, hi = np.nanpercentile(values, [lower, upper])
         if not np.isfinite(lo) or not hi > lo:
-            raise ConfigError(f"percentile window is empty ([{lo}, {hi}]): constant or all-NaN image?")
+            raise ConfigError(
+                f"percentile window is empty ([{lo}, {hi}]): constant or all-NaN image?"
+            )
         return cls(float(lo), float(hi))
 
     def to_unit(self, v: ArrayT) -> ArrayT:

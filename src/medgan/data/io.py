@@ -48,11 +48,16 @@ def load_png(path: str | Path) -> Volume:
         raise DataError(f"{path}: not a readable PNG ({e})") from None
     # rows run top->bottom, no patient position: index (0, r, c) -> (c, r, 0) mm
     affine = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]], dtype=float)
-    return Volume(arr[None], affine, {"modality": "OT", "sources": [str(path)], "unit": "pixel value",
-                                      "format": "png"})
+    return Volume(
+        arr[None],
+        affine,
+        {"modality": "OT", "sources": [str(path)], "unit": "pixel value", "format": "png"},
+    )
 
 
-def save_png(image: np.ndarray, path: str | Path, value_range: tuple[float, float] = (-1.0, 1.0)) -> Path:
+def save_png(
+    image: np.ndarray, path: str | Path, value_range: tuple[float, float] = (-1.0, 1.0)
+) -> Path:
     """Write a 2D array as an 8-bit grey PNG, mapping ``value_range`` to 0..255."""
     from PIL import Image
 
@@ -96,7 +101,9 @@ def save_dicom_series(
     dr, dc = np.linalg.norm(col_vec), np.linalg.norm(row_vec)
     x, y = row_vec / dc, col_vec / dr  # X: along a row (increasing column); Y: down a column
     if abs(float(np.dot(x, y))) > 1e-4:
-        raise DataError("the volume's in-plane axes are not orthogonal; resample it before writing DICOM")
+        raise DataError(
+            "the volume's in-plane axes are not orthogonal; resample it before writing DICOM"
+        )
     data = volume.array.astype(np.float64)
     lo, hi = float(data.min()), float(data.max())
     integer = np.allclose(data, np.round(data)) and lo >= -32768 and hi <= 32767
@@ -119,7 +126,11 @@ def save_dicom_series(
         ds = FileDataset(str(p), {}, file_meta=meta, preamble=b"\0" * 128)
         ds.SOPClassUID = meta.MediaStorageSOPClassUID
         ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame_of_ref
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = (
+            study,
+            series,
+            frame_of_ref,
+        )
         ds.Modality = modality
         ds.PatientName = "SYNTHETIC^MEDGAN"
         ds.PatientID = "SYNTHETIC"

@@ -60,7 +60,8 @@ def load_nifti(
     if bad.any():
         if nonfinite == "error":
             raise DataError(
-                f"{path}: {int(bad.sum())} NaN/inf voxels; pass nonfinite='zero' or 'min' to replace them"
+                f"{path}: {int(bad.sum())} NaN/inf voxels; "
+                "pass nonfinite='zero' or 'min' to replace them"
             )
         fill = 0.0 if nonfinite == "zero" else float(np.min(data[~bad])) if (~bad).any() else 0.0
         data = np.where(bad, np.float32(fill), data)

@@ -22,7 +22,9 @@ def resample(volume: Volume, spacing: tuple[float, float, float], labels: bool =
     old = np.asarray(volume.spacing)
     ratio = new / old
     shape = np.floor((np.asarray(volume.spatial_shape) - 1) / ratio + 1e-9).astype(int) + 1
-    grids = np.meshgrid(*[np.arange(n) * r for n, r in zip(shape, ratio, strict=True)], indexing="ij")
+    grids = np.meshgrid(
+        *[np.arange(n) * r for n, r in zip(shape, ratio, strict=True)], indexing="ij"
+    )
     coords = np.stack(grids)
     order = 0 if labels else 1
 

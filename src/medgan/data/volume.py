@@ -32,7 +32,9 @@ class Volume:
         if arr.dtype != np.float32:
             arr = arr.astype(np.float32)
         if arr.ndim not in (3, 4):
-            raise ValueError(f"Volume array must have 3 spatial axes (+1 channel axis), got {arr.shape}")
+            raise ValueError(
+                f"Volume array must have 3 spatial axes (+1 channel axis), got {arr.shape}"
+            )
         aff = np.asarray(self.affine, dtype=np.float64)
         if aff.shape != (4, 4):
             raise ValueError(f"Volume affine must be 4x4, got {aff.shape}")
@@ -61,10 +63,16 @@ class Volume:
         cos = np.abs(self.affine[:3, :3][world]) / np.array(self.spacing)
         return int(np.argmax(cos))
 
-    def with_array(self, array: np.ndarray, affine: np.ndarray | None = None, **meta: Any) -> Volume:
+    def with_array(
+        self, array: np.ndarray, affine: np.ndarray | None = None, **meta: Any
+    ) -> Volume:
         """A new Volume with other voxels (and optionally affine); meta is updated."""
-        return replace(self, array=array, affine=self.affine if affine is None else affine,
-                       meta={**self.meta, **meta})
+        return replace(
+            self,
+            array=array,
+            affine=self.affine if affine is None else affine,
+            meta={**self.meta, **meta},
+        )
 
     def index_to_world(self, index: np.ndarray) -> np.ndarray:
         """``(..., 3)`` voxel indices -> ``(..., 3)`` RAS+ mm."""
@@ -91,5 +99,7 @@ class Volume:
 
     def __repr__(self) -> str:
         sp = ", ".join(f"{s:.3g}" for s in self.spacing)
-        return (f"Volume(shape={self.array.shape}, spacing=({sp}) mm, orientation={self.orientation}, "
-                f"modality={self.meta.get('modality')}, unit={self.meta.get('unit')})")
+        return (
+            f"Volume(shape={self.array.shape}, spacing=({sp}) mm, orientation={self.orientation}, "
+            f"modality={self.meta.get('modality')}, unit={self.meta.get('unit')})"
+        )

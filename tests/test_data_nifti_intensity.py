@@ -128,3 +128,9 @@ def test_resample_linear_and_nearest_by_hand():
     np.testing.assert_allclose(up.index_to_world([8, 0, 0]), vol.index_to_world([4, 0, 0]))
     lab = resample(vol, (1.0, 1.0, 1.0), labels=True)
     assert set(np.unique(lab.array)) <= set(range(5))  # nearest: no new label values
+
+
+def test_wrong_dimensionality_refused(tmp_path):
+    nib.save(nib.Nifti1Image(np.zeros((3, 3, 3, 2, 2), np.float32), np.eye(4)), tmp_path / "5d.nii")
+    with pytest.raises(DataError, match=r"5d.nii: expected a 3D \(or 4D\) image"):
+        load(tmp_path / "5d.nii")

@@ -94,13 +94,18 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ConfigError(
-                f"unknown TrainConfig field(s) {sorted(unknown)}; known: {sorted(known)}"
-            )
+        check_fields(cls, d)
         return cls(**d)
+
+
+def check_fields(cls: type, d: dict[str, Any]) -> None:
+    """Refuse keys of ``d`` that are not fields of the dataclass ``cls``, listing the known."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - known
+    if unknown:
+        raise ConfigError(
+            f"unknown {cls.__name__} field(s) {sorted(unknown)}; known: {sorted(known)}"
+        )
 
 
 def _positive_int(cfg: Any, *names: str) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from medgan import callbacks as cb
-from medgan.config import TrainConfig
+from medgan.config import TrainConfig, check_fields
 from medgan.errors import ConfigError
 from medgan.registry import DATASETS, LOSSES, MODELS, Spec
 
@@ -47,12 +47,7 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ExperimentConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ConfigError(
-                f"unknown experiment key(s) {sorted(unknown)}; known: {sorted(known)}"
-            )
+        check_fields(cls, d)
         for required in ("generator", "discriminator", "data"):
             if required not in d:
                 raise ConfigError(f"the experiment config needs a {required!r} entry")

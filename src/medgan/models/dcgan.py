@@ -47,11 +47,10 @@ class DCGANGenerator(nn.Module):
         d = L.check_spatial_dims(spatial_dims)
         k = L.log2_size(image_size)
         self.latent_dim, self.num_classes, self.spatial_dims = latent_dim, num_classes, d
-        self.embed = nn.Embedding(num_classes, latent_dim) if num_classes else None
+        self.inputs = L.NoiseWithLabels(latent_dim, num_classes, "DCGANGenerator")
         ch = _channels(base_channels, k, max_channels)
-        in_features = latent_dim * (2 if num_classes else 1)
         blocks: list[nn.Module] = [
-            L.conv_transpose(d, in_features, ch[0], 4, 1, 0, bias=False),
+            L.conv_transpose(d, self.inputs.out_features, ch[0], 4, 1, 0, bias=False),
             L.batch_norm(d, ch[0]),
             nn.ReLU(True),
         ]
@@ -65,10 +64,8 @@ class DCGANGenerator(nn.Module):
         self.net = nn.Sequential(*blocks)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        L.check_labels(y, self.num_classes, "DCGANGenerator")
-        if self.embed is not None:
-            z = torch.cat([z, self.embed(y)], dim=1)
-        return self.net(z.reshape(*z.shape, *([1] * self.spatial_dims)))
+        h = self.inputs(z, y)
+        return self.net(h.reshape(*h.shape, *([1] * self.spatial_dims)))
 
 
 @MODELS.register("dcgan_discriminator")

@@ -62,6 +62,21 @@ def check_labels(y: torch.Tensor | None, num_classes: int, who: str) -> None:
         raise ValueError(f"{who} is unconditional (num_classes=0) but got labels y")
 
 
+class NoiseWithLabels(nn.Module):
+    """Generator input: z ``(N, latent_dim)``, with ``num_classes > 0`` concatenated with a
+    learned label embedding ``(N, latent_dim)``; ``out_features`` is the result's width."""
+
+    def __init__(self, latent_dim: int, num_classes: int, who: str) -> None:
+        super().__init__()
+        self.num_classes, self.who = num_classes, who
+        self.embed = nn.Embedding(num_classes, latent_dim) if num_classes else None
+        self.out_features = latent_dim * (2 if num_classes else 1)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        check_labels(y, self.num_classes, self.who)
+        return z if self.embed is None else torch.cat([z, self.embed(y)], dim=1)
+
+
 class ProjectionHead(nn.Module):
     """Projection discriminator output (Miyato & Koyama 2018, eq. 3).
 

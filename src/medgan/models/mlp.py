@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from medgan.models.layers import ProjectionHead, check_labels
+from medgan.models.layers import NoiseWithLabels, ProjectionHead, check_labels
 from medgan.registry import MODELS
 
 
@@ -34,16 +34,12 @@ class MLPGenerator(nn.Module):
     ) -> None:
         super().__init__()
         self.latent_dim, self.num_classes = latent_dim, num_classes
-        self.embed = nn.Embedding(num_classes, latent_dim) if num_classes else None
-        in_features = latent_dim * (2 if num_classes else 1)
-        self.body = _mlp(in_features, hidden, depth, nn.ReLU())
+        self.inputs = NoiseWithLabels(latent_dim, num_classes, "MLPGenerator")
+        self.body = _mlp(self.inputs.out_features, hidden, depth, nn.ReLU())
         self.out = nn.Linear(hidden, data_dim)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        check_labels(y, self.num_classes, "MLPGenerator")
-        if self.embed is not None:
-            z = torch.cat([z, self.embed(y)], dim=1)
-        return self.out(self.body(z))
+        return self.out(self.body(self.inputs(z, y)))
 
 
 @MODELS.register("mlp_discriminator")

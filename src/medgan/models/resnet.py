@@ -63,10 +63,9 @@ class ResNetGenerator(nn.Module):
         k = L.log2_size(image_size)
         self.latent_dim, self.num_classes, self.spatial_dims = latent_dim, num_classes, d
         ch = [min(base_channels * 2 ** (k - 2 - i), max_channels) for i in range(k - 1)]
-        self.embed = nn.Embedding(num_classes, latent_dim) if num_classes else None
-        in_features = latent_dim * (2 if num_classes else 1)
+        self.inputs = L.NoiseWithLabels(latent_dim, num_classes, "ResNetGenerator")
         self.ch0 = ch[0]
-        self.fc = nn.Linear(in_features, ch[0] * 4**d)
+        self.fc = nn.Linear(self.inputs.out_features, ch[0] * 4**d)
         self.blocks = nn.Sequential(
             *[_UpBlock(d, a, b) for a, b in zip(ch[:-1], ch[1:], strict=True)]
         )
@@ -75,10 +74,7 @@ class ResNetGenerator(nn.Module):
         )
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        L.check_labels(y, self.num_classes, "ResNetGenerator")
-        if self.embed is not None:
-            z = torch.cat([z, self.embed(y)], dim=1)
-        h = self.fc(z).view(z.shape[0], self.ch0, *([4] * self.spatial_dims))
+        h = self.fc(self.inputs(z, y)).view(z.shape[0], self.ch0, *([4] * self.spatial_dims))
         return self.out(self.blocks(h))
 
 

@@ -1,0 +1,37 @@
+"""Evaluation: feature extractors, FID/KID/precision-recall/density-coverage/IS, image
+quality (PSNR, SSIM, MS-SSIM, 2D and 3D), Dice/IoU, and a memorisation audit.
+
+>>> from medgan import metrics
+>>> fid = metrics.FID(metrics.InceptionV3Features(weights="pt_inception-2015-12-05-6726825d.pth"))
+>>> fid.update(real_images, real=True); fid.update(fake_images, real=False)   # doctest: +SKIP
+>>> fid.compute()                                                           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from medgan.metrics.distances import density_coverage, inception_score, kid, precision_recall
+from medgan.metrics.features import (
+    InceptionV3Features,
+    ModuleFeatures,
+    SliceFeatures25D,
+)
+from medgan.metrics.frechet import FeatureStats, fid_infinity, frechet_distance
+from medgan.metrics.scores import FID, KID, DensityCoverage, InceptionScore, PrecisionRecall
+
+__all__ = [
+    "FID",
+    "KID",
+    "DensityCoverage",
+    "FeatureStats",
+    "InceptionScore",
+    "InceptionV3Features",
+    "ModuleFeatures",
+    "PrecisionRecall",
+    "SliceFeatures25D",
+    "density_coverage",
+    "fid_infinity",
+    "frechet_distance",
+    "inception_score",
+    "kid",
+    "precision_recall",
+]

@@ -1,0 +1,106 @@
+"""Sample-based distances between feature sets (float64 numpy, features ``(N, d)``).
+
+- KID (Binkowski et al. 2018): unbiased MMD^2 with the cubic polynomial kernel
+  k(x, y) = (x.y / d + 1)^3, averaged over random subsets (mean, std);
+- precision / recall (Kynkäänniemi et al. 2019, k = 3): a sample is "inside" a set's
+  manifold if it lies within the k-NN radius of some member of that set;
+- density / coverage (Naeem et al. 2020, k = 5).
+
+Subsets are drawn like torch-fidelity's (``numpy.random.RandomState(seed).choice`` without
+replacement, first set then second, per subset), so numbers agree on the same features.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+
+
+def polynomial_kernel(
+    x: np.ndarray, y: np.ndarray, degree: int = 3, coef0: float = 1.0
+) -> np.ndarray:
+    return (x @ y.T / x.shape[1] + coef0) ** degree
+
+
+def mmd2_unbiased(k_xx: np.ndarray, k_xy: np.ndarray, k_yy: np.ndarray) -> float:
+    """sum_{i!=j} k(x_i,x_j)/(m(m-1)) + sum_{i!=j} k(y_i,y_j)/(m(m-1)) - 2 sum k(x_i,y_j)/m^2."""
+    m = k_xx.shape[0]
+    off_xx = k_xx.sum() - np.trace(k_xx)
+    off_yy = k_yy.sum() - np.trace(k_yy)
+    return float((off_xx + off_yy) / (m * (m - 1)) - 2 * k_xy.sum() / (m * m))
+
+
+def kid(
+    fake: np.ndarray,
+    real: np.ndarray,
+    subsets: int = 100,
+    subset_size: int = 1000,
+    seed: int = 2020,
+) -> dict[str, float]:
+    """KID mean and std over ``subsets`` random subsets; ``subset_size`` is clipped to the
+    smaller set with a warning (small medical sets are the norm)."""
+    fake, real = np.asarray(fake, np.float64), np.asarray(real, np.float64)
+    m = min(subset_size, len(fake), len(real))
+    if m < subset_size:
+        warnings.warn(
+            f"KID subset size clipped from {subset_size} to {m} (the smaller set)", stacklevel=2
+        )
+    if m < 2:
+        raise ValueError("KID needs at least 2 samples in each set")
+    rng = np.random.RandomState(seed)  # noqa: NPY002 (the same draws as torch-fidelity)
+    values = np.empty(subsets)
+    for i in range(subsets):
+        f = fake[rng.choice(len(fake), m, replace=False)]
+        r = real[rng.choice(len(real), m, replace=False)]
+        values[i] = mmd2_unbiased(
+            polynomial_kernel(f, f), polynomial_kernel(f, r), polynomial_kernel(r, r)
+        )
+    return {"kid_mean": float(values.mean()), "kid_std": float(values.std())}
+
+
+def _cdist(a: np.ndarray, b: np.ndarray) -> torch.Tensor:
+    return torch.cdist(
+        torch.from_numpy(np.asarray(a, np.float32)), torch.from_numpy(np.asarray(b, np.float32))
+    )
+
+
+def knn_radii(x: np.ndarray, k: int) -> torch.Tensor:
+    """Distance of each sample to its k-th nearest other sample (self excluded)."""
+    return _cdist(x, x).kthvalue(k + 1, dim=1).values
+
+
+def precision_recall(fake: np.ndarray, real: np.ndarray, k: int = 3) -> dict[str, float]:
+    r_real, r_fake = knn_radii(real, k), knn_radii(fake, k)
+    d_fr = _cdist(fake, real)  # (M, N)
+    precision = (d_fr <= r_real[None, :]).any(dim=1).float().mean()
+    recall = (d_fr.T <= r_fake[None, :]).any(dim=1).float().mean()
+    return {"precision": float(precision), "recall": float(recall)}
+
+
+def density_coverage(fake: np.ndarray, real: np.ndarray, k: int = 5) -> dict[str, float]:
+    """density = 1/(kM) sum_j sum_i 1[f_j in B(r_i, NND_k(r_i))];
+    coverage = 1/N sum_i 1[min_j ||r_i - f_j|| <= NND_k(r_i)]."""
+    r_real = knn_radii(real, k)
+    inside = _cdist(fake, real) <= r_real[None, :]  # (M, N)
+    density = inside.float().sum() / (k * len(fake))
+    coverage = inside.any(dim=0).float().mean()
+    return {"density": float(density), "coverage": float(coverage)}
+
+
+def inception_score(
+    logits: np.ndarray, splits: int = 10, shuffle: bool = True, seed: int = 2020
+) -> dict[str, float]:
+    """IS = exp(E_x KL(p(y|x) || p(y))) per split (Salimans et al. 2016); mean and std."""
+    x = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
+    n = len(x)
+    if shuffle:
+        x = x[np.random.RandomState(seed).permutation(n)]  # noqa: NPY002 (as torch-fidelity)
+    p, log_p = x.softmax(1), x.log_softmax(1)
+    scores = []
+    for i in range(splits):
+        sl = slice(i * n // splits, (i + 1) * n // splits)
+        q = p[sl].mean(0, keepdim=True)
+        scores.append(float((p[sl] * (log_p[sl] - q.log())).sum(1).mean().exp()))
+    return {"is_mean": float(np.mean(scores)), "is_std": float(np.std(scores))}

@@ -1,0 +1,149 @@
+"""Feature extractors: ``nn.Module``s mapping images ``(N, C, H, W)`` in [-1, 1] to
+features ``(N, d)``. Grey-scale input is repeated to 3 channels where a network needs RGB.
+
+- :class:`InceptionV3Features`: FID Inception pool3 (2048-d) or logits (1008) from a local
+  weights file (``weights=`` or ``$MEDGAN_INCEPTION_WEIGHTS``); never downloads.
+- :class:`ModuleFeatures`: any user network (a RadImageNet or MedicalNet model, ...).
+- :class:`DomainEncoderFeatures`: the small medical-image encoder shipped with medgan.
+- :class:`SliceFeatures25D`: volumes ``(N, C, D, H, W)`` -> 2D features of the middle
+  axial, coronal and sagittal slices, concatenated (2.5D).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from medgan.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
+#: torch-hub names end in the first 8 hex digits of the file's SHA-256.
+INCEPTION_SHA256_PREFIX = "6726825d"
+WEIGHTS_ENV = "MEDGAN_INCEPTION_WEIGHTS"
+
+
+def sha256_of(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def to_rgb(x: torch.Tensor) -> torch.Tensor:
+    if x.shape[1] == 3:
+        return x
+    if x.shape[1] == 1:
+        return x.expand(-1, 3, *x.shape[2:])
+    raise ValueError(f"expected 1 or 3 channels, got {x.shape[1]}")
+
+
+class InceptionV3Features(nn.Module):
+    """FID Inception-v3 features of images in [-1, 1].
+
+    Args:
+        weights: path to ``pt_inception-2015-12-05-6726825d.pth`` (the file pytorch-fid
+            uses); default ``$MEDGAN_INCEPTION_WEIGHTS``.
+        output: "pool3" (2048-d, for FID/KID/PR) or "logits" (1008, for IS).
+        resize: "pytorch-fid" (bilinear to 299, the default) or "none" (input must be 299).
+    """
+
+    def __init__(
+        self, weights: str | Path | None = None, output: str = "pool3", resize: str = "pytorch-fid"
+    ):
+        super().__init__()
+        from medgan.metrics.inception import FIDInceptionV3
+
+        path = weights or os.environ.get(WEIGHTS_ENV)
+        if not path:
+            raise ConfigError(
+                f"Inception weights needed: download {INCEPTION_FILE} (the file pytorch-fid "
+                f"uses, from its GitHub releases) once, then pass weights='/path/{INCEPTION_FILE}' "
+                f"or set {WEIGHTS_ENV}=/path/{INCEPTION_FILE}. medgan never downloads."
+            )
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(
+                f"Inception weights file {path} does not exist; put {INCEPTION_FILE} there "
+                f"or point weights=/{WEIGHTS_ENV} at it"
+            )
+        if output not in ("pool3", "logits"):
+            raise ConfigError(f"output must be 'pool3' or 'logits', got {output!r}")
+        if resize not in ("pytorch-fid", "none"):
+            raise ConfigError(f"resize must be 'pytorch-fid' or 'none', got {resize!r}")
+        self.net = FIDInceptionV3()
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            self.net.load_state_dict(state)
+        except RuntimeError as e:
+            raise ConfigError(f"{path} is not an FID Inception state dict: {e}") from None
+        self.net.eval().requires_grad_(False)
+        self.weights_path = str(path)
+        self.weights_sha256 = sha256_of(path)
+        self.published = self.weights_sha256.startswith(INCEPTION_SHA256_PREFIX)
+        if not self.published:
+            log.warning(
+                "%s is not the published FID Inception file (SHA-256 %s...): scores are not "
+                "comparable with published FIDs",
+                path,
+                self.weights_sha256[:12],
+            )
+        self.output, self.resize = output, resize
+        self.dim = 2048 if output == "pool3" else 1008
+
+    def train(self, mode: bool = True) -> InceptionV3Features:
+        return super().train(False)  # always in inference mode (BatchNorm statistics fixed)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats, logits = self.net(to_rgb(x.float()), resize=self.resize == "pytorch-fid")
+        return feats if self.output == "pool3" else logits
+
+
+class ModuleFeatures(nn.Module):
+    """Wrap any network ``module(x) -> (N, d)`` (or ``(N, d, 1, 1)``) as a feature extractor.
+
+    ``rgb=True`` repeats grey input to 3 channels; ``name`` identifies it in reports.
+    """
+
+    def __init__(self, module: nn.Module, rgb: bool = False, name: str | None = None) -> None:
+        super().__init__()
+        self.module = module.eval().requires_grad_(False)
+        self.rgb, self.name = rgb, name or type(module).__name__
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = to_rgb(x) if self.rgb else x
+        return self.module(x.float()).flatten(1)
+
+
+class SliceFeatures25D(nn.Module):
+    """Volumes ``(N, C, D, H, W)`` -> concatenated 2D features of the three middle slices
+    (axial = along D, coronal = along H, sagittal = along W). Slices are resized to
+    ``size`` when given so one 2D extractor serves anisotropic volumes."""
+
+    def __init__(self, extractor: nn.Module, size: int | None = None) -> None:
+        super().__init__()
+        self.extractor, self.size = extractor, size
+
+    @torch.no_grad()
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        if v.dim() != 5:
+            raise ValueError(f"expected volumes (N, C, D, H, W), got {tuple(v.shape)}")
+        d, h, w = v.shape[2:]
+        views = [v[:, :, d // 2], v[:, :, :, h // 2], v[:, :, :, :, w // 2]]
+        out = []
+        for s in views:
+            if self.size is not None:
+                s = torch.nn.functional.interpolate(
+                    s, size=(self.size, self.size), mode="bilinear", align_corners=False
+                )
+            out.append(self.extractor(s))
+        return torch.cat(out, dim=1)

@@ -1,0 +1,186 @@
+"""Streaming feature statistics and the Fréchet distance (Heusel et al. 2017, eq. 6; Dowson &
+Landau 1982):
+
+    d^2 = ||mu1 - mu2||^2 + Tr(S1) + Tr(S2) - 2 Tr((S1 S2)^{1/2})
+
+``Tr((S1 S2)^{1/2})`` is computed as ``sum sqrt(eig(B^T S2 B))`` for any B with
+``B B^T = S1``: ``B^T S2 B`` is symmetric positive semi-definite and similar to ``S1 S2``, so
+its eigenvalues (float64, values only) replace a general matrix square root. B is the
+Cholesky factor when S1 is positive definite, else ``S1^{1/2}`` from an eigendecomposition
+(rank-deficient covariances, N < d). Eigenvalues are clipped at 0, so the result is always
+real and finite.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from medgan.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+class FeatureStats:
+    """Mean and covariance of a feature stream, with float64 sums: memory O(d^2), not O(N).
+
+    ``update(features (N, d))``; ``merge(other)`` adds another stream (e.g. another rank);
+    ``mu``, ``sigma`` (unbiased, N - 1, as ``np.cov``); ``save``/``load`` an ``.npz`` with
+    ``mu`` and ``sigma`` keys like pytorch-fid's.
+    """
+
+    def __init__(self, dim: int | None = None) -> None:
+        self.n = 0
+        self.sum = None if dim is None else np.zeros(dim)
+        self.sum_outer = None if dim is None else np.zeros((dim, dim))
+        self._mu: np.ndarray | None = None
+        self._sigma: np.ndarray | None = None
+
+    def update(self, features: torch.Tensor | np.ndarray) -> None:
+        f = (
+            features.detach().cpu().double().numpy()
+            if isinstance(features, torch.Tensor)
+            else np.asarray(features, np.float64)
+        )
+        if f.ndim != 2:
+            raise ValueError(f"features must be (N, d), got {f.shape}")
+        if self.sum is None:
+            self.sum, self.sum_outer = np.zeros(f.shape[1]), np.zeros((f.shape[1],) * 2)
+        self.n += f.shape[0]
+        self.sum += f.sum(0)
+        self.sum_outer += f.T @ f
+
+    def merge(self, other: FeatureStats) -> FeatureStats:
+        if other.n:
+            if self.sum is None:
+                self.sum, self.sum_outer = np.zeros_like(other.sum), np.zeros_like(other.sum_outer)
+            self.n += other.n
+            self.sum += other.sum
+            self.sum_outer += other.sum_outer
+        return self
+
+    def all_reduce(self) -> None:
+        """Sum the statistics over all processes of the default torch.distributed group."""
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            t = torch.from_numpy(np.concatenate([[self.n], self.sum, self.sum_outer.ravel()]))
+            dist.all_reduce(t)
+            d = self.sum.shape[0]
+            self.n, self.sum, self.sum_outer = (
+                int(t[0]),
+                t[1 : 1 + d].numpy(),
+                t[1 + d :].numpy().reshape(d, d),
+            )
+
+    @property
+    def mu(self) -> np.ndarray:
+        if self._mu is not None:
+            return self._mu
+        if self.n == 0:
+            raise ValueError("no features were added")
+        return self.sum / self.n
+
+    @property
+    def sigma(self) -> np.ndarray:
+        if self._sigma is not None:
+            return self._sigma
+        if self.n < 2:
+            raise ValueError("the covariance needs at least 2 samples")
+        mu = self.mu
+        return (self.sum_outer - self.n * np.outer(mu, mu)) / (self.n - 1)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        np.savez(path, mu=self.mu, sigma=self.sigma, n=self.n)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> FeatureStats:
+        path = Path(path)
+        try:
+            with np.load(path) as z:
+                mu, sigma = z["mu"], z["sigma"]
+                n = int(z["n"]) if "n" in z.files else 0
+        except (OSError, KeyError, ValueError) as e:
+            raise DataError(f"{path}: not a statistics file with 'mu' and 'sigma' ({e})") from None
+        s = cls()
+        s._mu, s._sigma, s.n = mu.astype(np.float64), sigma.astype(np.float64), n
+        return s
+
+
+def _sqrt_psd(m: np.ndarray) -> np.ndarray:
+    w, v = np.linalg.eigh((m + m.T) / 2)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+
+def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    """Tr((S1 S2)^{1/2}) for symmetric PSD S1, S2 (see the module docstring)."""
+    s1 = np.asarray(sigma1, np.float64)
+    try:
+        b = np.linalg.cholesky((s1 + s1.T) / 2)
+    except np.linalg.LinAlgError:  # singular (N < d): symmetric square root instead
+        b = _sqrt_psd(s1)
+    m = b.T @ np.asarray(sigma2, np.float64) @ b
+    w = np.linalg.eigvalsh((m + m.T) / 2)
+    return float(np.sqrt(np.clip(w, 0, None)).sum())
+
+
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
+) -> float:
+    """Squared Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2), float64."""
+    mu1, mu2 = (
+        np.atleast_1d(np.asarray(mu1, np.float64)),
+        np.atleast_1d(np.asarray(mu2, np.float64)),
+    )
+    s1, s2 = (
+        np.atleast_2d(np.asarray(sigma1, np.float64)),
+        np.atleast_2d(np.asarray(sigma2, np.float64)),
+    )
+    if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (mu1.size, mu1.size):
+        raise ValueError(
+            f"shape mismatch: mu {mu1.shape} vs {mu2.shape}, sigma {s1.shape} vs {s2.shape}"
+        )
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * trace_sqrt_product(s1, s2))
+
+
+def warn_if_small(n: int, dim: int, what: str = "FID") -> None:
+    """Covariances of N < d samples are rank-deficient and FID is strongly biased upward."""
+    if n < dim:
+        warnings.warn(
+            f"{what} from {n} samples of {dim}-d features: the covariance is rank-deficient and the "
+            f"score is biased by sample size. Compare only at equal N, use KID (unbiased), "
+            f"fid_infinity(), or lower-dimensional features (e.g. the domain encoder).",
+            stacklevel=3,
+        )
+
+
+def fid_infinity(
+    fake_features: np.ndarray,
+    real_stats: FeatureStats,
+    sizes: tuple[int, ...] | None = None,
+    seed: int = 0,
+) -> tuple[float, list[tuple[int, float]]]:
+    """FID extrapolated to infinitely many samples (Chong & Forsyth 2020): FID_N is linear in
+    1/N; fit FID at several N on random subsets of the fake features and return the intercept
+    with the (N, FID_N) points used."""
+    f = np.asarray(fake_features, np.float64)
+    n = len(f)
+    sizes = sizes or tuple(sorted({max(2, int(n * r)) for r in np.linspace(0.2, 1.0, 8)}))
+    rng = np.random.default_rng(seed)
+    points = []
+    for m in sizes:
+        idx = rng.choice(n, m, replace=False)
+        s = FeatureStats()
+        s.update(f[idx])
+        points.append((m, frechet_distance(s.mu, s.sigma, real_stats.mu, real_stats.sigma)))
+    x = np.array([1.0 / m for m, _ in points])
+    y = np.array([v for _, v in points])
+    slope, intercept = np.polyfit(x, y, 1)
+    return float(intercept), points

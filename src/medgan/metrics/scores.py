@@ -1,0 +1,160 @@
+"""Streaming metrics with the torchmetrics shape: ``update(images, real=...)``,
+``compute()``, ``reset()``. Images are ``(N, C, *spatial)`` in [-1, 1] on any device; the
+extractor turns them into features. ``provenance()`` names the extractor and the SHA-256
+of its weights file, to be stored with every published number.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from medgan.metrics import distances
+from medgan.metrics.frechet import FeatureStats, frechet_distance, warn_if_small
+
+
+class FeatureMetric:
+    """Base: holds an extractor and runs it in batches without gradients."""
+
+    def __init__(
+        self, extractor: nn.Module, batch_size: int = 64, device: str | torch.device | None = None
+    ):
+        self.extractor = extractor.eval()
+        self.batch_size = batch_size
+        self.device = (
+            torch.device(device)
+            if device
+            else next((p.device for p in extractor.parameters()), torch.device("cpu"))
+        )
+        self.reset()
+
+    def reset(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Features ``(N, d)`` (float64, CPU) of images in [-1, 1]."""
+        out = []
+        for start in range(0, len(images), self.batch_size):
+            x = images[start : start + self.batch_size].to(self.device).float()
+            out.append(self.extractor(x).double().cpu())
+        return torch.cat(out) if out else torch.empty(0, 0, dtype=torch.float64)
+
+    def provenance(self) -> dict[str, Any]:
+        return {
+            "extractor": getattr(self.extractor, "name", type(self.extractor).__name__),
+            "weights_sha256": getattr(self.extractor, "weights_sha256", None),
+            "published_weights": getattr(self.extractor, "published", None),
+        }
+
+
+class FID(FeatureMetric):
+    """Fréchet distance between real and generated feature distributions (Heusel et al. 2017).
+
+    Real statistics may also come from a file: ``FID(extractor, real_stats=FeatureStats.load(p))``.
+    """
+
+    def __init__(self, extractor: nn.Module, real_stats: FeatureStats | None = None, **kw: Any):
+        self._given_real = real_stats
+        super().__init__(extractor, **kw)
+
+    def reset(self) -> None:
+        self.real = self._given_real if self._given_real is not None else FeatureStats()
+        self.fake = FeatureStats()
+
+    def update(self, images: torch.Tensor, real: bool) -> None:
+        (self.real if real else self.fake).update(self.features(images))
+
+    def update_features(self, features: torch.Tensor | np.ndarray, real: bool) -> None:
+        (self.real if real else self.fake).update(features)
+
+    def compute(self) -> float:
+        for s in (self.real, self.fake):
+            if s.sum is not None:
+                warn_if_small(s.n, s.sum.shape[0])
+        return frechet_distance(self.real.mu, self.real.sigma, self.fake.mu, self.fake.sigma)
+
+
+class _StoredFeatures(FeatureMetric):
+    """Metrics that need every feature vector (k-NN, kernels)."""
+
+    def reset(self) -> None:
+        self.real_features: list[torch.Tensor] = []
+        self.fake_features: list[torch.Tensor] = []
+
+    def update(self, images: torch.Tensor, real: bool) -> None:
+        (self.real_features if real else self.fake_features).append(self.features(images))
+
+    def update_features(self, features: torch.Tensor | np.ndarray, real: bool) -> None:
+        (self.real_features if real else self.fake_features).append(
+            torch.as_tensor(features).double()
+        )
+
+    def _sets(self) -> tuple[np.ndarray, np.ndarray]:
+        if not self.real_features or not self.fake_features:
+            raise ValueError("update() with real=True and real=False images first")
+        return torch.cat(self.fake_features).numpy(), torch.cat(self.real_features).numpy()
+
+
+class KID(_StoredFeatures):
+    """Kernel Inception Distance: unbiased MMD^2, cubic polynomial kernel, random subsets."""
+
+    def __init__(
+        self,
+        extractor: nn.Module,
+        subsets: int = 100,
+        subset_size: int = 1000,
+        seed: int = 2020,
+        **kw: Any,
+    ):
+        self.subsets, self.subset_size, self.seed = subsets, subset_size, seed
+        super().__init__(extractor, **kw)
+
+    def compute(self) -> dict[str, float]:
+        fake, real = self._sets()
+        return distances.kid(fake, real, self.subsets, self.subset_size, self.seed)
+
+
+class PrecisionRecall(_StoredFeatures):
+    """Improved precision and recall (Kynkäänniemi et al. 2019), k = 3."""
+
+    def __init__(self, extractor: nn.Module, k: int = 3, **kw: Any):
+        self.k = k
+        super().__init__(extractor, **kw)
+
+    def compute(self) -> dict[str, float]:
+        return distances.precision_recall(*self._sets(), k=self.k)
+
+
+class DensityCoverage(_StoredFeatures):
+    """Density and coverage (Naeem et al. 2020), k = 5."""
+
+    def __init__(self, extractor: nn.Module, k: int = 5, **kw: Any):
+        self.k = k
+        super().__init__(extractor, **kw)
+
+    def compute(self) -> dict[str, float]:
+        return distances.density_coverage(*self._sets(), k=self.k)
+
+
+class InceptionScore(FeatureMetric):
+    """Inception Score of generated images from a logits extractor
+    (``InceptionV3Features(output="logits")``), 10 splits."""
+
+    def __init__(self, extractor: nn.Module, splits: int = 10, seed: int = 2020, **kw: Any):
+        self.splits, self.seed = splits, seed
+        super().__init__(extractor, **kw)
+
+    def reset(self) -> None:
+        self.logits: list[torch.Tensor] = []
+
+    def update(self, images: torch.Tensor, real: bool = False) -> None:
+        self.logits.append(self.features(images))
+
+    def compute(self) -> dict[str, float]:
+        return distances.inception_score(
+            torch.cat(self.logits).numpy(), self.splits, True, self.seed
+        )

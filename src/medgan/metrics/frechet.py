@@ -154,8 +154,8 @@ def warn_if_small(n: int, dim: int, what: str = "FID") -> None:
     """Covariances of N < d samples are rank-deficient and FID is strongly biased upward."""
     if n < dim:
         warnings.warn(
-            f"{what} from {n} samples of {dim}-d features: the covariance is rank-deficient and the "
-            f"score is biased by sample size. Compare only at equal N, use KID (unbiased), "
+            f"{what} from {n} samples of {dim}-d features: the covariance is rank-deficient "
+            f"and the score is biased by sample size. Compare only at equal N, use KID (unbiased), "
             f"fid_infinity(), or lower-dimensional features (e.g. the domain encoder).",
             stacklevel=3,
         )

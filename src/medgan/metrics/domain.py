@@ -1,0 +1,78 @@
+"""A small CNN encoder for medical grey-scale images, trained by
+``scripts/train_domain_encoder.py`` on medgan's embedded data (real MNI152 brain MRI slices
+in three orientations, procedural CT in HU) to tell source, view and rotation apart; its
+128-d pooled features give meaningful FID/KID/PR on CPU without any download. The weights
+(float16, ~200 KiB) ship in the package.
+
+Input ``(N, 1, H, W)`` in [-1, 1] (resized to 64x64); output ``(N, 128)``.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medgan.metrics.features import sha256_of
+
+WEIGHTS = "weights/domain_encoder.pt"
+
+
+class DomainEncoder(nn.Module):
+    """4 stride-2 conv blocks (16-32-64-128 channels, GroupNorm, ReLU), global average pool."""
+
+    def __init__(self, num_classes: int = 16, width: int = 16) -> None:
+        super().__init__()
+        chans = [1, width, width * 2, width * 4, width * 8]
+        layers: list[nn.Module] = []
+        for a, b in zip(chans[:-1], chans[1:], strict=True):
+            layers += [
+                nn.Conv2d(a, b, 3, 2, 1),
+                nn.GroupNorm(8, b),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(b, b, 3, 1, 1),
+                nn.GroupNorm(8, b),
+                nn.ReLU(inplace=True),
+            ]
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(chans[-1], num_classes)
+        self.dim = chans[-1]
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2:] != (64, 64):
+            x = F.interpolate(
+                x, size=(64, 64), mode="bilinear", align_corners=False, antialias=True
+            )
+        return self.body(x).mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+class DomainEncoderFeatures(nn.Module):
+    """The shipped :class:`DomainEncoder` as a feature extractor ``(N, 1, H, W) -> (N, 128)``."""
+
+    name = "medgan-domain-encoder"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = DomainEncoder()
+        ref = resources.files("medgan.metrics").joinpath(WEIGHTS)
+        with resources.as_file(ref) as path:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            self.weights_sha256 = sha256_of(path)
+        self.net.load_state_dict({k: v.float() for k, v in state.items()})
+        self.net.eval().requires_grad_(False)
+        self.published = True
+        self.dim = self.net.dim
+
+    def train(self, mode: bool = True) -> DomainEncoderFeatures:
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] != 1:
+            x = x.mean(dim=1, keepdim=True)
+        return self.net.features(x.float())

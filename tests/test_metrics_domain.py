@@ -1,0 +1,67 @@
+"""The shipped domain encoder: loads offline, separates real from corrupted images."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from medgan.data import CTPhantomSlices, SliceDataset, embedded
+from medgan.metrics import FID, KID, DensityCoverage, PrecisionRecall, SliceFeatures25D
+from medgan.metrics.domain import DomainEncoderFeatures
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return DomainEncoderFeatures()
+
+
+def _fid(enc, real, fake):
+    m = FID(enc)
+    m.update(real, real=True)
+    m.update(fake, real=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # N < d is expected here
+        return m.compute()
+
+
+@pytest.mark.parametrize("source", ["mri", "ct"])
+def test_fid_grows_monotonically_with_noise(encoder, source):
+    if source == "mri":
+        ds = SliceDataset(embedded("mni152_t1"), "axial", min_foreground=0.1, size=64)
+        x = torch.stack([ds[i] for i in range(len(ds))])
+    else:
+        ct = CTPhantomSlices(n=120, size=64, seed=5)
+        x = torch.stack([ct[i] for i in range(len(ct))])
+    real, held_out = x[::2], x[1::2]  # disjoint images
+    g = torch.Generator().manual_seed(0)
+    levels = [0.0, 0.1, 0.2, 0.4, 0.8]
+    fids = [
+        _fid(encoder, real, (held_out + s * torch.randn(held_out.shape, generator=g)).clamp(-1, 1))
+        for s in levels
+    ]
+    assert all(a < b for a, b in zip(fids, fids[1:])), fids
+    assert encoder.dim == 128 and len(encoder.weights_sha256) == 64
+
+
+def test_other_scores_run_on_domain_features_and_25d(encoder):
+    ct = CTPhantomSlices(n=40, size=64, seed=2)
+    x = torch.stack([ct[i] for i in range(40)])
+    noisy = (x + 0.5 * torch.randn_like(x)).clamp(-1, 1)
+    for metric in (
+        KID(encoder, subsets=5, subset_size=20),
+        PrecisionRecall(encoder),
+        DensityCoverage(encoder),
+    ):
+        metric.update(x[:20], real=True)
+        metric.update(noisy[20:], real=False)
+        out = metric.compute()
+        assert all(v == v for v in out.values())  # no NaN
+    clean, corrupted = PrecisionRecall(encoder), PrecisionRecall(encoder)
+    for m, fake in ((clean, x[20:]), (corrupted, noisy[20:])):
+        m.update(x[:20], real=True)
+        m.update(fake, real=False)
+    assert clean.compute()["precision"] > corrupted.compute()["precision"]
+    vols = torch.rand(2, 1, 16, 24, 20) * 2 - 1
+    assert SliceFeatures25D(encoder, size=64)(vols).shape == (2, 3 * 128)

@@ -78,7 +78,7 @@ def ssim(x: Tensor, y: Tensor, data_range: float, win_size: int = 11, sigma: flo
 def ms_ssim(
     x: Tensor, y: Tensor, data_range: float, weights: tuple[float, ...] = MS_SSIM_WEIGHTS
 ) -> Tensor:
-    """Mean MS-SSIM over the batch; the smallest side must stay >= 11 after len(weights)-1 halvings."""
+    """Mean MS-SSIM over the batch; sides must stay >= 11 after len(weights) - 1 halvings."""
     d = _check(x, y)
     need = 11 * 2 ** (len(weights) - 1)
     if min(x.shape[2:]) < need:

@@ -114,6 +114,82 @@ def _list(registry_name: str) -> int:
     return 0
 
 
+def _collect(path: Path, args: argparse.Namespace):
+    from medgan.metrics.inputs import image_batches
+
+    return list(image_batches(path, axis=args.axis))
+
+
+def _fid(args: argparse.Namespace) -> int:
+    import warnings
+
+    from tqdm.auto import tqdm
+
+    from medgan.metrics import FID, KID, PrecisionRecall
+    from medgan.metrics.features import build_features
+    from medgan.metrics.frechet import FeatureStats
+
+    extractor = build_features(args.features, args.weights)
+    fid = FID(extractor, batch_size=args.batch_size)
+    extra = []
+    if args.kid:
+        extra.append(KID(extractor, batch_size=args.batch_size))
+    if args.pr:
+        extra.append(PrecisionRecall(extractor, batch_size=args.batch_size))
+    for path, real in ((args.path1, True), (args.path2, False)):
+        if path.suffix == ".npz":  # precomputed mu/sigma, as pytorch-fid writes them
+            if real:
+                fid.real = FeatureStats.load(path)
+            else:
+                fid.fake = FeatureStats.load(path)
+            if extra:
+                raise MedganError(f"{path}: KID/precision-recall need images, not .npz statistics")
+            continue
+        batches = _collect(path, args)
+        for x in tqdm(batches, desc=path.name, unit="batch", disable=args.quiet):
+            feats = fid.features(x)
+            fid.update_features(feats, real=real)
+            for m in extra:
+                m.update_features(feats, real=real)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = {"fid": fid.compute()}
+        for m in extra:
+            result |= m.compute()
+    result |= {"n1": fid.real.n, "n2": fid.fake.n, **fid.provenance()}
+    if args.save_stats:
+        fid.real.save(args.save_stats)
+        result["saved_stats"] = str(args.save_stats)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    import torch
+
+    from medgan.metrics.features import build_features
+    from medgan.metrics.memorization import memorization_audit, save_closest_pairs
+
+    def tensor(path: Path) -> torch.Tensor:
+        batches = _collect(path, args)
+        if len({tuple(b.shape[1:]) for b in batches}) > 1:
+            raise MedganError(f"{path}: images of different sizes; resample them to one size first")
+        return torch.cat(batches)
+
+    gen, train, held = tensor(args.generated), tensor(args.train), tensor(args.held_out)
+    report = memorization_audit(gen, train, held, build_features(args.features, args.weights))
+    args.out.mkdir(parents=True, exist_ok=True)
+    grid = save_closest_pairs(report, gen, train, args.out / "closest_pairs.png")
+    (args.out / "audit.json").write_text(json.dumps(report.to_dict(), indent=2))
+    print(json.dumps(report.to_dict(), indent=2))
+    print(f"closest pairs: {grid}")
+    if report.flagged:
+        print("FLAG: generated images are closer to the training set than held-out real images are")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="medgan", description="GANs for medical images.")
     p.add_argument("-v", "--verbose", action="store_true", help="log INFO messages")
@@ -147,6 +223,35 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
     s.add_argument("--device", default="cpu")
     s.set_defaults(fn=_sample)
+
+    f = sub.add_parser(
+        "fid", help="FID (and optionally KID, precision/recall) between two image sets"
+    )
+    f.add_argument("path1", type=Path, help="real: PNG/DICOM/NIfTI folder or file, or .npz stats")
+    f.add_argument("path2", type=Path, help="generated: same kinds")
+    f.add_argument(
+        "--features", default="inception", help="inception | domain | pkg.module:factory"
+    )
+    f.add_argument(
+        "--weights", default=None, help="Inception weights file (or $MEDGAN_INCEPTION_WEIGHTS)"
+    )
+    f.add_argument("--axis", default="axial", help="slicing axis for volumes")
+    f.add_argument("--batch-size", type=int, default=50)
+    f.add_argument("--kid", action="store_true")
+    f.add_argument("--pr", action="store_true", help="also precision/recall (k=3)")
+    f.add_argument("--save-stats", type=Path, default=None, help="write path1's statistics (.npz)")
+    f.add_argument("--quiet", action="store_true")
+    f.set_defaults(fn=_fid)
+
+    a = sub.add_parser("audit", help="memorisation audit: generated vs training vs held-out images")
+    a.add_argument("--generated", type=Path, required=True)
+    a.add_argument("--train", type=Path, required=True)
+    a.add_argument("--held-out", type=Path, required=True)
+    a.add_argument("--features", default="domain")
+    a.add_argument("--weights", default=None)
+    a.add_argument("--axis", default="axial")
+    a.add_argument("--out", type=Path, default=Path("audit"))
+    a.set_defaults(fn=_audit)
 
     for name in ("models", "losses", "datasets"):
         sub.add_parser(name, help=f"list registered {name}").set_defaults(

@@ -72,6 +72,29 @@ class _BlockE(InceptionE):
         return torch.cat([b1, b3, bd, self.branch_pool(pooled)], 1)
 
 
+@torch.no_grad()
+def fold_batchnorm(net: nn.Module) -> nn.Module:
+    """Fold every BasicConv2d's BatchNorm (inference statistics) into its convolution:
+    w' = w * g / sqrt(v + eps), b' = beta - m * g / sqrt(v + eps). Same outputs (to float
+    rounding), one pass over the activations fewer per layer. Returns ``net`` (in place)."""
+    for m in net.modules():
+        if isinstance(m, BasicConv2d) and isinstance(m.bn, nn.BatchNorm2d):
+            bn, conv = m.bn, m.conv
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            fused = nn.Conv2d(
+                conv.in_channels,
+                conv.out_channels,
+                conv.kernel_size,
+                conv.stride,
+                conv.padding,
+                bias=True,
+            )
+            fused.weight.copy_(conv.weight * scale[:, None, None, None])
+            fused.bias.copy_(bn.bias - bn.running_mean * scale)
+            m.conv, m.bn = fused, nn.Identity()
+    return net
+
+
 class FIDInceptionV3(nn.Module):
     """The network; see the module docstring. ``forward`` returns (pool3 features, logits)."""
 

@@ -65,3 +65,23 @@ def test_other_scores_run_on_domain_features_and_25d(encoder):
     assert clean.compute()["precision"] > corrupted.compute()["precision"]
     vols = torch.rand(2, 1, 16, 24, 20) * 2 - 1
     assert SliceFeatures25D(encoder, size=64)(vols).shape == (2, 3 * 128)
+
+
+def test_score_25d_averages_three_views(encoder):
+    import warnings
+
+    from medgan.metrics import FID, score_25d, slices_along
+
+    t1 = torch.from_numpy(embedded("mni152_t1").array[:, :96, :88].copy() / 127.5 - 1)
+    real = t1[None, None, ::2, ::2, ::2].float()  # (1, 1, 49, 48, 44)
+    noisy = (real + 0.5 * torch.randn_like(real)).clamp(-1, 1)
+    assert slices_along(real, 3).shape == (48, 1, 49, 44)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        same = score_25d(lambda: FID(encoder), real, real)
+        worse = score_25d(lambda: FID(encoder), real, noisy)
+    assert set(worse) == {"axial", "coronal", "sagittal", "mean"}
+    assert worse["mean"] == pytest.approx(
+        (worse["axial"] + worse["coronal"] + worse["sagittal"]) / 3
+    )
+    assert abs(same["mean"]) < 1e-3 * worse["mean"]

@@ -10,25 +10,40 @@ quality (PSNR, SSIM, MS-SSIM, 2D and 3D), Dice/IoU, and a memorisation audit.
 from __future__ import annotations
 
 from medgan.metrics.distances import density_coverage, inception_score, kid, precision_recall
+from medgan.metrics.domain import DomainEncoderFeatures
 from medgan.metrics.features import (
     InceptionV3Features,
     ModuleFeatures,
     SliceFeatures25D,
+    build_features,
 )
 from medgan.metrics.frechet import FeatureStats, fid_infinity, frechet_distance
+from medgan.metrics.image_quality import dice, iou, ms_ssim, psnr, ssim
+from medgan.metrics.memorization import memorization_audit
 from medgan.metrics.scores import FID, KID, DensityCoverage, InceptionScore, PrecisionRecall
+from medgan.metrics.volumes import score_25d, slices_along
 
 __all__ = [
     "FID",
     "KID",
     "DensityCoverage",
+    "DomainEncoderFeatures",
     "FeatureStats",
     "InceptionScore",
     "InceptionV3Features",
     "ModuleFeatures",
     "PrecisionRecall",
     "SliceFeatures25D",
+    "build_features",
     "density_coverage",
+    "dice",
+    "iou",
+    "memorization_audit",
+    "ms_ssim",
+    "psnr",
+    "score_25d",
+    "slices_along",
+    "ssim",
     "fid_infinity",
     "frechet_distance",
     "inception_score",

@@ -85,3 +85,33 @@ def test_score_25d_averages_three_views(encoder):
         (worse["axial"] + worse["coronal"] + worse["sagittal"]) / 3
     )
     assert abs(same["mean"]) < 1e-3 * worse["mean"]
+
+
+def test_fid_as_trainer_evaluation_hook(encoder):
+    import warnings
+
+    import medgan
+    from medgan.callbacks import Evaluate
+    from medgan.metrics import FID
+
+    ct = CTPhantomSlices(n=64, size=16, seed=0)
+    real = torch.stack([ct[i] for i in range(64)])
+
+    def evaluate(trainer):
+        fid = FID(encoder)
+        fid.update(real, real=True)
+        with torch.no_grad():
+            fid.update(trainer.ema(trainer.sample_noise(64)), real=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return {"fid_domain": fid.compute()}
+
+    g = medgan.models.build("dcgan_generator", image_size=16, base_channels=4, latent_dim=8)
+    d = medgan.models.build("dcgan_discriminator", image_size=16, base_channels=4)
+    ev = Evaluate(evaluate, every=2)
+    medgan.Trainer(
+        g, d, ct, config=medgan.TrainConfig(steps=4, batch_size=16, device="cpu"), callbacks=[ev]
+    ).fit()
+    assert [h["step"] for h in ev.history] == [2, 4] and all(
+        h["fid_domain"] > 0 for h in ev.history
+    )

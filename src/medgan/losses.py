@@ -225,3 +225,51 @@ class LeastSquares(GANLoss):
 def build_loss(name: str, **kwargs: Any) -> GANLoss:
     """Build a registered loss by name, e.g. ``build_loss("hinge", r1_weight=1.0)``."""
     return LOSSES.build(name, **kwargs)
+
+
+@LOSSES.register("pix2pix")
+@dataclass(frozen=True)
+class Pix2Pix(GANLoss):
+    """Paired image-to-image loss (Isola et al. 2017, eq. 4):
+
+    G* = arg min_G max_D L_adv(G, D) + l1_weight * E[||y - G(x)||_1] (+ ssim_weight * (1 - SSIM)).
+
+    ``adversarial`` names the registered loss giving the adversarial terms (its penalties
+    apply too); the reconstruction terms compare G's output with the paired target.
+    """
+
+    adversarial: str = "non_saturating"
+    l1_weight: float = 100.0
+    ssim_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        LOSSES.get(self.adversarial)  # unknown names fail here, listing the known ones
+        if self.l1_weight < 0 or self.ssim_weight < 0:
+            raise ConfigError("Pix2Pix l1_weight and ssim_weight must be >= 0")
+
+    def _adv(self) -> GANLoss:
+        return LOSSES.build(self.adversarial)
+
+    def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        return self._adv().d_loss(real_logits, fake_logits)
+
+    def g_loss(self, fake_logits: Tensor) -> Tensor:
+        return self._adv().g_loss(fake_logits)
+
+    def generator_objective(
+        self, d: nn.Module, fake: Tensor, real: Tensor | None = None, cond: Cond = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        total, logs = super().generator_objective(d, fake, real, cond)
+        if real is None:
+            raise ValueError("pix2pix needs the paired target image")
+        l1 = (fake.float() - real.float()).abs().mean()
+        total = total + self.l1_weight * l1
+        logs["l1"] = l1.detach()
+        if self.ssim_weight:
+            from medgan.metrics.image_quality import ssim
+
+            s = ssim(fake.float(), real.float(), data_range=2.0)
+            total = total + self.ssim_weight * (1 - s.float())
+            logs["ssim"] = s.detach().float()
+        return total, logs

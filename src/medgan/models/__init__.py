@@ -17,7 +17,7 @@ from typing import Any
 
 from torch import nn
 
-from medgan.models import dcgan, mlp, resnet  # noqa: F401  (registers the built-ins)
+from medgan.models import dcgan, mlp, patchgan, resnet, unet  # noqa: F401  (registers the built-ins)
 from medgan.registry import MODELS
 
 register = MODELS.register

@@ -1,0 +1,88 @@
+"""U-Net generator (Ronneberger et al. 2015; the pix2pix generator of Isola et al. 2017),
+2D or 3D: image ``(N, in_channels, *spatial)`` -> image ``(N, out_channels, *spatial)``.
+
+``depth`` stride-2 downsamplings with skip connections; every spatial side must be
+divisible by ``2**depth``. ``out_activation``: "tanh" (images in [-1, 1]) or "none"
+(logits, e.g. segmentation).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from medgan.errors import ConfigError
+from medgan.models import layers as L
+from medgan.registry import MODELS
+
+
+def _block(d: int, c_in: int, c_out: int, norm: str) -> nn.Sequential:
+    def n(c: int) -> nn.Module:
+        return (
+            L.instance_norm(d, c)
+            if norm == "instance"
+            else L.batch_norm(d, c)
+            if norm == "batch"
+            else nn.Identity()
+        )
+
+    return nn.Sequential(
+        L.conv(d, c_in, c_out, 3, 1, 1),
+        n(c_out),
+        nn.LeakyReLU(0.2, True),
+        L.conv(d, c_out, c_out, 3, 1, 1),
+        n(c_out),
+        nn.LeakyReLU(0.2, True),
+    )
+
+
+@MODELS.register("unet_generator")
+class UNetGenerator(nn.Module):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        base_channels: int = 32,
+        depth: int = 3,
+        spatial_dims: int = 2,
+        norm: str = "instance",
+        out_activation: str = "tanh",
+        max_channels: int = 256,
+    ) -> None:
+        super().__init__()
+        d = L.check_spatial_dims(spatial_dims)
+        if norm not in ("instance", "batch", "none"):
+            raise ConfigError(f"norm must be instance, batch or none, got {norm!r}")
+        if out_activation not in ("tanh", "none"):
+            raise ConfigError(f"out_activation must be 'tanh' or 'none', got {out_activation!r}")
+        self.depth, self.spatial_dims = depth, d
+        ch = [min(base_channels * 2**i, max_channels) for i in range(depth + 1)]
+        self.enc = nn.ModuleList(
+            [_block(d, in_channels if i == 0 else ch[i - 1], ch[i], norm) for i in range(depth)]
+        )
+        self.down = nn.ModuleList([L.conv(d, ch[i], ch[i], 4, 2, 1) for i in range(depth)])
+        self.bottleneck = _block(d, ch[depth - 1], ch[depth], norm)
+        self.up = nn.ModuleList(
+            [L.conv_transpose(d, ch[i + 1], ch[i], 4, 2, 1) for i in reversed(range(depth))]
+        )
+        self.dec = nn.ModuleList(
+            [_block(d, 2 * ch[i], ch[i], norm) for i in reversed(range(depth))]
+        )
+        self.out = L.conv(d, ch[0], out_channels, 1)
+        self.act = nn.Tanh() if out_activation == "tanh" else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = 2**self.depth
+        if any(s % k for s in x.shape[2:]):
+            raise ValueError(
+                f"UNet with depth {self.depth} needs sides divisible by {k}, got {tuple(x.shape[2:])}"
+            )
+        skips = []
+        for enc, down in zip(self.enc, self.down, strict=True):
+            x = enc(x)
+            skips.append(x)
+            x = down(x)
+        x = self.bottleneck(x)
+        for up, dec, skip in zip(self.up, self.dec, reversed(skips), strict=True):
+            x = dec(torch.cat([up(x), skip], dim=1))
+        return self.act(self.out(x))

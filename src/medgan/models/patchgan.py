@@ -58,7 +58,8 @@ class PatchGANDiscriminator(nn.Module):
             x = torch.cat([x, cond], dim=1)
         if min(x.shape[2:]) < self.min_size:
             raise ValueError(
-                f"PatchGAN with these n_layers needs sides >= {self.min_size}, got {tuple(x.shape[2:])}; "
+                f"PatchGAN with these n_layers needs sides >= {self.min_size}, "
+                f"got {tuple(x.shape[2:])}; "
                 "use fewer layers or scales"
             )
         return self.net(x).flatten(1)

@@ -75,7 +75,8 @@ class UNetGenerator(nn.Module):
         k = 2**self.depth
         if any(s % k for s in x.shape[2:]):
             raise ValueError(
-                f"UNet with depth {self.depth} needs sides divisible by {k}, got {tuple(x.shape[2:])}"
+                f"UNet with depth {self.depth} needs sides divisible by {k}, "
+                f"got {tuple(x.shape[2:])}"
             )
         skips = []
         for enc, down in zip(self.enc, self.down, strict=True):

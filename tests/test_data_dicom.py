@@ -125,8 +125,7 @@ def test_oblique_sagittal_and_reversed_series_geometry(tmp_path):
 
 def test_enhanced_multiframe_ct_from_functional_groups():
     path = get_testdata_file("eCT_Supplemental.dcm")  # from the pydicom-data test extra
-    if path is None:
-        pytest.skip("pydicom-data is not installed (pip install -e '.[test]')")
+    assert path is not None, "pydicom-data is missing: pip install -e '.[test]'"
     vol = load(path)
     ds = pydicom.dcmread(path)
     assert vol.array.shape == (2, 512, 512)

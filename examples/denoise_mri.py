@@ -1,0 +1,91 @@
+"""Denoising real brain MRI (MNI152 T1, Rician noise) with a pix2pix GAN, against the noisy
+input, a Gaussian filter and non-local means with their best parameters, on held-out
+slices: the GAN trains on axial slices and is scored on coronal slices it never saw.
+
+    python examples/denoise_mri.py [--steps 600] [--sigma 15] [--out docs/figures]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+import medgan
+from medgan.batches import Paired
+from medgan.data import IntensityWindow, Volume, embedded
+from medgan.images import save_grid
+from medgan.metrics import psnr, ssim
+from medgan.tasks.degradations import rician_noise
+from medgan.tasks.enhancement import DegradedPairs, enhance
+
+WINDOW = IntensityWindow(0.0, 255.0)  # the embedded T1 is 0..255
+
+
+def scores(pred: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
+    p, c = torch.from_numpy(pred)[:, None].double(), torch.from_numpy(clean)[:, None].double()
+    return float(psnr(p, c, 255.0)), float(ssim(p, c, 255.0))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--sigma", type=float, default=15.0, help="Rician noise sigma (0..255 scale)")
+    ap.add_argument("--out", default="docs/figures")
+    args = ap.parse_args()
+    medgan.seed_everything(0)
+    t1 = embedded("mni152_t1").array  # (98, 116, 94): R, A, S
+    fg = (t1 > 20).reshape(-1, t1.shape[2]).mean(0)
+    train = np.stack([t1[:96, :112, k] for k in range(t1.shape[2]) if fg[k] > 0.15])  # axial
+    test_clean = np.stack([t1[:96, j, :88] for j in range(20, 100, 8)])  # coronal, unseen
+    rng = np.random.default_rng(123)
+    test_noisy = np.stack([rician_noise(s, rng, args.sigma) for s in test_clean])
+
+    def degrade(s, r):
+        return rician_noise(s, r, args.sigma)
+
+    pairs = DegradedPairs(np.repeat(train, 8, axis=0), degrade, WINDOW)  # 8 noise draws per slice
+    g = medgan.models.build("unet_generator", base_channels=16, depth=3)
+    d = medgan.models.build("patchgan_discriminator", base_channels=16, n_layers=2)
+    t0 = time.perf_counter()
+    trainer = medgan.Trainer(
+        g, d, pairs, adapter=Paired(), loss=medgan.losses.build_loss("pix2pix", l1_weight=100.0),
+        config=medgan.TrainConfig(steps=args.steps, batch_size=8, lr_g=5e-4, lr_d=2e-4, ema_halflife_kimg=0.5),
+    ).fit(progress=True)
+    train_s = time.perf_counter() - t0
+
+    rows = {"noisy input": scores(test_noisy, test_clean)}
+    best = max(((s, scores(ndimage.gaussian_filter(test_noisy, (0, s, s)), test_clean)) for s in
+                (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)), key=lambda t: t[1][0])
+    rows[f"Gaussian filter (best sigma={best[0]})"] = best[1]
+    try:
+        from skimage.restoration import denoise_nl_means
+
+        nlm = max(((h, scores(np.stack([denoise_nl_means(s, h=h * args.sigma, sigma=args.sigma, patch_size=5,
+                                                         patch_distance=6, fast_mode=True) for s in test_noisy]),
+                              test_clean)) for h in (0.6, 0.8, 1.0, 1.2)), key=lambda t: t[1][0])
+        rows[f"non-local means (best h={nlm[0]}*sigma)"] = nlm[1]
+    except ImportError:
+        print("(scikit-image not installed: non-local means baseline skipped)")
+    vol = Volume(test_noisy, np.eye(4), {"unit": "arbitrary"})
+    gan = enhance(vol, trainer.ema, WINDOW, axis=0, tile=64, overlap=16).array
+    rows["pix2pix GAN (EMA generator)"] = scores(gan, test_clean)
+
+    print(f"\nheld-out coronal MRI slices ({len(test_clean)}), Rician sigma={args.sigma}; "
+          f"GAN trained {args.steps} steps in {train_s:.0f} s on CPU")
+    print(f"{'method':45s} {'PSNR (dB)':>10s} {'SSIM':>8s}")
+    for name, (p, s) in rows.items():
+        print(f"{name:45s} {p:10.2f} {s:8.4f}")
+    out = Path(args.out)
+    idx = [2, 5]
+    to_unit = lambda a: torch.from_numpy(WINDOW.to_unit(a[idx]))[:, None]  # noqa: E731
+    grid = save_grid(torch.cat([to_unit(test_noisy), to_unit(gan), to_unit(test_clean)]), out / "denoise_mri.png", nrow=2)
+    print(f"figure (rows: noisy, GAN, clean): {grid}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""Degradation models that turn clean images into training inputs for enhancement.
+
+All functions take numpy arrays in physical units (HU for CT) or in [-1, 1] and a
+``numpy.random.Generator``, and return arrays of the same shape and dtype float32.
+
+- :func:`low_dose_ct_noise` (image domain). Justification: filtered back-projection turns
+  the Poisson noise of the projections into image noise that is close to Gaussian, whose
+  variance scales with 1/dose and whose power spectrum rises ~linearly with spatial
+  frequency (the ramp filter) up to the reconstruction cut-off (Hanson 1979; Kak & Slaney,
+  ch. 5). We draw white noise, shape its 2D spectrum with |f| (per slice) and scale it to
+  the standard deviation a dose reduction adds: sigma_add = sigma_full * sqrt(1/d - 1)
+  for a dose fraction d.
+- :func:`rician_noise` (MR magnitude images): |x + n_re + i n_im|, n ~ N(0, sigma^2).
+- :func:`thick_slices` (super-resolution): average ``factor`` consecutive slices along an
+  axis (a thicker slab), then return either the thick volume or it re-sampled onto the
+  original grid (linear), so pairs stay aligned.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+
+def ramp_shaped_noise(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """Unit-variance noise whose spectrum over the last two axes is proportional to |f|."""
+    white = rng.standard_normal(shape)
+    fy = np.fft.fftfreq(shape[-2])[:, None]
+    fx = np.fft.fftfreq(shape[-1])[None, :]
+    ramp = np.sqrt(np.sqrt(fx**2 + fy**2))  # amplitude ~ sqrt(|f|) <=> power ~ |f|
+    shaped = np.fft.ifft2(np.fft.fft2(white, axes=(-2, -1)) * ramp, axes=(-2, -1)).real
+    return (shaped / shaped.std()).astype(np.float32)
+
+
+def low_dose_ct_noise(
+    hu: np.ndarray, rng: np.random.Generator, dose_fraction: float = 0.25, full_dose_sigma_hu: float = 10.0
+) -> np.ndarray:
+    """Simulate a scan at ``dose_fraction`` of the dose of ``hu`` (whose own noise is
+    ``full_dose_sigma_hu``): adds ramp-shaped noise of sigma_full * sqrt(1/d - 1) HU."""
+    if not 0 < dose_fraction <= 1:
+        raise ValueError(f"dose_fraction must be in (0, 1], got {dose_fraction}")
+    sigma = full_dose_sigma_hu * np.sqrt(1.0 / dose_fraction - 1.0)
+    return (hu + sigma * ramp_shaped_noise(hu.shape, rng)).astype(np.float32)
+
+
+def rician_noise(x: np.ndarray, rng: np.random.Generator, sigma: float) -> np.ndarray:
+    """Magnitude of complex Gaussian noise added to a (non-negative) MR image."""
+    re = x + sigma * rng.standard_normal(x.shape)
+    im = sigma * rng.standard_normal(x.shape)
+    return np.sqrt(re**2 + im**2).astype(np.float32)
+
+
+def thick_slices(x: np.ndarray, factor: int, axis: int = 0, same_grid: bool = True) -> np.ndarray:
+    """Average ``factor`` slices along ``axis`` (spacing multiplies by ``factor``); with
+    ``same_grid`` linearly re-sample back to the input grid (the usual SR input)."""
+    if factor < 1:
+        raise ValueError("factor must be >= 1")
+    n = x.shape[axis] - x.shape[axis] % factor
+    moved = np.moveaxis(x, axis, 0)[:n]
+    thick = moved.reshape(n // factor, factor, *moved.shape[1:]).mean(1)
+    if not same_grid:
+        return np.moveaxis(thick, 0, axis).astype(np.float32)
+    # slab j covers slices j*f .. j*f+f-1, centred at j*f + (f-1)/2
+    centres = (np.arange(x.shape[axis]) - (factor - 1) / 2) / factor
+    coords = np.clip(centres, 0, thick.shape[0] - 1)
+    out = ndimage.map_coordinates(
+        thick, np.meshgrid(coords, *[np.arange(s) for s in thick.shape[1:]], indexing="ij"), order=1
+    )
+    return np.moveaxis(out, 0, axis).astype(np.float32)

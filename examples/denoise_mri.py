@@ -53,21 +53,54 @@ def main() -> None:
     d = medgan.models.build("patchgan_discriminator", base_channels=16, n_layers=2)
     t0 = time.perf_counter()
     trainer = medgan.Trainer(
-        g, d, pairs, adapter=Paired(), loss=medgan.losses.build_loss("pix2pix", l1_weight=100.0),
-        config=medgan.TrainConfig(steps=args.steps, batch_size=8, lr_g=5e-4, lr_d=2e-4, ema_halflife_kimg=0.5),
+        g,
+        d,
+        pairs,
+        adapter=Paired(),
+        loss=medgan.losses.build_loss("pix2pix", l1_weight=100.0),
+        config=medgan.TrainConfig(
+            steps=args.steps, batch_size=8, lr_g=5e-4, lr_d=2e-4, ema_halflife_kimg=0.5
+        ),
     ).fit(progress=True)
     train_s = time.perf_counter() - t0
 
     rows = {"noisy input": scores(test_noisy, test_clean)}
-    best = max(((s, scores(ndimage.gaussian_filter(test_noisy, (0, s, s)), test_clean)) for s in
-                (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)), key=lambda t: t[1][0])
+    best = max(
+        (
+            (s, scores(ndimage.gaussian_filter(test_noisy, (0, s, s)), test_clean))
+            for s in (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
+        ),
+        key=lambda t: t[1][0],
+    )
     rows[f"Gaussian filter (best sigma={best[0]})"] = best[1]
     try:
         from skimage.restoration import denoise_nl_means
 
-        nlm = max(((h, scores(np.stack([denoise_nl_means(s, h=h * args.sigma, sigma=args.sigma, patch_size=5,
-                                                         patch_distance=6, fast_mode=True) for s in test_noisy]),
-                              test_clean)) for h in (0.6, 0.8, 1.0, 1.2)), key=lambda t: t[1][0])
+        nlm = max(
+            (
+                (
+                    h,
+                    scores(
+                        np.stack(
+                            [
+                                denoise_nl_means(
+                                    s,
+                                    h=h * args.sigma,
+                                    sigma=args.sigma,
+                                    patch_size=5,
+                                    patch_distance=6,
+                                    fast_mode=True,
+                                )
+                                for s in test_noisy
+                            ]
+                        ),
+                        test_clean,
+                    ),
+                )
+                for h in (0.6, 0.8, 1.0, 1.2)
+            ),
+            key=lambda t: t[1][0],
+        )
         rows[f"non-local means (best h={nlm[0]}*sigma)"] = nlm[1]
     except ImportError:
         print("(scikit-image not installed: non-local means baseline skipped)")
@@ -75,15 +108,21 @@ def main() -> None:
     gan = enhance(vol, trainer.ema, WINDOW, axis=0, tile=64, overlap=16).array
     rows["pix2pix GAN (EMA generator)"] = scores(gan, test_clean)
 
-    print(f"\nheld-out coronal MRI slices ({len(test_clean)}), Rician sigma={args.sigma}; "
-          f"GAN trained {args.steps} steps in {train_s:.0f} s on CPU")
+    print(
+        f"\nheld-out coronal MRI slices ({len(test_clean)}), Rician sigma={args.sigma}; "
+        f"GAN trained {args.steps} steps in {train_s:.0f} s on CPU"
+    )
     print(f"{'method':45s} {'PSNR (dB)':>10s} {'SSIM':>8s}")
     for name, (p, s) in rows.items():
         print(f"{name:45s} {p:10.2f} {s:8.4f}")
     out = Path(args.out)
     idx = [2, 5]
     to_unit = lambda a: torch.from_numpy(WINDOW.to_unit(a[idx]))[:, None]  # noqa: E731
-    grid = save_grid(torch.cat([to_unit(test_noisy), to_unit(gan), to_unit(test_clean)]), out / "denoise_mri.png", nrow=2)
+    grid = save_grid(
+        torch.cat([to_unit(test_noisy), to_unit(gan), to_unit(test_clean)]),
+        out / "denoise_mri.png",
+        nrow=2,
+    )
     print(f"figure (rows: noisy, GAN, clean): {grid}")
 
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import pytorch_fid  # noqa: F401  (reference implementations: the test extra installs them)
 import scipy.linalg
 import torch
+import torch_fidelity  # noqa: F401
 
 from medgan import metrics
 from medgan.data import SliceDataset, embedded
 from medgan.metrics.frechet import FeatureStats, frechet_distance
 from medgan.metrics.inception import random_weights
-
-import pytorch_fid  # noqa: F401  (reference implementations: the test extra installs them)
-import torch_fidelity  # noqa: F401
 
 
 @pytest.fixture(scope="module")

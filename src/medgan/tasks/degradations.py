@@ -33,7 +33,10 @@ def ramp_shaped_noise(shape: tuple[int, ...], rng: np.random.Generator) -> np.nd
 
 
 def low_dose_ct_noise(
-    hu: np.ndarray, rng: np.random.Generator, dose_fraction: float = 0.25, full_dose_sigma_hu: float = 10.0
+    hu: np.ndarray,
+    rng: np.random.Generator,
+    dose_fraction: float = 0.25,
+    full_dose_sigma_hu: float = 10.0,
 ) -> np.ndarray:
     """Simulate a scan at ``dose_fraction`` of the dose of ``hu`` (whose own noise is
     ``full_dose_sigma_hu``): adds ramp-shaped noise of sigma_full * sqrt(1/d - 1) HU."""

@@ -31,8 +31,15 @@ class DegradedPairs(Dataset):
         window: the intensity map of both images to [-1, 1].
     """
 
-    def __init__(self, slices: np.ndarray, degrade: Degrade, window: IntensityWindow, seed: int = 0) -> None:
-        self.slices, self.degrade, self.window, self.seed = np.asarray(slices, np.float32), degrade, window, seed
+    def __init__(
+        self, slices: np.ndarray, degrade: Degrade, window: IntensityWindow, seed: int = 0
+    ) -> None:
+        self.slices, self.degrade, self.window, self.seed = (
+            np.asarray(slices, np.float32),
+            degrade,
+            window,
+            seed,
+        )
 
     def __len__(self) -> int:
         return len(self.slices)
@@ -40,8 +47,10 @@ class DegradedPairs(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         clean = self.slices[i]
         bad = self.degrade(clean, np.random.default_rng([self.seed, i]))
-        return (torch.from_numpy(self.window.to_unit(bad))[None].float(),
-                torch.from_numpy(self.window.to_unit(clean))[None].float())
+        return (
+            torch.from_numpy(self.window.to_unit(bad))[None].float(),
+            torch.from_numpy(self.window.to_unit(clean))[None].float(),
+        )
 
 
 def _ramp(n: int, overlap: int) -> np.ndarray:
@@ -86,13 +95,17 @@ def enhance(
     weight = np.outer(_ramp(tile, overlap), _ramp(tile, overlap))
     out = np.zeros_like(unit)
     norm = np.zeros((H, W), np.float32)
-    coords = [(y, x) for y in _starts(H, tile, tile - overlap) for x in _starts(W, tile, tile - overlap)]
+    coords = [
+        (y, x) for y in _starts(H, tile, tile - overlap) for x in _starts(W, tile, tile - overlap)
+    ]
     for y, x in coords:
         norm[y : y + tile, x : x + tile] += weight
     for k0 in range(0, n, batch_size):
         block = unit[k0 : k0 + batch_size]
         for y, x in coords:
-            t = torch.from_numpy(np.ascontiguousarray(block[:, None, y : y + tile, x : x + tile])).to(device)
+            t = torch.from_numpy(
+                np.ascontiguousarray(block[:, None, y : y + tile, x : x + tile])
+            ).to(device)
             pred = generator(t).float().cpu().numpy()[:, 0]
             out[k0 : k0 + batch_size, y : y + tile, x : x + tile] += pred * weight
     out = (out / norm)[:, :h, :w]

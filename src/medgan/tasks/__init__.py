@@ -1,0 +1,32 @@
+"""The three medical jobs: enhancement, completion (missing regions/slices) and
+segmentation, on top of the paired image-to-image GAN machinery."""
+
+from __future__ import annotations
+
+from medgan.tasks.completion import InpaintingPairs, MissingSlicePairs, inpaint, random_box_mask
+from medgan.tasks.degradations import low_dose_ct_noise, rician_noise, thick_slices
+from medgan.tasks.enhancement import DegradedPairs, enhance
+from medgan.tasks.segmentation import (
+    LabelsToOneHot,
+    SegmentationLoss,
+    UNetSegmenter,
+    segment,
+    soft_dice_loss,
+)
+
+__all__ = [
+    "DegradedPairs",
+    "InpaintingPairs",
+    "LabelsToOneHot",
+    "MissingSlicePairs",
+    "SegmentationLoss",
+    "UNetSegmenter",
+    "enhance",
+    "inpaint",
+    "low_dose_ct_noise",
+    "random_box_mask",
+    "rician_noise",
+    "segment",
+    "soft_dice_loss",
+    "thick_slices",
+]

@@ -1,0 +1,132 @@
+"""Automatic labelling: a U-Net segmenter trained with soft Dice + cross-entropy plus an
+adversarial term from a discriminator that sees (image, label map) pairs (Luc et al. 2016;
+SegAN, Xue et al. 2018). ``adv_weight=0`` gives the purely supervised baseline.
+
+The segmenter outputs class probabilities ``(N, K, *spatial)`` (softmax); real label maps
+enter the discriminator one-hot encoded, so real and generated maps look alike to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from medgan.batches import GANInputs, NoiseFn, _first_two
+from medgan.data.intensity import IntensityWindow
+from medgan.data.volume import Volume
+from medgan.errors import ConfigError
+from medgan.losses import GANLoss
+from medgan.models.unet import UNetGenerator
+from medgan.registry import LOSSES, MODELS
+
+
+@MODELS.register("unet_segmenter")
+class UNetSegmenter(nn.Module):
+    """Image ``(N, C, *spatial)`` in [-1, 1] -> class probabilities ``(N, num_classes, *spatial)``."""
+
+    def __init__(
+        self,
+        num_classes: int = 2,
+        in_channels: int = 1,
+        base_channels: int = 16,
+        depth: int = 3,
+        spatial_dims: int = 2,
+    ) -> None:
+        super().__init__()
+        self.num_classes = 0  # takes no class labels as input (see NoiseToImage)
+        self.classes = num_classes
+        self.unet = UNetGenerator(
+            in_channels,
+            num_classes,
+            base_channels,
+            depth,
+            spatial_dims,
+            norm="instance",
+            out_activation="none",
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.unet(x).softmax(dim=1)
+
+
+class LabelsToOneHot:
+    """Batch adapter for ``(image, integer label map)`` pairs: G(image), D(one-hot map, image)."""
+
+    def __init__(self, num_classes: int) -> None:
+        self.k = num_classes
+
+    def __call__(self, batch: Any, sample_noise: NoiseFn) -> GANInputs:
+        image, labels = _first_two(batch)
+        onehot = F.one_hot(labels.long(), self.k).movedim(-1, 1).float()
+        return GANInputs(onehot, (image,), image)
+
+
+def soft_dice_loss(probs: Tensor, onehot: Tensor, eps: float = 1.0) -> Tensor:
+    """1 - mean over classes of (2 sum p*y + eps) / (sum p + sum y + eps) (Milletari et al. 2016)."""
+    dims = (0, *range(2, probs.dim()))
+    inter = (probs * onehot).sum(dims)
+    return 1 - ((2 * inter + eps) / (probs.sum(dims) + onehot.sum(dims) + eps)).mean()
+
+
+@LOSSES.register("segmentation")
+@dataclass(frozen=True)
+class SegmentationLoss(GANLoss):
+    """G minimises dice_weight * softDice + ce_weight * CE + adv_weight * adversarial."""
+
+    adversarial: str = "non_saturating"
+    adv_weight: float = 0.05
+    dice_weight: float = 1.0
+    ce_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        LOSSES.get(self.adversarial)
+        if min(self.adv_weight, self.dice_weight, self.ce_weight) < 0:
+            raise ConfigError("SegmentationLoss weights must be >= 0")
+
+    def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        return LOSSES.build(self.adversarial).d_loss(real_logits, fake_logits)
+
+    def g_loss(self, fake_logits: Tensor) -> Tensor:
+        return LOSSES.build(self.adversarial).g_loss(fake_logits)
+
+    def generator_objective(
+        self, d: nn.Module, fake: Tensor, real: Tensor | None = None, cond: Any = None
+    ):
+        if real is None:
+            raise ValueError("the segmentation loss needs the reference label map")
+        probs = fake.float()
+        dice = soft_dice_loss(probs, real)
+        ce = -(real * probs.clamp_min(1e-7).log()).sum(1).mean()
+        total = self.dice_weight * dice + self.ce_weight * ce
+        logs = {"dice_loss": dice.detach(), "ce": ce.detach()}
+        if self.adv_weight:
+            adv, adv_logs = super().generator_objective(d, fake, real, cond)
+            total = total + self.adv_weight * adv
+            logs |= adv_logs
+        return total, logs
+
+
+@torch.no_grad()
+def segment(
+    volume: Volume, model: nn.Module, window: IntensityWindow, axis: int = 0, batch_size: int = 16
+) -> Volume:
+    """Label every slice along ``axis``; returns an integer label Volume with the same affine.
+    Slices are padded (with -1) to a multiple of the U-Net's 2**depth and cropped back."""
+    model = model.eval()
+    k = 2 ** getattr(getattr(model, "unet", model), "depth", 0)
+    arr = np.moveaxis(window.to_unit(np.asarray(volume.array, np.float32)), axis, 0)
+    n, h, w = arr.shape
+    ph, pw = (-h) % k, (-w) % k
+    arr = np.pad(arr, ((0, 0), (0, ph), (0, pw)), constant_values=-1.0)
+    out = []
+    for i in range(0, n, batch_size):
+        probs = model(torch.from_numpy(np.ascontiguousarray(arr[i : i + batch_size]))[:, None])
+        out.append(probs.argmax(1)[:, :h, :w].numpy())
+    labels = np.moveaxis(np.concatenate(out), 0, axis).astype(np.float32)
+    return volume.with_array(labels, modality="SEG", unit="label")

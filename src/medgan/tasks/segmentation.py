@@ -27,7 +27,7 @@ from medgan.registry import LOSSES, MODELS
 
 @MODELS.register("unet_segmenter")
 class UNetSegmenter(nn.Module):
-    """Image ``(N, C, *spatial)`` in [-1, 1] -> class probabilities ``(N, num_classes, *spatial)``."""
+    """Image ``(N, C, *spatial)`` in [-1, 1] -> class probabilities ``(N, K, *spatial)``."""
 
     def __init__(
         self,
@@ -67,7 +67,7 @@ class LabelsToOneHot:
 
 
 def soft_dice_loss(probs: Tensor, onehot: Tensor, eps: float = 1.0) -> Tensor:
-    """1 - mean over classes of (2 sum p*y + eps) / (sum p + sum y + eps) (Milletari et al. 2016)."""
+    """1 - mean_k (2 sum p*y + eps) / (sum p + sum y + eps) (Milletari et al. 2016)."""
     dims = (0, *range(2, probs.dim()))
     inter = (probs * onehot).sum(dims)
     return 1 - ((2 * inter + eps) / (probs.sum(dims) + onehot.sum(dims) + eps)).mean()

@@ -137,3 +137,62 @@ def test_inpainting_keeps_known_voxels_and_missing_slices(t1):
         and nb.shape == (2, 32, 32)
         and torch.equal(mid[0], torch.from_numpy(slices[1]))
     )
+
+
+def test_enhance_cli_round_trip(tmp_path, t1):
+    from medgan.batches import Paired
+    from medgan.cli import main
+    from medgan.data import load, save_nifti
+
+    g = medgan.models.build("unet_generator", base_channels=4, depth=2)
+    d = medgan.models.build("patchgan_discriminator", base_channels=4, n_layers=2)
+    x = torch.rand(8, 1, 32, 32) * 2 - 1
+    tr = medgan.Trainer(
+        g,
+        d,
+        torch.utils.data.TensorDataset(x, x),
+        adapter=Paired(),
+        config=medgan.TrainConfig(steps=1, batch_size=4, device="cpu"),
+    )
+    tr.fit()
+    tr.save(tmp_path / "c.pt")
+    vol = Volume(t1.array[40:43, :40, :36], t1.affine, t1.meta)
+    save_nifti(vol, tmp_path / "in.nii.gz")
+    assert (
+        main(
+            [
+                "enhance",
+                str(tmp_path / "in.nii.gz"),
+                str(tmp_path / "out.nii.gz"),
+                "--checkpoint",
+                str(tmp_path / "c.pt"),
+                "--window",
+                "0,255",
+                "--tile",
+                "32",
+                "--overlap",
+                "8",
+            ]
+        )
+        == 0
+    )
+    out = load(tmp_path / "out.nii.gz", canonical=False)
+    assert out.array.shape == vol.array.shape
+    np.testing.assert_allclose(out.affine, vol.affine, atol=1e-5)
+    assert (
+        main(
+            [
+                "enhance",
+                str(tmp_path / "in.nii.gz"),
+                str(tmp_path / "dcm"),
+                "--checkpoint",
+                str(tmp_path / "c.pt"),
+                "--window",
+                "0,255",
+                "--tile",
+                "32",
+            ]
+        )
+        == 0
+    )
+    assert len(list((tmp_path / "dcm").glob("*.dcm"))) == 3

@@ -32,6 +32,7 @@ def test_torchrun_gloo_two_processes(tmp_path):
     assert res["finite"]
     assert res["losses"][0] != res["losses"][1]  # each rank saw its own shard
     assert res["sampler_shard"] == 128
+    assert res["stats_n"] == 110 and res["stats_diff"] < 1e-12  # FeatureStats.all_reduce
     # only rank 0 wrote: each step logged once, one set of checkpoints
     assert [r["step"] for r in read_metric_log(tmp_path / "metrics.csv")] == [1, 2, 3, 4, 5, 6]
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [

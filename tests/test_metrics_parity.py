@@ -181,3 +181,18 @@ def test_precision_recall_match_torch_fidelity_and_density_coverage_by_hand():
     fake = np.array([[0.5], [10.0]])  # inside the balls of reals 0 and 1; far away
     dc = metrics.density_coverage(fake, real, k=1)
     assert dc == {"density": pytest.approx(2 / 2), "coverage": pytest.approx(2 / 4)}
+
+
+def test_fid_infinity_removes_the_small_sample_bias():
+    from medgan.metrics import fid_infinity
+
+    rng = np.random.default_rng(5)
+    real = FeatureStats()
+    real.update(rng.normal(size=(20000, 32)))
+    fake = rng.normal(size=(400, 32))  # same distribution: the true FID is 0
+    full = FeatureStats()
+    full.update(fake)
+    biased = frechet_distance(full.mu, full.sigma, real.mu, real.sigma)
+    value, points = fid_infinity(fake, real)
+    assert len(points) >= 5 and all(m <= 400 for m, _ in points)
+    assert abs(value) < 0.25 * biased  # the 1/N extrapolation removes most of the bias

@@ -40,10 +40,26 @@ dist.all_gather(gathered, flat)
 losses = torch.tensor([float(tr.train_step()["d_loss"])])  # one more step: losses per rank
 all_losses = [torch.zeros(1) for _ in range(tr.dist.world_size)]
 dist.all_gather(all_losses, losses)
+# feature statistics merged across ranks equal those of all features in one process
+from medgan.metrics.frechet import FeatureStats  # noqa: E402
+
+
+def rank_features(r: int) -> torch.Tensor:
+    return torch.randn(50 + 10 * r, 6, generator=torch.Generator().manual_seed(r))
+
+
+stats = FeatureStats()
+stats.update(rank_features(tr.dist.rank))
+stats.all_reduce()
+ref = FeatureStats()
+ref.update(torch.cat([rank_features(r) for r in range(tr.dist.world_size)]))
+stats_diff = float(abs(stats.sigma - ref.sigma).max() + abs(stats.mu - ref.mu).max())
 if tr.is_main:
     (out / "result.json").write_text(
         json.dumps(
             {
+                "stats_n": stats.n,
+                "stats_diff": stats_diff,
                 "world_size": tr.dist.world_size,
                 "max_abs_diff": max(float((x - gathered[0]).abs().max()) for x in gathered),
                 "finite": bool(torch.isfinite(flat).all()),

@@ -113,3 +113,13 @@ def test_trainer_with_augmented_discriminator_3d():
     )
     tr.fit()
     assert tr.step == 2
+
+
+def test_residual_unet_adds_a_correction_to_its_input():
+    g = medgan.models.build("unet_generator", base_channels=4, depth=2, residual=True)
+    torch.nn.init.zeros_(g.out.weight)
+    torch.nn.init.zeros_(g.out.bias)
+    x = torch.rand(2, 1, 16, 16) * 2 - 1
+    assert torch.equal(g(x), x)  # zero correction -> identity
+    with pytest.raises(ConfigError, match="residual"):
+        medgan.models.build("unet_generator", in_channels=2, out_channels=1, residual=True)

@@ -3,7 +3,9 @@
 
 ``depth`` stride-2 downsamplings with skip connections; every spatial side must be
 divisible by ``2**depth``. ``out_activation``: "tanh" (images in [-1, 1]) or "none"
-(logits, e.g. segmentation).
+(logits, e.g. segmentation). ``residual=True`` (same in/out channels) predicts a correction
+to the input: ``y = clamp(x + f(x), -1, 1)``, the usual choice for denoising and
+super-resolution, where the output is close to the input.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class UNetGenerator(nn.Module):
         norm: str = "instance",
         out_activation: str = "tanh",
         max_channels: int = 256,
+        residual: bool = False,
     ) -> None:
         super().__init__()
         d = L.check_spatial_dims(spatial_dims)
@@ -55,7 +58,9 @@ class UNetGenerator(nn.Module):
             raise ConfigError(f"norm must be instance, batch or none, got {norm!r}")
         if out_activation not in ("tanh", "none"):
             raise ConfigError(f"out_activation must be 'tanh' or 'none', got {out_activation!r}")
-        self.depth, self.spatial_dims = depth, d
+        if residual and in_channels != out_channels:
+            raise ConfigError("residual=True needs in_channels == out_channels")
+        self.depth, self.spatial_dims, self.residual = depth, d, residual
         ch = [min(base_channels * 2**i, max_channels) for i in range(depth + 1)]
         self.enc = nn.ModuleList(
             [_block(d, in_channels if i == 0 else ch[i - 1], ch[i], norm) for i in range(depth)]
@@ -78,6 +83,7 @@ class UNetGenerator(nn.Module):
                 f"UNet with depth {self.depth} needs sides divisible by {k}, "
                 f"got {tuple(x.shape[2:])}"
             )
+        inp = x
         skips = []
         for enc, down in zip(self.enc, self.down, strict=True):
             x = enc(x)
@@ -86,4 +92,6 @@ class UNetGenerator(nn.Module):
         x = self.bottleneck(x)
         for up, dec, skip in zip(self.up, self.dec, reversed(skips), strict=True):
             x = dec(torch.cat([up(x), skip], dim=1))
+        if self.residual:
+            return (inp + self.out(x)).clamp(-1.0, 1.0)
         return self.act(self.out(x))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -227,9 +227,33 @@ def build_loss(name: str, **kwargs: Any) -> GANLoss:
     return LOSSES.build(name, **kwargs)
 
 
+@dataclass(frozen=True)
+class WithAdversarial(GANLoss):
+    """Base of losses that add task terms to a registered adversarial loss (``adversarial``
+    names it; its ``d_loss``/``g_loss`` are used). Subclasses list their weights in
+    ``_weights`` so they are validated (>= 0) in one place."""
+
+    adversarial: str = "non_saturating"
+    _weights: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in self._weights:
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{type(self).__name__}.{name} must be >= 0")
+        # built once (unknown names fail here, listing the known ones), not on every step
+        object.__setattr__(self, "_adv", LOSSES.get(self.adversarial)())
+
+    def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        return self._adv.d_loss(real_logits, fake_logits)
+
+    def g_loss(self, fake_logits: Tensor) -> Tensor:
+        return self._adv.g_loss(fake_logits)
+
+
 @LOSSES.register("pix2pix")
 @dataclass(frozen=True)
-class Pix2Pix(GANLoss):
+class Pix2Pix(WithAdversarial):
     """Paired image-to-image loss (Isola et al. 2017, eq. 4):
 
     G* = arg min_G max_D L_adv(G, D) + l1_weight * E[||y - G(x)||_1] (+ ssim_weight * (1 - SSIM)).
@@ -238,24 +262,9 @@ class Pix2Pix(GANLoss):
     apply too); the reconstruction terms compare G's output with the paired target.
     """
 
-    adversarial: str = "non_saturating"
     l1_weight: float = 100.0
     ssim_weight: float = 0.0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        LOSSES.get(self.adversarial)  # unknown names fail here, listing the known ones
-        if self.l1_weight < 0 or self.ssim_weight < 0:
-            raise ConfigError("Pix2Pix l1_weight and ssim_weight must be >= 0")
-
-    def _adv(self) -> GANLoss:
-        return LOSSES.build(self.adversarial)
-
-    def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-        return self._adv().d_loss(real_logits, fake_logits)
-
-    def g_loss(self, fake_logits: Tensor) -> Tensor:
-        return self._adv().g_loss(fake_logits)
+    _weights: ClassVar[tuple[str, ...]] = ("l1_weight", "ssim_weight")
 
     def generator_objective(
         self, d: nn.Module, fake: Tensor, real: Tensor | None = None, cond: Cond = None

@@ -9,7 +9,7 @@ enter the discriminator one-hot encoded, so real and generated maps look alike t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -19,8 +19,7 @@ from torch import Tensor, nn
 from medgan.batches import GANInputs, NoiseFn, _first_two
 from medgan.data.intensity import IntensityWindow
 from medgan.data.volume import Volume
-from medgan.errors import ConfigError
-from medgan.losses import GANLoss
+from medgan.losses import WithAdversarial
 from medgan.models.unet import UNetGenerator
 from medgan.registry import LOSSES, MODELS
 
@@ -75,25 +74,13 @@ def soft_dice_loss(probs: Tensor, onehot: Tensor, eps: float = 1.0) -> Tensor:
 
 @LOSSES.register("segmentation")
 @dataclass(frozen=True)
-class SegmentationLoss(GANLoss):
+class SegmentationLoss(WithAdversarial):
     """G minimises dice_weight * softDice + ce_weight * CE + adv_weight * adversarial."""
 
-    adversarial: str = "non_saturating"
     adv_weight: float = 0.05
     dice_weight: float = 1.0
     ce_weight: float = 1.0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        LOSSES.get(self.adversarial)
-        if min(self.adv_weight, self.dice_weight, self.ce_weight) < 0:
-            raise ConfigError("SegmentationLoss weights must be >= 0")
-
-    def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-        return LOSSES.build(self.adversarial).d_loss(real_logits, fake_logits)
-
-    def g_loss(self, fake_logits: Tensor) -> Tensor:
-        return LOSSES.build(self.adversarial).g_loss(fake_logits)
+    _weights: ClassVar[tuple[str, ...]] = ("adv_weight", "dice_weight", "ce_weight")
 
     def generator_objective(
         self, d: nn.Module, fake: Tensor, real: Tensor | None = None, cond: Any = None

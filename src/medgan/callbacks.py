@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from medgan import checkpoint as ckpt_io
 from medgan.images import save_grid
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,7 @@ class Checkpoint(Callback):
         if not trainer.is_main:
             return
         path = trainer.save(self.folder / f"step_{trainer.step:08d}.pt")
-        trainer.save(self.folder / "last.pt")
-        trainer.last_checkpoint = path
+        ckpt_io.link_atomic(path, self.folder / "last.pt")  # same bytes, serialised once
         for old in sorted(self.folder.glob("step_*.pt"))[: -self.keep_last]:
             old.unlink(missing_ok=True)
 

@@ -47,6 +47,22 @@ def save_atomic(obj: dict[str, Any], path: str | os.PathLike) -> Path:
     return path
 
 
+def link_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Make ``dst`` a hard link to the finished file ``src`` (a copy where links are not
+    supported), replacing ``dst`` atomically; deleting ``src`` later leaves ``dst`` intact."""
+    src, dst = Path(src), Path(dst)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.link")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        import shutil
+
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+    return dst
+
+
 def load(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
     """Load a medgan checkpoint safely (weights only).
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from medgan.errors import ConfigError
 from medgan.models import layers as L
 from medgan.registry import MODELS
 
@@ -19,16 +18,6 @@ from medgan.registry import MODELS
 def _channels(base: int, k: int, max_channels: int) -> list[int]:
     """Feature widths at resolutions 4, 8, ..., 2**(k-1) (coarse to fine)."""
     return [min(base * 2 ** (k - 3 - i), max_channels) for i in range(k - 2)]
-
-
-def _norm(kind: str, spatial_dims: int, channels: int) -> nn.Module:
-    if kind == "batch":
-        return L.batch_norm(spatial_dims, channels)
-    if kind == "instance":
-        return L.instance_norm(spatial_dims, channels)
-    if kind == "none":
-        return nn.Identity()
-    raise ConfigError(f"norm must be 'batch', 'instance' or 'none', got {kind!r}")
 
 
 @MODELS.register("dcgan_generator")
@@ -95,7 +84,7 @@ class DCGANDiscriminator(nn.Module):
         for c_in, c_out in zip(ch[:-1], ch[1:], strict=True):
             blocks += [
                 L.maybe_sn(L.conv(d, c_in, c_out, 4, 2, 1, bias=norm == "none"), sn),
-                _norm(norm, d, c_out),
+                L.norm(norm, d, c_out),
                 nn.LeakyReLU(0.2, True),
             ]
         extra = 1 if minibatch_std else 0

@@ -40,6 +40,17 @@ def instance_norm(spatial_dims: int, channels: int) -> nn.Module:
     )
 
 
+def norm(kind: str, spatial_dims: int, channels: int) -> nn.Module:
+    """A normalisation layer by name: "batch", "instance" (affine) or "none"."""
+    if kind == "batch":
+        return batch_norm(spatial_dims, channels)
+    if kind == "instance":
+        return instance_norm(spatial_dims, channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ConfigError(f"norm must be 'batch', 'instance' or 'none', got {kind!r}")
+
+
 def maybe_sn(module: nn.Module, enabled: bool) -> nn.Module:
     """Spectral normalisation (Miyato et al. 2018) when ``enabled``."""
     return nn.utils.parametrizations.spectral_norm(module) if enabled else module

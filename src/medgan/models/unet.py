@@ -19,21 +19,12 @@ from medgan.registry import MODELS
 
 
 def _block(d: int, c_in: int, c_out: int, norm: str) -> nn.Sequential:
-    def n(c: int) -> nn.Module:
-        return (
-            L.instance_norm(d, c)
-            if norm == "instance"
-            else L.batch_norm(d, c)
-            if norm == "batch"
-            else nn.Identity()
-        )
-
     return nn.Sequential(
         L.conv(d, c_in, c_out, 3, 1, 1),
-        n(c_out),
+        L.norm(norm, d, c_out),
         nn.LeakyReLU(0.2, True),
         L.conv(d, c_out, c_out, 3, 1, 1),
-        n(c_out),
+        L.norm(norm, d, c_out),
         nn.LeakyReLU(0.2, True),
     )
 
@@ -54,8 +45,6 @@ class UNetGenerator(nn.Module):
     ) -> None:
         super().__init__()
         d = L.check_spatial_dims(spatial_dims)
-        if norm not in ("instance", "batch", "none"):
-            raise ConfigError(f"norm must be instance, batch or none, got {norm!r}")
         if out_activation not in ("tanh", "none"):
             raise ConfigError(f"out_activation must be 'tanh' or 'none', got {out_activation!r}")
         if residual and in_channels != out_channels:

@@ -225,10 +225,14 @@ def load_dicom_series(folder: str | Path, series_uid: str | None = None) -> Volu
         series_uid = next(iter(series))
     if series_uid not in series:
         raise DataError(f"{folder}: no series {series_uid!r}; found {sorted(series)}")
-    files = series[series_uid]
+    return load_series_files(series[series_uid], str(folder))
+
+
+def load_series_files(files: list[Path], where: str = "series") -> Volume:
+    """The files of one series (as :func:`list_series` groups them) as a Volume."""
     if len(files) == 1:
         return load_dicom_file(files[0])
-    return _stack(files, str(folder))
+    return _stack(files, where)
 
 
 def _stack(files: list[Path], where: str) -> Volume:

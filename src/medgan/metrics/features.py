@@ -113,6 +113,24 @@ class InceptionV3Features(nn.Module):
         return feats if self.output == "pool3" else logits
 
 
+@torch.no_grad()
+def extract_features(
+    extractor: nn.Module,
+    images: torch.Tensor,
+    batch_size: int = 64,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Features ``(N, d)`` (float64, CPU) of images in [-1, 1], in batches without gradients,
+    on ``device`` (default: where the extractor's parameters are)."""
+    if device is None:
+        device = next((p.device for p in extractor.parameters()), torch.device("cpu"))
+    out = [
+        extractor(images[i : i + batch_size].to(device).float()).double().cpu()
+        for i in range(0, len(images), batch_size)
+    ]
+    return torch.cat(out) if out else torch.empty(0, 0, dtype=torch.float64)
+
+
 def build_features(spec: str, weights: str | Path | None = None) -> nn.Module:
     """A feature extractor by name: "inception" (needs ``weights`` or the environment
     variable), "domain" (shipped), or "package.module:factory" — an importable callable

@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from medgan.metrics.features import extract_features
+
 
 def _nn(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     """For each row of ``a``, the distance to and index of its nearest row of ``b``."""
@@ -47,16 +49,9 @@ def memorization_audit(
 ) -> AuditReport:
     """Audit ``generated`` ``(N, C, H, W)`` against ``train`` and ``held_out`` (all in [-1, 1])."""
 
-    @torch.no_grad()
-    def feats(x: Tensor) -> Tensor:
-        return torch.cat(
-            [
-                extractor(x[i : i + batch_size].float()).double()
-                for i in range(0, len(x), batch_size)
-            ]
-        )
-
-    f_gen, f_train, f_held = feats(generated), feats(train), feats(held_out)
+    f_gen, f_train, f_held = (
+        extract_features(extractor, x, batch_size) for x in (generated, train, held_out)
+    )
     d_gen_f, idx_f = _nn(f_gen, f_train)
     d_held_f, _ = _nn(f_held, f_train)
     p_gen, p_train, p_held = (t.flatten(1) for t in (generated, train, held_out))

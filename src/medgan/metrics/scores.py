@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from medgan.metrics import distances
+from medgan.metrics.features import extract_features
 from medgan.metrics.frechet import FeatureStats, frechet_distance, warn_if_small
 
 
@@ -37,11 +38,7 @@ class FeatureMetric:
     @torch.no_grad()
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Features ``(N, d)`` (float64, CPU) of images in [-1, 1]."""
-        out = []
-        for start in range(0, len(images), self.batch_size):
-            x = images[start : start + self.batch_size].to(self.device).float()
-            out.append(self.extractor(x).double().cpu())
-        return torch.cat(out) if out else torch.empty(0, 0, dtype=torch.float64)
+        return extract_features(self.extractor, images, self.batch_size, self.device)
 
     def provenance(self) -> dict[str, Any]:
         return {

@@ -113,6 +113,7 @@ class MetricLog(Callback):
             raise ValueError(f"MetricLog: {self.path} must end in .csv or .jsonl")
         self._t0 = self._s0 = None
         self._last: dict[str, Tensor] | None = None
+        self._fields: list[str] | None = None  # CSV columns, read from the header at most once
 
     def on_train_start(self, trainer: Any) -> None:
         self._t0, self._s0, self._last = time.perf_counter(), trainer.step, None
@@ -129,13 +130,13 @@ class MetricLog(Callback):
                 f.write(json.dumps(row) + "\n")
             return
         new = not self.path.exists()
-        if not new:  # keep one header: add columns only when the first row defined them
+        if new:  # the first row defines the columns; later rows keep them
+            self._fields = list(row)
+        elif self._fields is None:  # appending to a file from an earlier run
             with self.path.open() as f:
-                fields = next(csv.reader(f))
-        else:
-            fields = list(row)
+                self._fields = next(csv.reader(f))
         with self.path.open("a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+            w = csv.DictWriter(f, fieldnames=self._fields, extrasaction="ignore")
             if new:
                 w.writeheader()
             w.writerow(row)

@@ -6,7 +6,8 @@ ship inside the nilearn wheel on PyPI (real human brain MRI, averaged over 152 s
 
 (or pass nothing when nilearn is installed). Output: T1 at 2 mm as uint8 (0..255 over the
 0..100th percentile of the original), a tissue label map (0 background, 1 grey matter,
-2 white matter; probability > 0.5, WM winning ties) and the 2 mm affine; < 1 MB.
+2 white matter; probability > 0.5, WM winning ties), the grey- and white-matter probability
+maps as uint8 (0..255 = 0..1) and the 2 mm affine; < 1 MB.
 """
 
 from __future__ import annotations
@@ -64,7 +65,15 @@ def main() -> None:
     affine[:3, :3] *= 2  # voxel (i, j, k) at 2 mm = old voxel (2i, 2j, 2k) + half a voxel
     affine[:3, 3] += imgs["t1"].affine[:3, :3] @ np.array([0.5, 0.5, 0.5])
     buf = io.BytesIO()
-    np.savez_compressed(buf, t1=t1_u8, labels=labels, affine=affine, t1_scale=np.float32(hi / 255))
+    prob_u8 = np.round(np.clip(np.stack([gm, wm]), 0, 1) * 255).astype(np.uint8)
+    np.savez_compressed(
+        buf,
+        t1=t1_u8,
+        labels=labels,
+        tissue_prob=prob_u8,
+        affine=affine,
+        t1_scale=np.float32(hi / 255),
+    )
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_bytes(buf.getvalue())
     print(f"wrote {OUT} ({OUT.stat().st_size / 1024:.0f} KiB), shape {t1.shape}")

@@ -15,12 +15,14 @@ from medgan.tasks import (
     LabelsToOneHot,
     MissingSlicePairs,
     enhance,
+    harmonic_fill,
     inpaint,
     low_dose_ct_noise,
     rician_noise,
     segment,
     soft_dice_loss,
     thick_slices,
+    translate,
 )
 
 WINDOW = IntensityWindow(0.0, 255.0)
@@ -122,7 +124,11 @@ def test_inpainting_keeps_known_voxels_and_missing_slices(t1):
     ds = InpaintingPairs(slices)
     inp, target = ds[0]
     assert inp.shape == (2, 32, 32) and target.shape == (1, 32, 32)
-    assert (inp[0][inp[1] > 0] == -1).all() and inp[1].sum() > 0
+    m = inp[1].numpy() > 0
+    assert m.sum() > 0 and np.array_equal(inp[0].numpy(), harmonic_fill(slices[0], m))
+    assert (InpaintingPairs(slices, fill="constant")[0][0][0][m] == -1).all()
+    with pytest.raises(ValueError, match="fill"):
+        InpaintingPairs(slices, fill="nearest")
     g = medgan.models.build("unet_generator", in_channels=2, base_channels=4, depth=2)
     vol = Volume(t1.array[:4, 40:72, 30:62], t1.affine, t1.meta)
     mask = np.zeros(vol.array.shape, bool)
@@ -137,6 +143,49 @@ def test_inpainting_keeps_known_voxels_and_missing_slices(t1):
         and nb.shape == (2, 32, 32)
         and torch.equal(mid[0], torch.from_numpy(slices[1]))
     )
+
+
+def test_harmonic_fill_reproduces_discrete_harmonic_functions():
+    # x^2 - y^2 + 3xy + 2x - y has a zero 5-point Laplacian: the fill must recover it exactly
+    y, x = np.mgrid[0:30, 0:40].astype(np.float64)
+    u = (x**2 - y**2 + 3 * x * y + 2 * x - y) / 100
+    mask = np.zeros(u.shape, bool)
+    mask[5:20, 8:30] = True
+    mask[22:27, 3:6] = True  # two holes
+    filled = harmonic_fill(u, mask)
+    np.testing.assert_allclose(filled, u, atol=1e-4)
+    assert np.array_equal(filled[~mask], u[~mask].astype(np.float32))
+    # mean-value property: each filled pixel is the mean of its 4 neighbours
+    f = harmonic_fill(np.random.default_rng(0).random(u.shape), mask).astype(float)
+    ys, xs = np.nonzero(mask)
+    nb = (f[ys + 1, xs] + f[ys - 1, xs] + f[ys, xs + 1] + f[ys, xs - 1]) / 4
+    np.testing.assert_allclose(f[ys, xs], nb, atol=1e-5)
+    with pytest.raises(ValueError, match="whole image"):
+        harmonic_fill(u, np.ones(u.shape, bool))
+
+
+def test_translate_to_several_channels_keeps_geometry(t1):
+    vol = Volume(t1.array[:5, 30:70, 20:60], t1.affine, t1.meta)
+    g = medgan.models.build("unet_generator", out_channels=2, base_channels=4, depth=2)
+    out = translate(vol, g, WINDOW, IntensityWindow(0.0, 1.0), axis=0, tile=32, overlap=8)
+    assert out.array.shape == (2, 5, 40, 40) and np.array_equal(out.affine, vol.affine)
+    assert 0 <= out.array.min() and out.array.max() <= 1
+    # channels of the input volume feed the generator's input channels
+    two = Volume(np.stack([vol.array, vol.array]), vol.affine, vol.meta)
+    g2 = medgan.models.build("unet_generator", in_channels=2, base_channels=4, depth=2)
+    assert translate(two, g2, WINDOW, axis=2, tile=32).array.shape == vol.array.shape
+
+
+def test_embedded_tissue_probabilities_match_the_label_map():
+    prob = embedded("mni152_tissue_prob")
+    labels = embedded("mni152_tissue").array
+    assert prob.array.shape == (2, *labels.shape) and np.array_equal(
+        prob.affine, embedded("mni152_t1").affine
+    )
+    gm, wm = prob.array
+    assert 0 <= prob.array.min() and prob.array.max() <= 1
+    assert (gm[labels == 1] > 0.5).all() and (wm[labels == 2] > 0.5).all()
+    assert (np.maximum(gm, wm)[labels == 0] <= 0.5 + 1 / 255).all()
 
 
 def test_enhance_cli_round_trip(tmp_path, t1):

@@ -1,8 +1,8 @@
 """Turn a data-loader batch into what G and D consume: one small hook, many GAN kinds.
 
 The trainer calls an adapter ``adapter(batch, sample_noise) -> GANInputs`` for every
-update; the same loop therefore trains unconditional, class-conditional and paired
-image-to-image GANs, in 2D and 3D.
+update; the same loop therefore trains unconditional, class-conditional, paired
+image-to-image and unpaired (CycleGAN) GANs, in 2D and 3D.
 """
 
 from __future__ import annotations
@@ -76,6 +76,22 @@ class Paired:
         if target is None:
             raise ValueError("paired training needs (source, target) batches")
         return GANInputs(target, (source,), source)
+
+
+class Unpaired:
+    """Unpaired translation (CycleGAN): batches ``(a, b)`` of images from two domains with the
+    same spatial size; real = ``cat([a, b], 1)``, G(a, b), D(x) unconditioned."""
+
+    def __call__(self, batch: Any, sample_noise: NoiseFn) -> GANInputs:
+        a, b = _first_two(batch)
+        if b is None:
+            raise ValueError("unpaired training needs (domain A, domain B) batches")
+        if a.shape[0] != b.shape[0] or a.shape[2:] != b.shape[2:]:
+            raise ValueError(
+                f"domain A and B batches must match in size and spatial shape, got "
+                f"{tuple(a.shape)} and {tuple(b.shape)}"
+            )
+        return GANInputs(torch.cat([a, b], 1), (a, b), None)
 
 
 def default_adapter(generator: torch.nn.Module) -> BatchAdapter:

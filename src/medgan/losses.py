@@ -76,6 +76,11 @@ def _call_d(d: nn.Module, x: Tensor, cond: Cond) -> Tensor:
     return d(x, cond) if cond is not None else d(x)
 
 
+def _l1(x: Tensor, y: Tensor) -> Tensor:
+    """Mean absolute difference, in float32 whatever the autocast dtype."""
+    return (x.float() - y.float()).abs().mean()
+
+
 @dataclass(frozen=True)
 class GANLoss:
     """Base: adversarial terms plus optional penalties on D.
@@ -134,9 +139,17 @@ class GANLoss:
         return total, logs
 
     def generator_objective(
-        self, d: nn.Module, fake: Tensor, real: Tensor | None = None, cond: Cond = None
+        self,
+        d: nn.Module,
+        fake: Tensor,
+        real: Tensor | None = None,
+        cond: Cond = None,
+        generator: nn.Module | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """Scalar to minimise w.r.t. G's parameters (gradients flow through ``fake``)."""
+        """Scalar to minimise w.r.t. G's parameters (gradients flow through ``fake``).
+
+        ``generator`` is G itself, for losses whose terms run it again (cycle consistency).
+        """
         adv = self.g_loss(_call_d(d, fake, cond).float())
         return adv, {"g_adv": adv.detach()}
 
@@ -267,12 +280,17 @@ class Pix2Pix(WithAdversarial):
     _weights: ClassVar[tuple[str, ...]] = ("l1_weight", "ssim_weight")
 
     def generator_objective(
-        self, d: nn.Module, fake: Tensor, real: Tensor | None = None, cond: Cond = None
+        self,
+        d: nn.Module,
+        fake: Tensor,
+        real: Tensor | None = None,
+        cond: Cond = None,
+        generator: nn.Module | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
         total, logs = super().generator_objective(d, fake, real, cond)
         if real is None:
             raise ValueError("pix2pix needs the paired target image")
-        l1 = (fake.float() - real.float()).abs().mean()
+        l1 = _l1(fake, real)
         total = total + self.l1_weight * l1
         logs["l1"] = l1.detach()
         if self.ssim_weight:
@@ -281,4 +299,58 @@ class Pix2Pix(WithAdversarial):
             s = ssim(fake.float(), real.float(), data_range=2.0)
             total = total + self.ssim_weight * (1 - s.float())
             logs["ssim"] = s.detach().float()
+        return total, logs
+
+
+@LOSSES.register("cycle_gan")
+@dataclass(frozen=True)
+class CycleGAN(WithAdversarial):
+    """Unpaired translation loss (Zhu et al. 2017, eqs. 1-3 and the identity term of sec. 5.2):
+
+    L = L_adv(G_AB, D_B) + L_adv(G_BA, D_A)
+        + cycle_weight * (E||G_BA(G_AB(a)) - a||_1 + E||G_AB(G_BA(b)) - b||_1)
+        + identity_weight * (E||G_AB(b) - b||_1 + E||G_BA(a) - a||_1),
+
+    here with every pair of terms averaged instead of summed (the whole objective / 2).
+    Needs a :class:`~medgan.models.cycle.CycleGenerator` and a
+    :class:`~medgan.models.cycle.CycleDiscriminator`, with batches ``cat([a, b], 1)``
+    (:class:`~medgan.batches.Unpaired`). The paper's weights are cycle 10 and identity
+    0.5 * 10; the identity term needs domains with equal channel counts (set it to 0
+    otherwise).
+    """
+
+    cycle_weight: float = 10.0
+    identity_weight: float = 5.0
+    _weights: ClassVar[tuple[str, ...]] = ("cycle_weight", "identity_weight")
+
+    def generator_objective(
+        self,
+        d: nn.Module,
+        fake: Tensor,
+        real: Tensor | None = None,
+        cond: Cond = None,
+        generator: nn.Module | None = None,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        total, logs = super().generator_objective(d, fake, real, cond)
+        if real is None or generator is None or not hasattr(generator, "split"):
+            raise ConfigError(
+                "cycle_gan needs the real batch cat([a, b], 1) and a cycle_generator "
+                "(use medgan.batches.Unpaired and models 'cycle_generator'/'cycle_discriminator')"
+            )
+        a, b = generator.split(real)
+        fake_a, fake_b = generator.split(fake)
+        rec_a, rec_b = generator.split(generator(fake_a, fake_b))  # (G_BA(G_AB a), G_AB(G_BA b))
+        cycle = 0.5 * (_l1(rec_a, a) + _l1(rec_b, b))
+        total = total + self.cycle_weight * cycle
+        logs["cycle"] = cycle.detach()
+        if self.identity_weight:
+            if a.shape[1] != b.shape[1]:
+                raise ConfigError(
+                    f"cycle_gan identity term needs equal channel counts, got {a.shape[1]} "
+                    f"and {b.shape[1]}; set identity_weight=0"
+                )
+            idt_a, idt_b = generator.split(generator(b, a))  # (G_BA(a), G_AB(b))
+            identity = 0.5 * (_l1(idt_a, a) + _l1(idt_b, b))
+            total = total + self.identity_weight * identity
+            logs["identity"] = identity.detach()
         return total, logs

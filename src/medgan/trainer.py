@@ -239,7 +239,7 @@ class Trainer:
         D.requires_grad_(False)
         with self._autocast():
             fake = G(*x.g_args)
-            g_total, g_logs = loss.generator_objective(D, fake, x.real, x.cond)
+            g_total, g_logs = loss.generator_objective(D, fake, x.real, x.cond, generator=G)
         self._update(self.opt_g, self.scaler_g, g_total, G)
         D.requires_grad_(True)
 

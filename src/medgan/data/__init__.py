@@ -8,6 +8,7 @@ from medgan.data.datasets import (
     PatchDataset,
     PNGFolder,
     SliceDataset,
+    UnpairedDataset,
     VolumeCache,
 )
 from medgan.data.dicom import list_series, load_dicom_file, load_dicom_series
@@ -22,6 +23,7 @@ from medgan.data.toy import EightGaussians
 from medgan.data.volume import Volume
 
 __all__ = [
+    "UnpairedDataset",
     "CT_WINDOWS",
     "CTPhantomSlices",
     "EightGaussians",

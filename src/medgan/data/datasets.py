@@ -294,6 +294,35 @@ class PairedSliceDataset(Dataset):
         return self.transform(out) if self.transform else out
 
 
+class UnpairedDataset(Dataset):
+    """Items ``(a, b)`` from two unrelated image datasets (CycleGAN training).
+
+    Item i is A's item ``i mod len(A)`` with B's item ``perm[i mod len(B)]`` for a fixed
+    random permutation (``seed``): the pairing carries no meaning, only the two marginals
+    matter. Length ``max(len(A), len(B))``; items that are tuples contribute their first
+    element (the image). A and B items must have the same spatial size.
+    """
+
+    def __init__(self, domain_a: Dataset, domain_b: Dataset, seed: int = 0) -> None:
+        self.a, self.b = domain_a, domain_b
+        na, nb = len(domain_a), len(domain_b)  # type: ignore[arg-type]
+        if not na or not nb:
+            raise DataError(f"unpaired domains must be non-empty, got {na} and {nb} items")
+        self.perm = np.random.default_rng(seed).permutation(nb)
+
+    def __len__(self) -> int:
+        return max(len(self.a), len(self.b))  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        a = self.a[i % len(self.a)]  # type: ignore[arg-type]
+        b = self.b[int(self.perm[i % len(self.b)])]  # type: ignore[arg-type]
+        return _image(a), _image(b)
+
+
+def _image(item: Any) -> torch.Tensor:
+    return item[0] if isinstance(item, tuple | list) else item
+
+
 @DATASETS.register("png_folder")
 class PNGFolder(Dataset):
     """All ``*.png`` under ``folder`` as grey ``(1, size, size)`` in [-1, 1] (v/127.5 - 1)."""

@@ -3,6 +3,9 @@
 - ``"mni152_t1"``: MNI ICBM152 2009a T1-weighted brain MRI (real, averaged over 152
   adults), 2 mm, RAS+, intensities 0..255 (arbitrary MR units). See embedded/NOTICE.txt.
 - ``"mni152_tissue"``: the matching label map (0 background, 1 grey, 2 white matter).
+- ``"mni152_tissue_prob"``: the matching grey- and white-matter probability maps, a
+  2-channel Volume ``(2, X, Y, Z)`` in [0, 1] (quantised to 1/255): a second "modality"
+  aligned voxel by voxel with the T1, for missing-modality synthesis.
 - ``"ct_small"``: a real 128x128 CT slice in HU (pydicom's CT_small.dcm, from the
   pydicom wheel).
 - ``"ct_phantoms"``: procedural thorax CT slices in HU (a Dataset; unlimited variety).
@@ -19,7 +22,7 @@ from medgan.data.volume import Volume
 from medgan.errors import DataError
 from medgan.registry import DATASETS
 
-NAMES = ("mni152_t1", "mni152_tissue", "ct_small", "ct_phantoms")
+NAMES = ("mni152_t1", "mni152_tissue", "mni152_tissue_prob", "ct_small", "ct_phantoms")
 
 
 def _mni() -> dict[str, np.ndarray]:
@@ -47,6 +50,18 @@ def embedded(name: str, **kwargs: Any) -> Any:
                 "unit": "label",
                 "sources": ["embedded:mni152_tissue"],
                 "label_names": ["background", "grey matter", "white matter"],
+            },
+        )
+    if name == "mni152_tissue_prob":
+        d = _mni()
+        return Volume(
+            d["tissue_prob"].astype(np.float32) / 255.0,
+            d["affine"],
+            {
+                "modality": "PROB",
+                "unit": "probability",
+                "sources": ["embedded:mni152_tissue_prob"],
+                "channel_names": ["grey matter", "white matter"],
             },
         )
     if name == "ct_small":

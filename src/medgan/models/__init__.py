@@ -17,7 +17,14 @@ from typing import Any
 
 from torch import nn
 
-from medgan.models import dcgan, mlp, patchgan, resnet, unet  # noqa: F401  (registers the built-ins)
+from medgan.models import (  # noqa: F401  (registers the built-ins)
+    cycle,
+    dcgan,
+    mlp,
+    patchgan,
+    resnet,
+    unet,
+)
 from medgan.registry import MODELS
 
 register = MODELS.register

@@ -3,9 +3,10 @@
 
 ``depth`` stride-2 downsamplings with skip connections; every spatial side must be
 divisible by ``2**depth``. ``out_activation``: "tanh" (images in [-1, 1]) or "none"
-(logits, e.g. segmentation). ``residual=True`` (same in/out channels) predicts a correction
-to the input: ``y = clamp(x + f(x), -1, 1)``, the usual choice for denoising and
-super-resolution, where the output is close to the input.
+(logits, e.g. segmentation). ``residual=True`` predicts a correction
+to the input: ``y = clamp(x[:, :out_channels] + f(x), -1, 1)``, the usual choice for
+denoising, super-resolution and refining a coarse inpainting fill, where the output is close
+to the input (input channels beyond ``out_channels``, e.g. a mask, are context only).
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ class UNetGenerator(nn.Module):
         d = L.check_spatial_dims(spatial_dims)
         if out_activation not in ("tanh", "none"):
             raise ConfigError(f"out_activation must be 'tanh' or 'none', got {out_activation!r}")
-        if residual and in_channels != out_channels:
-            raise ConfigError("residual=True needs in_channels == out_channels")
+        if residual and in_channels < out_channels:
+            raise ConfigError("residual=True needs in_channels >= out_channels")
         self.depth, self.spatial_dims, self.residual = depth, d, residual
         ch = [min(base_channels * 2**i, max_channels) for i in range(depth + 1)]
         self.enc = nn.ModuleList(
@@ -82,5 +83,6 @@ class UNetGenerator(nn.Module):
         for up, dec, skip in zip(self.up, self.dec, reversed(skips), strict=True):
             x = dec(torch.cat([up(x), skip], dim=1))
         if self.residual:
-            return (inp + self.out(x)).clamp(-1.0, 1.0)
+            y = self.out(x)
+            return (inp[:, : y.shape[1]] + y).clamp(-1.0, 1.0)
         return self.act(self.out(x))

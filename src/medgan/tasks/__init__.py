@@ -3,7 +3,13 @@ segmentation, on top of the paired image-to-image GAN machinery."""
 
 from __future__ import annotations
 
-from medgan.tasks.completion import InpaintingPairs, MissingSlicePairs, inpaint, random_box_mask
+from medgan.tasks.completion import (
+    InpaintingPairs,
+    MissingSlicePairs,
+    harmonic_fill,
+    inpaint,
+    random_box_mask,
+)
 from medgan.tasks.degradations import low_dose_ct_noise, rician_noise, thick_slices
 from medgan.tasks.enhancement import DegradedPairs, enhance
 from medgan.tasks.segmentation import (
@@ -13,6 +19,7 @@ from medgan.tasks.segmentation import (
     segment,
     soft_dice_loss,
 )
+from medgan.tasks.translation import translate
 
 __all__ = [
     "DegradedPairs",
@@ -22,6 +29,7 @@ __all__ = [
     "SegmentationLoss",
     "UNetSegmenter",
     "enhance",
+    "harmonic_fill",
     "inpaint",
     "low_dose_ct_noise",
     "random_box_mask",
@@ -29,4 +37,5 @@ __all__ = [
     "segment",
     "soft_dice_loss",
     "thick_slices",
+    "translate",
 ]

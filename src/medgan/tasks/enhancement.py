@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 
 from medgan.data.intensity import IntensityWindow
 from medgan.data.volume import Volume
+from medgan.tasks.translation import translate
 
 Degrade = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
@@ -53,23 +54,6 @@ class DegradedPairs(Dataset):
         )
 
 
-def _ramp(n: int, overlap: int) -> np.ndarray:
-    w = np.ones(n, np.float32)
-    if overlap > 0:
-        r = (np.arange(overlap, dtype=np.float32) + 1) / (overlap + 1)
-        w[:overlap], w[-overlap:] = r, r[::-1]
-    return w
-
-
-def _starts(size: int, tile: int, step: int) -> list[int]:
-    if size <= tile:
-        return [0]
-    s = list(range(0, size - tile + 1, step))
-    if s[-1] != size - tile:
-        s.append(size - tile)
-    return s
-
-
 @torch.no_grad()
 def enhance(
     volume: Volume,
@@ -82,32 +66,17 @@ def enhance(
     device: str | torch.device = "cpu",
 ) -> Volume:
     """Apply ``generator`` (``(B, 1, tile, tile)`` in [-1, 1] -> same) to every slice along
-    ``axis`` of ``volume`` in tiles overlapping by ``overlap`` pixels; blend with linear
-    weights; map back to physical units with ``window.from_unit``. Tiles are padded (with
-    the window's low value) where the slice is smaller than ``tile``."""
-    generator = generator.eval().to(device)
-    arr = np.moveaxis(np.asarray(volume.array, np.float32), axis, 0)
-    unit = window.to_unit(arr)
-    n, h, w = unit.shape
-    ph, pw = max(0, tile - h), max(0, tile - w)
-    unit = np.pad(unit, ((0, 0), (0, ph), (0, pw)), constant_values=-1.0)
-    H, W = unit.shape[1:]
-    weight = np.outer(_ramp(tile, overlap), _ramp(tile, overlap))
-    out = np.zeros_like(unit)
-    norm = np.zeros((H, W), np.float32)
-    coords = [
-        (y, x) for y in _starts(H, tile, tile - overlap) for x in _starts(W, tile, tile - overlap)
-    ]
-    for y, x in coords:
-        norm[y : y + tile, x : x + tile] += weight
-    for k0 in range(0, n, batch_size):
-        block = unit[k0 : k0 + batch_size]
-        for y, x in coords:
-            t = torch.from_numpy(
-                np.ascontiguousarray(block[:, None, y : y + tile, x : x + tile])
-            ).to(device)
-            pred = generator(t).float().cpu().numpy()[:, 0]
-            out[k0 : k0 + batch_size, y : y + tile, x : x + tile] += pred * weight
-    out = (out / norm)[:, :h, :w]
-    result = np.moveaxis(window.from_unit(np.clip(out, -1, 1)), 0, axis)
-    return volume.with_array(result.astype(np.float32), enhanced_by=type(generator).__name__)
+    ``axis`` of ``volume`` in tiles overlapping by ``overlap`` pixels, blended with linear
+    weights (:func:`~medgan.tasks.translation.translate`); input and output share
+    ``window``, so the result is in the input's physical units, with the same affine."""
+    return translate(
+        volume,
+        generator,
+        window,
+        axis=axis,
+        tile=tile,
+        overlap=overlap,
+        batch_size=batch_size,
+        device=device,
+        enhanced_by=type(generator).__name__,
+    )

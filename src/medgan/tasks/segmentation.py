@@ -83,8 +83,13 @@ class SegmentationLoss(WithAdversarial):
     _weights: ClassVar[tuple[str, ...]] = ("adv_weight", "dice_weight", "ce_weight")
 
     def generator_objective(
-        self, d: nn.Module, fake: Tensor, real: Tensor | None = None, cond: Any = None
-    ):
+        self,
+        d: nn.Module,
+        fake: Tensor,
+        real: Tensor | None = None,
+        cond: Any = None,
+        generator: nn.Module | None = None,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         if real is None:
             raise ValueError("the segmentation loss needs the reference label map")
         probs = fake.float()

@@ -1,0 +1,100 @@
+"""Two-domain model pairs for unpaired translation (CycleGAN, Zhu et al. 2017).
+
+Both wrap two networks built from the registry, so any registered image-to-image generator
+or discriminator (2D or 3D) can be used. Images of the two domains travel as one tensor,
+channels of domain A first, then domain B: the real batch is ``cat([a, b], 1)`` and the
+generator returns its translations in the same layout, so the trainer, the losses and the
+penalties (R1, GP) treat the pair like any single network.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from medgan.errors import ConfigError
+from medgan.registry import MODELS
+
+
+def _check_channels(channels_a: int, channels_b: int) -> None:
+    if channels_a < 1 or channels_b < 1:
+        raise ConfigError(f"channels_a and channels_b must be >= 1, got {channels_a}, {channels_b}")
+
+
+@MODELS.register("cycle_generator")
+class CycleGenerator(nn.Module):
+    """Translators ``ab``: A -> B and ``ba``: B -> A, each a registered ``network``.
+
+    ``forward(a, b)`` with ``a (N, channels_a, *S)`` and ``b (N, channels_b, *S)`` in [-1, 1]
+    returns ``cat([ba(b), ab(a)], 1)``: the fake A images, then the fake B images, in
+    [-1, 1] (the layout of the real batch ``cat([a, b], 1)``). For inference use
+    ``model.ab(a)`` or ``model.ba(b)`` (or :func:`medgan.tasks.translate`).
+
+    ``network_kwargs`` go to both networks (e.g. ``base_channels``, ``depth``, ``residual``).
+    """
+
+    def __init__(
+        self,
+        network: str = "unet_generator",
+        channels_a: int = 1,
+        channels_b: int = 1,
+        spatial_dims: int = 2,
+        **network_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        _check_channels(channels_a, channels_b)
+        self.channels_a, self.channels_b = channels_a, channels_b
+        kw = dict(network_kwargs, spatial_dims=spatial_dims)
+        self.ab = MODELS.build(network, in_channels=channels_a, out_channels=channels_b, **kw)
+        self.ba = MODELS.build(network, in_channels=channels_b, out_channels=channels_a, **kw)
+
+    def forward(self, a: Tensor, b: Tensor) -> Tensor:
+        return torch.cat([self.ba(b), self.ab(a)], 1)
+
+    def split(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``cat([a, b], 1)`` -> ``(a, b)``."""
+        if x.shape[1] != self.channels_a + self.channels_b:
+            raise ValueError(
+                f"expected {self.channels_a} + {self.channels_b} channels (A then B), "
+                f"got {x.shape[1]}"
+            )
+        return x[:, : self.channels_a], x[:, self.channels_a :]
+
+
+@MODELS.register("cycle_discriminator")
+class CycleDiscriminator(nn.Module):
+    """Discriminators ``a`` (real vs fake A) and ``b`` (real vs fake B), each a registered
+    unconditional ``network`` (e.g. ``patchgan_discriminator``).
+
+    ``forward(x)`` with ``x = cat([a, b], 1)`` returns the logits of both, flattened and
+    concatenated ``(N, P_a + P_b)``; a loss's mean over them is the mean of the two
+    domains' losses when both networks see the same image size (the CycleGAN objective,
+    which sums them, divided by 2: Adam does not see a constant factor).
+    """
+
+    def __init__(
+        self,
+        network: str = "patchgan_discriminator",
+        channels_a: int = 1,
+        channels_b: int = 1,
+        spatial_dims: int = 2,
+        **network_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        _check_channels(channels_a, channels_b)
+        self.channels_a, self.channels_b = channels_a, channels_b
+        kw = dict(network_kwargs, spatial_dims=spatial_dims)
+        if "patchgan" in network:  # each judges its own domain alone: no conditioning image
+            kw.setdefault("cond_channels", 0)
+        self.a = MODELS.build(network, in_channels=channels_a, **kw)
+        self.b = MODELS.build(network, in_channels=channels_b, **kw)
+
+    def forward(self, x: Tensor) -> Tensor:
+        ca = self.channels_a
+        if x.shape[1] != ca + self.channels_b:
+            raise ValueError(
+                f"expected {ca} + {self.channels_b} channels (A then B), got {x.shape[1]}"
+            )
+        return torch.cat([self.a(x[:, :ca]).flatten(1), self.b(x[:, ca:]).flatten(1)], 1)

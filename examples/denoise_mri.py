@@ -14,22 +14,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 import medgan
-from medgan.batches import Paired
 from medgan.data import IntensityWindow, Volume, embedded
 from medgan.images import save_grid
-from medgan.metrics import psnr, ssim
+from medgan.tasks import DegradedPairs, enhance, pix2pix_trainer
+from medgan.tasks.baselines import best_parameter, gaussian_denoise, nlm_denoise, psnr_ssim
 from medgan.tasks.degradations import rician_noise
-from medgan.tasks.enhancement import DegradedPairs, enhance
 
 WINDOW = IntensityWindow(0.0, 255.0)  # the embedded T1 is 0..255
-
-
-def scores(pred: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
-    p, c = torch.from_numpy(pred)[:, None].double(), torch.from_numpy(clean)[:, None].double()
-    return float(psnr(p, c, 255.0)), float(ssim(p, c, 255.0))
 
 
 def main() -> None:
@@ -50,64 +43,27 @@ def main() -> None:
         return rician_noise(s, r, args.sigma)
 
     pairs = DegradedPairs(np.repeat(train, 8, axis=0), degrade, WINDOW)  # 8 noise draws per slice
-    g = medgan.models.build("unet_generator", base_channels=16, depth=3, residual=True)
-    d = medgan.models.build("patchgan_discriminator", base_channels=16, n_layers=2)
     t0 = time.perf_counter()
-    trainer = medgan.Trainer(
-        g,
-        d,
-        pairs,
-        adapter=Paired(),
-        loss=medgan.losses.build_loss("pix2pix", l1_weight=100.0),
-        config=medgan.TrainConfig(
-            steps=args.steps, batch_size=8, lr_g=5e-4, lr_d=2e-4, ema_halflife_kimg=0.5
-        ),
-    ).fit(progress=True)
+    trainer = pix2pix_trainer(pairs, args.steps, residual=True).fit(progress=True)
     train_s = time.perf_counter() - t0
 
-    rows = {"noisy input": scores(test_noisy, test_clean)}
-    best = max(
-        (
-            (s, scores(ndimage.gaussian_filter(test_noisy, (0, s, s)), test_clean))
-            for s in (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
-        ),
-        key=lambda t: t[1][0],
-    )
-    rows[f"Gaussian filter (best sigma={best[0]})"] = best[1]
+    score = lambda a: psnr_ssim(a, test_clean, 255.0)  # noqa: E731
+    rows = {"noisy input": score(test_noisy)}
+    s, _, sc = best_parameter(gaussian_denoise, (0.5, 0.75, 1.0, 1.25, 1.5, 2.0), test_noisy, score)
+    rows[f"Gaussian filter (best sigma={s})"] = sc
     try:
-        from skimage.restoration import denoise_nl_means
-
-        nlm = max(
-            (
-                (
-                    h,
-                    scores(
-                        np.stack(
-                            [
-                                denoise_nl_means(
-                                    s,
-                                    h=h * args.sigma,
-                                    sigma=args.sigma,
-                                    patch_size=5,
-                                    patch_distance=6,
-                                    fast_mode=True,
-                                )
-                                for s in test_noisy
-                            ]
-                        ),
-                        test_clean,
-                    ),
-                )
-                for h in (0.6, 0.8, 1.0, 1.2)
-            ),
-            key=lambda t: t[1][0],
+        h, _, sc = best_parameter(
+            lambda x, h: nlm_denoise(x, h * args.sigma, args.sigma),
+            (0.6, 0.8, 1.0, 1.2),
+            test_noisy,
+            score,
         )
-        rows[f"non-local means (best h={nlm[0]}*sigma)"] = nlm[1]
-    except ImportError:
-        print("(scikit-image not installed: non-local means baseline skipped)")
+        rows[f"non-local means (best h={h}*sigma)"] = sc
+    except ImportError as e:
+        print(f"({e}: non-local means baseline skipped)")
     vol = Volume(test_noisy, np.eye(4), {"unit": "arbitrary"})
     gan = enhance(vol, trainer.ema, WINDOW, axis=0, tile=64, overlap=16).array
-    rows["pix2pix GAN (EMA generator)"] = scores(gan, test_clean)
+    rows["pix2pix GAN (EMA generator)"] = score(gan)
 
     print(
         f"\nheld-out axial MRI slices of the upper brain ({len(test_clean)}), "

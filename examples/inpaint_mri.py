@@ -1,75 +1,79 @@
-"""Inpainting masked boxes in real brain MRI with a pix2pix GAN vs naive fills (mean of the
-known pixels; biharmonic interpolation when scikit-image is installed); error (MAE, 0..255
-scale) inside the masked region of held-out slices (train: axial slices of the lower
-brain; test: axial slices of the upper brain, disjoint voxels).
+"""Inpainting masked boxes in real brain MRI with a pix2pix GAN vs classical fills (mean of
+the known pixels; harmonic interpolation; biharmonic interpolation when scikit-image is
+installed); error (MAE, 0..255 scale) inside the masked region of held-out slices (train:
+axial slices of the lower brain; test: axial slices of the upper brain, disjoint voxels).
 
-    python examples/inpaint_mri.py [--steps 400]
+The generator is a residual U-Net that refines the harmonic fill (coarse to fine): its input
+is (harmonic fill, mask) and it predicts a correction inside the box.
+
+    python examples/inpaint_mri.py [--steps 600] [--out docs/figures]
 """
 
 from __future__ import annotations
 
 import argparse
+import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 import medgan
-from medgan.batches import Paired
-from medgan.data import IntensityWindow, embedded
-from medgan.tasks import InpaintingPairs, random_box_mask
+from medgan.data import IntensityWindow, Volume, embedded
+from medgan.images import save_grid
+from medgan.tasks import InpaintingPairs, harmonic_fill, inpaint, pix2pix_trainer, random_box_mask
 
 WINDOW = IntensityWindow(0.0, 255.0)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--out", default="docs/figures")
     args = ap.parse_args()
-    t1 = embedded("mni152_t1").array
-    train = WINDOW.to_unit(np.stack([t1[:96, :112, k] for k in range(15, 48)]))  # lower brain
+    t1 = embedded("mni152_t1").array  # (98, 116, 94): R, A, S
+    lower = np.stack([t1[:96, :112, k] for k in range(15, 48)])  # lower brain
+    train = WINDOW.to_unit(np.concatenate([lower, lower[:, ::-1]]))  # + left-right mirrored
     test = np.stack([t1[:96, :112, k] for k in range(52, 82, 3)])  # upper brain, unseen
     medgan.seed_everything(0)
-    g = medgan.models.build("unet_generator", in_channels=2, base_channels=16, depth=3)
-    d = medgan.models.build(
-        "patchgan_discriminator", in_channels=1, cond_channels=2, base_channels=16, n_layers=2
-    )
-    medgan.Trainer(
-        g,
-        d,
-        InpaintingPairs(np.repeat(train, 8, axis=0)),
-        adapter=Paired(),
-        loss=medgan.losses.build_loss("pix2pix", l1_weight=100.0),
-        config=medgan.TrainConfig(
-            steps=args.steps, batch_size=8, lr_g=5e-4, ema_halflife_kimg=None
-        ),
-    ).fit()
+    t0 = time.perf_counter()
+    pairs = InpaintingPairs(np.repeat(train, 12, axis=0), frac=(0.2, 0.4))  # 12 boxes a slice
+    trainer = pix2pix_trainer(pairs, args.steps, in_channels=2, residual=True).fit(progress=True)
+    train_s = time.perf_counter() - t0
     rng = np.random.default_rng(7)
     masks = np.stack([random_box_mask(s.shape, rng, (0.25, 0.35)) for s in test]) > 0
-    unit = WINDOW.to_unit(test)
-    inp = np.stack([np.where(masks, -1.0, unit), masks.astype(np.float32)], 1).astype(np.float32)
-    with torch.no_grad():
-        pred = WINDOW.from_unit(g.eval()(torch.from_numpy(inp)).numpy()[:, 0])
+    vol = Volume(test, np.eye(4), {"unit": "arbitrary"})
+    pred = inpaint(vol, masks, trainer.ema, WINDOW, axis=0).array
     mae = lambda est: float(np.abs(est - test)[masks].mean())  # noqa: E731
+    pairs = list(zip(test, masks, strict=True))
     rows = {
-        "mean of known pixels": mae(
-            np.stack([np.full_like(s, s[~m].mean()) for s, m in zip(test, masks, strict=True)])
-        )
+        "mean of known pixels": mae(np.stack([np.full_like(s, s[~m].mean()) for s, m in pairs])),
+        "harmonic interpolation": mae(np.stack([harmonic_fill(s, m) for s, m in pairs])),
     }
     try:
         from skimage.restoration import inpaint_biharmonic
 
         rows["biharmonic interpolation"] = mae(
-            np.stack([inpaint_biharmonic(s, m) for s, m in zip(test, masks, strict=True)])
+            np.stack([inpaint_biharmonic(s, m) for s, m in pairs])
         )
     except ImportError:
-        pass
-    rows["pix2pix GAN"] = mae(pred)
+        print("(scikit-image not installed: biharmonic baseline skipped)")
+    rows["pix2pix GAN (refines harmonic)"] = mae(pred)
     print(
-        f"held-out axial slices (upper brain): {len(test)}, boxes of 25-35% of each side; "
-        "MAE inside the box (0..255)"
+        f"\nheld-out axial slices (upper brain): {len(test)}, boxes of 25-35% of each side; "
+        f"GAN trained {args.steps} steps in {train_s:.0f} s on CPU\nMAE inside the box (0..255)"
     )
     for name, v in rows.items():
-        print(f"{name:28s} {v:8.2f}")
+        print(f"{name:34s} {v:8.2f}")
+    idx = [1, 6]
+    to_unit = lambda a: torch.from_numpy(WINDOW.to_unit(a[idx]))[:, None]  # noqa: E731
+    holed = np.where(masks, 255.0, test)  # the hole shown white
+    grid = save_grid(
+        torch.cat([to_unit(holed), to_unit(pred), to_unit(test)]),
+        Path(args.out) / "inpaint_mri.png",
+        nrow=2,
+    )
+    print(f"figure (rows: masked input, GAN, reference): {grid}")
 
 
 if __name__ == "__main__":

@@ -2,20 +2,23 @@
 Dice + cross-entropy, with and without the adversarial term, Dice on held-out slices (train
 on axial slices of the lower half, test on the upper half).
 
-    python examples/segment_brain.py [--steps 300]
+    python examples/segment_brain.py [--steps 300] [--out docs/figures]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
+import numpy as np
 import torch
 
 import medgan
-from medgan.data import IntensityWindow, embedded
+from medgan.data import IntensityWindow, Volume, embedded
+from medgan.images import save_grid
 from medgan.metrics import dice
-from medgan.tasks import LabelsToOneHot
+from medgan.tasks import LabelsToOneHot, segment
 
 WINDOW = IntensityWindow(0.0, 255.0)
 
@@ -28,7 +31,7 @@ def slices(vol, labels, ks):
     return img, lab
 
 
-def run(adv_weight: float, steps: int, train, test) -> tuple[float, float, float]:
+def run(adv_weight: float, steps: int, train, test):
     medgan.seed_everything(0)
     seg = medgan.models.build("unet_segmenter", num_classes=3, base_channels=16, depth=3)
     d = medgan.models.build(
@@ -44,24 +47,36 @@ def run(adv_weight: float, steps: int, train, test) -> tuple[float, float, float
         loss=loss,
         config=medgan.TrainConfig(steps=steps, batch_size=8, lr_g=1e-3, ema_halflife_kimg=None),
     ).fit()
-    with torch.no_grad():
-        pred = seg.eval()(test[0]).argmax(1)
+    secs = time.perf_counter() - t0
+    vol = Volume(WINDOW.from_unit(test[0][:, 0].numpy()), np.eye(4))  # slices along axis 0
+    pred = torch.from_numpy(segment(vol, seg, WINDOW, axis=0).array).long()
     gm, wm = dice(pred, test[1], 3).tolist()
-    return gm, wm, time.perf_counter() - t0
+    return gm, wm, secs, pred
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--out", default="docs/figures")
     args = ap.parse_args()
     t1, lab = embedded("mni152_t1").array, embedded("mni152_tissue").array
     train = slices(t1, lab, range(20, 50))  # lower brain
     test = slices(t1, lab, range(52, 80, 2))  # upper brain, never seen
     print(f"train {len(train[0])} axial slices (z 20-49), test {len(test[0])} slices (z 52-78)")
     print(f"{'method':38s} {'Dice GM':>8s} {'Dice WM':>8s} {'time':>6s}")
+    preds = []
     for name, w in (("U-Net, Dice+CE only", 0.0), ("U-Net, Dice+CE + adversarial (0.05)", 0.05)):
-        gm, wm, t = run(w, args.steps, train, test)
+        gm, wm, t, pred = run(w, args.steps, train, test)
+        preds.append(pred)
         print(f"{name:38s} {gm:8.4f} {wm:8.4f} {t:5.0f}s")
+    idx = [3, 9]
+    as_image = lambda lab: lab[idx][:, None].float() - 1  # 0, 1, 2 -> -1, 0, 1  # noqa: E731
+    grid = save_grid(
+        torch.cat([test[0][idx], *(as_image(p) for p in preds), as_image(test[1])]),
+        Path(args.out) / "segment_brain.png",
+        nrow=2,
+    )
+    print(f"figure (rows: T1, Dice+CE, + adversarial, reference labels): {grid}")
 
 
 if __name__ == "__main__":

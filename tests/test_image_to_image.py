@@ -222,3 +222,28 @@ def test_unpaired_batches_and_dataset_errors():
         Unpaired()((torch.zeros(2, 1, 8, 8), torch.zeros(2, 1, 8, 16)), None)
     with pytest.raises(DataError, match="non-empty"):
         UnpairedDataset([], [torch.zeros(1, 4, 4)])
+
+
+def test_recipes_build_the_documented_setups():
+    from medgan.tasks import cyclegan_trainer, pix2pix_trainer
+
+    x = torch.rand(4, 2, 32, 32) * 2 - 1
+    tr = pix2pix_trainer(
+        torch.utils.data.TensorDataset(x, x[:, :1]),
+        3,
+        in_channels=2,
+        residual=True,
+        lr_g=1e-3,
+        batch_size=2,
+    )
+    assert tr.generator.medgan_spec.kwargs["residual"] is True
+    assert tr.discriminator.cond_channels == 2 and tr.loss.l1_weight == 100.0
+    assert (tr.config.steps, tr.config.lr_g, tr.config.lr_d) == (3, 1e-3, 2e-4)
+    assert isinstance(tr.adapter, Paired)
+    tr.fit()
+    assert tr.step == 3
+    same = cyclegan_trainer(_unpaired_phantoms(n=4), 1, batch_size=2)
+    other = cyclegan_trainer(UnpairedDataset(x[:, :1], x), 1, channels_b=2, batch_size=2)
+    assert same.loss.identity_weight == 5.0 and other.loss.identity_weight == 0.0
+    other.fit()
+    assert isinstance(other.adapter, Unpaired) and other.generator.channels_b == 2

@@ -245,3 +245,38 @@ def test_enhance_cli_round_trip(tmp_path, t1):
         == 0
     )
     assert len(list((tmp_path / "dcm").glob("*.dcm"))) == 3
+
+
+def test_translate_cli_with_a_cyclegan_checkpoint(tmp_path, t1, capsys):
+    from medgan.batches import Unpaired
+    from medgan.cli import main
+    from medgan.data import UnpairedDataset, load, save_nifti
+
+    a = torch.rand(8, 1, 32, 32) * 2 - 1
+    b = torch.rand(8, 2, 32, 32) * 2 - 1
+    tr = medgan.Trainer(
+        medgan.models.build("cycle_generator", channels_b=2, base_channels=4, depth=2),
+        medgan.models.build("cycle_discriminator", channels_b=2, base_channels=4, n_layers=2),
+        UnpairedDataset(a, b),
+        adapter=Unpaired(),
+        loss=medgan.losses.build_loss("cycle_gan", identity_weight=0.0),
+        config=medgan.TrainConfig(steps=1, batch_size=4, device="cpu"),
+    )
+    tr.fit()
+    tr.save(tmp_path / "c.pt")
+    vol = Volume(t1.array[40:43, :40, :36], t1.affine, t1.meta)
+    save_nifti(vol, tmp_path / "in.nii.gz")
+    args = [str(tmp_path / "in.nii.gz"), "--checkpoint", str(tmp_path / "c.pt")]
+    args += ["--window", "0,255", "--out-window", "0,1", "--tile", "32", "--overlap", "8"]
+    assert main(["translate", args[0], str(tmp_path / "p.nii.gz"), *args[1:]]) == 2
+    assert "--direction ab" in capsys.readouterr().err
+    assert (
+        main(["translate", args[0], str(tmp_path / "p.nii.gz"), *args[1:], "--direction", "ab"])
+        == 0
+    )
+    out = load(tmp_path / "p.nii.gz", canonical=False)
+    assert out.array.shape == (2, *vol.array.shape)
+    assert 0 <= out.array.min() and out.array.max() <= 1
+    np.testing.assert_allclose(out.affine, vol.affine, atol=1e-5)
+    assert main(["translate", args[0], str(tmp_path / "dcm"), *args[1:], "--direction", "ab"]) == 2
+    assert "channels" in capsys.readouterr().err

@@ -14,8 +14,12 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from medgan.errors import MedganError
+from medgan.errors import ConfigError, MedganError
+
+if TYPE_CHECKING:
+    from medgan.data import IntensityWindow, Volume
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -190,26 +194,57 @@ def _audit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _enhance(args: argparse.Namespace) -> int:
-    from medgan.data import IntensityWindow, load, save_dicom_series, save_nifti
+def _window(spec: str | None, vol: Volume) -> IntensityWindow:
+    """A CT window name or 'lo,hi'; by default "full" for HU, else the volume's percentiles."""
+    from medgan.data import IntensityWindow
+
+    if spec:
+        lo, _, hi = spec.partition(",")
+        return IntensityWindow(float(lo), float(hi)) if hi else IntensityWindow.ct(spec)
+    if vol.meta.get("unit") == "HU":
+        return IntensityWindow.ct("full")
+    return IntensityWindow.percentile(vol.array)
+
+
+def _translate(args: argparse.Namespace) -> int:
+    from medgan.data import load, save_dicom_series, save_nifti
     from medgan.sampling import load_generator
-    from medgan.tasks import enhance
+    from medgan.tasks import translate
 
     vol = load(args.input)
-    if args.window:
-        lo, _, hi = args.window.partition(",")
-        window = IntensityWindow(float(lo), float(hi)) if hi else IntensityWindow.ct(args.window)
-    elif vol.meta.get("unit") == "HU":
-        window = IntensityWindow.ct("full")
-    else:
-        window = IntensityWindow.percentile(vol.array)
+    window = _window(args.window, vol)
+    out_spec = getattr(args, "out_window", None)
+    out_window = _window(out_spec, vol) if out_spec else window
     g = load_generator(args.checkpoint, ema=not args.no_ema)
-    out = enhance(vol, g, window, axis=args.axis, tile=args.tile, overlap=args.overlap)
+    direction = getattr(args, "direction", None)
+    if hasattr(g, "ab"):  # a CycleGAN pair: pick one translator
+        if direction not in ("ab", "ba"):
+            raise ConfigError(
+                f"{args.checkpoint} holds a CycleGAN pair: choose --direction ab (A -> B) "
+                "or ba (B -> A)"
+            )
+        g = getattr(g, direction)
+    elif direction:
+        raise ConfigError(f"--direction applies to CycleGAN checkpoints; {args.checkpoint} is not")
+    out = translate(
+        vol,
+        g,
+        window,
+        out_window,
+        axis=args.axis,
+        tile=args.tile,
+        overlap=args.overlap,
+        translated_by=str(args.checkpoint),
+    )
     if str(args.output).lower().endswith((".nii", ".nii.gz")):
         save_nifti(out, args.output)
+    elif out.array.ndim == 4:
+        raise ConfigError(
+            f"the output has {out.array.shape[0]} channels: write it as .nii/.nii.gz, not DICOM"
+        )
     else:
-        save_dicom_series(out, args.output, series_description="medgan enhanced")
-    print(f"enhanced {args.input} ({vol.array.shape}, window {window}) -> {args.output}")
+        save_dicom_series(out, args.output, series_description=f"medgan {args.command}")
+    print(f"{args.command}: {args.input} ({vol.array.shape}, window {window}) -> {args.output}")
     return 0
 
 
@@ -276,16 +311,33 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--out", type=Path, default=Path("audit"))
     a.set_defaults(fn=_audit)
 
-    e = sub.add_parser("enhance", help="apply a trained image-to-image generator to a volume")
-    e.add_argument("input", type=Path, help="DICOM folder/file, NIfTI or PNG")
-    e.add_argument("output", type=Path, help=".nii/.nii.gz file, or a folder for a DICOM series")
-    e.add_argument("--checkpoint", type=Path, required=True)
-    e.add_argument("--window", default=None, help="CT window name or 'lo,hi' (default: by unit)")
-    e.add_argument("--axis", type=int, default=0, help="array axis to process slice by slice")
-    e.add_argument("--tile", type=int, default=64)
-    e.add_argument("--overlap", type=int, default=16)
-    e.add_argument("--no-ema", action="store_true")
-    e.set_defaults(fn=_enhance)
+    for name, help_text in (
+        ("enhance", "apply a trained image-to-image generator to a volume (same units out)"),
+        ("translate", "synthesise another modality/contrast from a volume (pix2pix or CycleGAN)"),
+    ):
+        e = sub.add_parser(name, help=help_text)
+        e.add_argument("input", type=Path, help="DICOM folder/file, NIfTI or PNG")
+        e.add_argument(
+            "output", type=Path, help=".nii/.nii.gz file, or a folder for a DICOM series"
+        )
+        e.add_argument("--checkpoint", type=Path, required=True)
+        e.add_argument(
+            "--window", default=None, help="CT window name or 'lo,hi' (default: by unit)"
+        )
+        e.add_argument("--axis", type=int, default=0, help="array axis to process slice by slice")
+        e.add_argument("--tile", type=int, default=64)
+        e.add_argument("--overlap", type=int, default=16)
+        e.add_argument("--no-ema", action="store_true")
+        if name == "translate":
+            e.add_argument(
+                "--out-window",
+                default=None,
+                help="'lo,hi' of the output's units (default: the input window)",
+            )
+            e.add_argument(
+                "--direction", choices=["ab", "ba"], default=None, help="CycleGAN direction"
+            )
+        e.set_defaults(fn=_translate)
 
     for name in ("models", "losses", "datasets"):
         sub.add_parser(name, help=f"list registered {name}").set_defaults(

@@ -12,6 +12,7 @@ from medgan.tasks.completion import (
 )
 from medgan.tasks.degradations import low_dose_ct_noise, rician_noise, thick_slices
 from medgan.tasks.enhancement import DegradedPairs, enhance
+from medgan.tasks.recipes import cyclegan_trainer, pix2pix_trainer
 from medgan.tasks.segmentation import (
     LabelsToOneHot,
     SegmentationLoss,
@@ -28,10 +29,12 @@ __all__ = [
     "MissingSlicePairs",
     "SegmentationLoss",
     "UNetSegmenter",
+    "cyclegan_trainer",
     "enhance",
     "harmonic_fill",
     "inpaint",
     "low_dose_ct_noise",
+    "pix2pix_trainer",
     "random_box_mask",
     "rician_noise",
     "segment",

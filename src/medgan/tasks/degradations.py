@@ -53,9 +53,12 @@ def rician_noise(x: np.ndarray, rng: np.random.Generator, sigma: float) -> np.nd
     return np.sqrt(re**2 + im**2).astype(np.float32)
 
 
-def thick_slices(x: np.ndarray, factor: int, axis: int = 0, same_grid: bool = True) -> np.ndarray:
+def thick_slices(
+    x: np.ndarray, factor: int, axis: int = 0, same_grid: bool = True, order: int = 1
+) -> np.ndarray:
     """Average ``factor`` slices along ``axis`` (spacing multiplies by ``factor``); with
-    ``same_grid`` linearly re-sample back to the input grid (the usual SR input)."""
+    ``same_grid`` re-sample back to the input grid (the usual SR input) with spline
+    interpolation of ``order`` along ``axis`` (1: linear, 3: cubic B-spline)."""
     if factor < 1:
         raise ValueError("factor must be >= 1")
     n = x.shape[axis] - x.shape[axis] % factor
@@ -67,6 +70,9 @@ def thick_slices(x: np.ndarray, factor: int, axis: int = 0, same_grid: bool = Tr
     centres = (np.arange(x.shape[axis]) - (factor - 1) / 2) / factor
     coords = np.clip(centres, 0, thick.shape[0] - 1)
     out = ndimage.map_coordinates(
-        thick, np.meshgrid(coords, *[np.arange(s) for s in thick.shape[1:]], indexing="ij"), order=1
+        thick,
+        np.meshgrid(coords, *[np.arange(s) for s in thick.shape[1:]], indexing="ij"),
+        order=order,
+        mode="nearest",
     )
     return np.moveaxis(out, 0, axis).astype(np.float32)

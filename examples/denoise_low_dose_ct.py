@@ -1,0 +1,108 @@
+"""Low-dose CT denoising: a pix2pix GAN (residual U-Net) trained on quarter-dose / full-dose
+pairs of procedural CT phantoms, scored on held-out phantoms and on a real CT slice
+(pydicom's CT_small.dcm, never seen in training), against the quarter-dose input, a
+Gaussian filter and non-local means with their best parameters.
+
+Quarter dose is simulated in the image domain (medgan.tasks.low_dose_ct_noise: ramp-shaped
+noise, sigma_full * sqrt(1/d - 1) = 17.3 HU added for d = 0.25 on top of 10 HU). Scores are
+PSNR/SSIM in the soft-tissue window (W 400, L 40 HU: values clipped to -160..240 HU).
+
+    python examples/denoise_low_dose_ct.py [--steps 400] [--out docs/figures]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import medgan
+from medgan.data import CTPhantomSlices, IntensityWindow, Volume, embedded
+from medgan.images import save_grid
+from medgan.tasks import DegradedPairs, enhance, low_dose_ct_noise, pix2pix_trainer
+from medgan.tasks.baselines import best_parameter, gaussian_denoise, nlm_denoise, psnr_ssim
+
+WINDOW = IntensityWindow(-1000.0, 1000.0)  # model range: HU -1000..1000 -> [-1, 1]
+LO, HI = -160.0, 240.0  # soft-tissue window for scoring
+DOSE, SIGMA_FULL = 0.25, 10.0
+SIGMA_ADDED = SIGMA_FULL * np.sqrt(1 / DOSE - 1)
+
+
+def quarter_dose(hu: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return low_dose_ct_noise(hu, rng, DOSE, SIGMA_FULL)
+
+
+def evaluate(name: str, full: np.ndarray, low: np.ndarray, gan: np.ndarray) -> dict:
+    """Rows of (PSNR, SSIM) in the soft-tissue window for one held-out set."""
+    win = lambda a: np.clip(a, LO, HI)  # noqa: E731
+    score = lambda a: psnr_ssim(win(a), win(full), HI - LO)  # noqa: E731
+    rows = {"quarter-dose input": score(low)}
+    s, _, sc = best_parameter(gaussian_denoise, (0.5, 0.75, 1.0, 1.5, 2.0), low, score)
+    rows[f"Gaussian filter (best sigma={s} px)"] = sc
+    try:
+        h, _, sc = best_parameter(
+            lambda x, h: nlm_denoise(x, h * SIGMA_ADDED, SIGMA_ADDED),
+            (0.6, 0.8, 1.0, 1.2),
+            low,
+            score,
+        )
+        rows[f"non-local means (best h={h}*sigma)"] = sc
+    except ImportError as e:
+        print(f"({e}: non-local means skipped)")
+    rows["pix2pix GAN (EMA generator)"] = score(gan)
+    print(f"\n{name}")
+    print(f"{'method':40s} {'PSNR (dB)':>10s} {'SSIM':>8s}")
+    for k, (p, q) in rows.items():
+        print(f"{k:40s} {p:10.2f} {q:8.4f}")
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--out", default="docs/figures")
+    args = ap.parse_args()
+    medgan.seed_everything(0)
+    train = CTPhantomSlices(n=256, size=128, seed=0, noise_hu=SIGMA_FULL)
+    held_out = CTPhantomSlices(n=16, size=128, seed=1, noise_hu=SIGMA_FULL)  # other phantoms
+    full_train = np.stack([train.hu(i) for i in range(len(train))])
+    pairs = DegradedPairs(full_train, quarter_dose, WINDOW)
+    t0 = time.perf_counter()
+    trainer = pix2pix_trainer(pairs, args.steps, residual=True).fit(progress=True)
+    print(f"trained {args.steps} steps in {time.perf_counter() - t0:.0f} s on CPU")
+
+    rng = np.random.default_rng(99)
+    full = np.stack([held_out.hu(i) for i in range(len(held_out))])
+    low = np.stack([quarter_dose(s, rng) for s in full])
+    gan = enhance(Volume(low, np.eye(4), {"unit": "HU"}), trainer.ema, WINDOW, tile=128).array
+    evaluate(f"held-out phantoms ({len(full)}), quarter dose", full, low, gan)
+
+    real = embedded("ct_small")  # real CT: one 128 x 128 slice along axis 0, in HU
+    real_full = np.asarray(real.array, np.float32)
+    real_low = np.stack([quarter_dose(s, rng) for s in real_full])
+    real_gan = enhance(real.with_array(real_low), trainer.ema, WINDOW, tile=128).array
+    evaluate("real CT slice (pydicom CT_small.dcm), quarter dose", real_full, real_low, real_gan)
+
+    show = lambda a: torch.from_numpy(2 * (np.clip(a, LO, HI) - LO) / (HI - LO) - 1)  # noqa: E731
+    grid = save_grid(
+        torch.stack(
+            [
+                show(low[0]),
+                show(gan[0]),
+                show(full[0]),
+                show(real_low[0]),
+                show(real_gan[0]),
+                show(real_full[0]),
+            ]
+        )[:, None].float(),
+        Path(args.out) / "denoise_low_dose_ct.png",
+        nrow=3,
+    )
+    print(f"figure (rows: phantom, real slice; columns: quarter dose, GAN, full dose): {grid}")
+
+
+if __name__ == "__main__":
+    main()

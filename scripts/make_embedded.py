@@ -54,8 +54,9 @@ def main() -> None:
     imgs = read_images(sys.argv[1] if len(sys.argv) > 1 else None)
     imgs = {k: nib.as_closest_canonical(v) for k, v in imgs.items()}
     t1 = downsample2(imgs["t1"].get_fdata(dtype=np.float32))
-    gm = downsample2(imgs["gm"].get_fdata(dtype=np.float32))
-    wm = downsample2(imgs["wm"].get_fdata(dtype=np.float32))
+    # nilearn ships the probability maps as uint8 0..255 (= probability 0..1)
+    gm = downsample2(imgs["gm"].get_fdata(dtype=np.float32)) / 255.0
+    wm = downsample2(imgs["wm"].get_fdata(dtype=np.float32)) / 255.0
     hi = float(t1.max())
     t1_u8 = np.round(np.clip(t1 / hi, 0, 1) * 255).astype(np.uint8)
     labels = np.zeros(t1.shape, np.uint8)

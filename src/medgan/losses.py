@@ -312,6 +312,8 @@ class CycleGAN(WithAdversarial):
         + identity_weight * (E||G_AB(b) - b||_1 + E||G_BA(a) - a||_1),
 
     here with every pair of terms averaged instead of summed (the whole objective / 2).
+    The adversarial terms default to least squares, as in the paper (sec. 4, "Training
+    details"); ``adversarial`` picks any registered loss.
     Needs a :class:`~medgan.models.cycle.CycleGenerator` and a
     :class:`~medgan.models.cycle.CycleDiscriminator`, with batches ``cat([a, b], 1)``
     (:class:`~medgan.batches.Unpaired`). The paper's weights are cycle 10 and identity
@@ -319,6 +321,7 @@ class CycleGAN(WithAdversarial):
     otherwise).
     """
 
+    adversarial: str = "least_squares"
     cycle_weight: float = 10.0
     identity_weight: float = 5.0
     _weights: ClassVar[tuple[str, ...]] = ("cycle_weight", "identity_weight")

@@ -247,3 +247,28 @@ def test_recipes_build_the_documented_setups():
     assert same.loss.identity_weight == 5.0 and other.loss.identity_weight == 0.0
     other.fit()
     assert isinstance(other.adapter, Unpaired) and other.generator.channels_b == 2
+
+
+def test_pix2pix_perceptual_term_on_domain_features():
+    from medgan.metrics.domain import DomainEncoderFeatures, perceptual_distance
+
+    enc = DomainEncoderFeatures().net
+    y = CTPhantomSlices(n=2, size=48, seed=0)
+    real = torch.stack([y[0], y[1]])
+    assert float(perceptual_distance(enc, real, real)) == 0.0
+    fake = (real + 0.3 * torch.randn_like(real)).clamp(-1, 1).requires_grad_(True)
+    # by hand: the 4 stages are consecutive slices of 6 layers of the encoder body
+    x_maps, y_maps, a, b = [], [], fake, real
+    for i in range(4):
+        a, b = enc.body[6 * i : 6 * i + 6](a), enc.body[6 * i : 6 * i + 6](b)
+        x_maps.append(a)
+        y_maps.append(b)
+    hand = sum((p - q).abs().mean() for p, q in zip(x_maps, y_maps, strict=True))
+    torch.testing.assert_close(perceptual_distance(enc, fake, real), hand)
+    loss = medgan.losses.build_loss("pix2pix", perceptual_weight=2.0)
+    d = medgan.models.build("patchgan_discriminator", base_channels=4, n_layers=2)
+    total, logs = loss.generator_objective(d, fake, real, real)
+    torch.testing.assert_close(logs["perceptual"], hand.detach())
+    total.backward()
+    assert fake.grad is not None and fake.grad.abs().sum() > 0
+    assert all(p.grad is None for p in loss._encoder.parameters())  # the encoder stays frozen

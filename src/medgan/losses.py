@@ -269,15 +269,28 @@ class WithAdversarial(GANLoss):
 class Pix2Pix(WithAdversarial):
     """Paired image-to-image loss (Isola et al. 2017, eq. 4):
 
-    G* = arg min_G max_D L_adv(G, D) + l1_weight * E[||y - G(x)||_1] (+ ssim_weight * (1 - SSIM)).
+    G* = arg min_G max_D L_adv(G, D) + l1_weight * E[||y - G(x)||_1]
+         (+ ssim_weight * (1 - SSIM) + perceptual_weight * perceptual distance).
 
     ``adversarial`` names the registered loss giving the adversarial terms (its penalties
-    apply too); the reconstruction terms compare G's output with the paired target.
+    apply too); the reconstruction terms compare G's output with the paired target. The
+    perceptual distance is measured on the shipped domain encoder's feature maps
+    (:func:`medgan.metrics.domain.perceptual_distance`; 2D images).
     """
 
     l1_weight: float = 100.0
     ssim_weight: float = 0.0
-    _weights: ClassVar[tuple[str, ...]] = ("l1_weight", "ssim_weight")
+    perceptual_weight: float = 0.0
+    _weights: ClassVar[tuple[str, ...]] = ("l1_weight", "ssim_weight", "perceptual_weight")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        encoder = None
+        if self.perceptual_weight:
+            from medgan.metrics.domain import DomainEncoderFeatures
+
+            encoder = DomainEncoderFeatures().net  # frozen, eval mode
+        object.__setattr__(self, "_encoder", encoder)
 
     def generator_objective(
         self,
@@ -299,6 +312,14 @@ class Pix2Pix(WithAdversarial):
             s = ssim(fake.float(), real.float(), data_range=2.0)
             total = total + self.ssim_weight * (1 - s.float())
             logs["ssim"] = s.detach().float()
+        if self._encoder is not None:
+            from medgan.metrics.domain import perceptual_distance
+
+            if fake.dim() != 4:
+                raise ConfigError("pix2pix perceptual_weight works on 2D images (N, C, H, W)")
+            p = perceptual_distance(self._encoder.to(fake.device), fake, real)
+            total = total + self.perceptual_weight * p
+            logs["perceptual"] = p.detach()
         return total, logs
 
 

@@ -50,6 +50,31 @@ class DomainEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
 
+    def stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The feature maps after each of the 4 blocks (at the input's own resolution)."""
+        out = []
+        for i in range(0, len(self.body), 6):
+            x = self.body[i : i + 6](x)
+            out.append(x)
+        return out
+
+
+def perceptual_distance(encoder: DomainEncoder, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Feature reconstruction distance (Johnson et al. 2016, eq. 2, with L1 as in
+    pix2pixHD): sum over the encoder's 4 blocks of mean |phi_l(x) - phi_l(y)|.
+
+    ``x``, ``y``: ``(N, C, H, W)`` in [-1, 1]; channels are scored one by one as grey
+    images. Differentiable in ``x`` (``y`` is the reference and gets no gradient).
+    """
+    if x.dim() != 4 or x.shape != y.shape:
+        raise ValueError(
+            f"need two 2D batches of one shape, got {tuple(x.shape)}, {tuple(y.shape)}"
+        )
+    fx = encoder.stages(x.float().reshape(-1, 1, *x.shape[2:]))
+    with torch.no_grad():
+        fy = encoder.stages(y.float().reshape(-1, 1, *y.shape[2:]))
+    return sum((a - b).abs().mean() for a, b in zip(fx, fy, strict=True))  # type: ignore[return-value]
+
 
 class DomainEncoderFeatures(nn.Module):
     """The shipped :class:`DomainEncoder` as a feature extractor ``(N, 1, H, W) -> (N, 128)``."""

@@ -14,6 +14,7 @@ from medgan.tasks import (
     InpaintingPairs,
     LabelsToOneHot,
     MissingSlicePairs,
+    bias_field,
     enhance,
     harmonic_fill,
     inpaint,
@@ -50,6 +51,14 @@ def test_degradations_by_formula():
         thick_slices(ramp, 2, same_grid=False)[:, 0, 0], [0.5, 2.5, 4.5, 6.5]
     )
     assert thick_slices(ramp, 2).shape == ramp.shape
+    # cubic B-spline reproduces a linear ramp away from the ends (boundary ripple decays)
+    lin = np.arange(16, dtype=np.float32)[:, None, None] * np.ones((16, 2, 2), np.float32)
+    np.testing.assert_allclose(thick_slices(lin, 2, order=3)[5:-5], lin[5:-5], atol=0.02)
+    # bias field: smooth gain within [exp(-s), exp(s)], reaching one of the bounds
+    gain = bias_field(np.ones((3, 40, 50), np.float32), np.random.default_rng(1), 0.3)
+    assert gain.min() >= np.exp(-0.3) - 1e-6 and gain.max() <= np.exp(0.3) + 1e-6
+    assert np.isclose(gain.min(), np.exp(-0.3)) or np.isclose(gain.max(), np.exp(0.3))
+    assert np.abs(np.diff(gain, axis=-1)).max() < 0.05  # smooth
 
 
 def test_enhance_keeps_geometry_and_blends_tiles(t1):

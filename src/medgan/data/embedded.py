@@ -2,7 +2,8 @@
 
 - ``"mni152_t1"``: MNI ICBM152 2009a T1-weighted brain MRI (real, averaged over 152
   adults), 2 mm, RAS+, intensities 0..255 (arbitrary MR units). See embedded/NOTICE.txt.
-- ``"mni152_tissue"``: the matching label map (0 background, 1 grey, 2 white matter).
+- ``"mni152_tissue"``: the matching label map (0 background, 1 grey, 2 white matter, where
+  that tissue's probability is > 0.5).
 - ``"mni152_tissue_prob"``: the matching grey- and white-matter probability maps, a
   2-channel Volume ``(2, X, Y, Z)`` in [0, 1] (quantised to 1/255): a second "modality"
   aligned voxel by voxel with the T1, for missing-modality synthesis.

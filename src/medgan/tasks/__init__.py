@@ -10,7 +10,7 @@ from medgan.tasks.completion import (
     inpaint,
     random_box_mask,
 )
-from medgan.tasks.degradations import low_dose_ct_noise, rician_noise, thick_slices
+from medgan.tasks.degradations import bias_field, low_dose_ct_noise, rician_noise, thick_slices
 from medgan.tasks.enhancement import DegradedPairs, enhance
 from medgan.tasks.recipes import cyclegan_trainer, pix2pix_trainer
 from medgan.tasks.segmentation import (
@@ -29,6 +29,7 @@ __all__ = [
     "MissingSlicePairs",
     "SegmentationLoss",
     "UNetSegmenter",
+    "bias_field",
     "cyclegan_trainer",
     "enhance",
     "harmonic_fill",

@@ -11,6 +11,9 @@ All functions take numpy arrays in physical units (HU for CT) or in [-1, 1] and 
   the standard deviation a dose reduction adds: sigma_add = sigma_full * sqrt(1/d - 1)
   for a dose fraction d.
 - :func:`rician_noise` (MR magnitude images): |x + n_re + i n_im|, n ~ N(0, sigma^2).
+- :func:`bias_field` (MR intensity inhomogeneity): multiplication by exp(s * p(x, y)), p a
+  random smooth polynomial scaled to [-1, 1] (the model of TorchIO's RandomBiasField, after
+  Van Leemput et al. 1999).
 - :func:`thick_slices` (super-resolution): average ``factor`` consecutive slices along an
   axis (a thicker slab), then return either the thick volume or it re-sampled onto the
   original grid (linear), so pairs stay aligned.
@@ -51,6 +54,21 @@ def rician_noise(x: np.ndarray, rng: np.random.Generator, sigma: float) -> np.nd
     re = x + sigma * rng.standard_normal(x.shape)
     im = sigma * rng.standard_normal(x.shape)
     return np.sqrt(re**2 + im**2).astype(np.float32)
+
+
+def bias_field(
+    x: np.ndarray, rng: np.random.Generator, strength: float = 0.3, order: int = 3
+) -> np.ndarray:
+    """Multiply each 2D slice (last two axes) by exp(strength * p), p a polynomial of total
+    degree ``order`` in the normalised coordinates with coefficients ~ U(-1, 1), scaled so
+    that max |p| = 1: gains between exp(-strength) and exp(strength)."""
+    h, w = x.shape[-2:]
+    yy, xx = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
+    p = sum(
+        rng.uniform(-1, 1) * xx**i * yy**j for i in range(order + 1) for j in range(order + 1 - i)
+    )
+    p = p / max(float(np.abs(p).max()), 1e-12)
+    return (x * np.exp(strength * p)).astype(np.float32)
 
 
 def thick_slices(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +45,7 @@ def evaluate(name: str, full: np.ndarray, low: np.ndarray, gan: np.ndarray) -> d
     rows[f"Gaussian filter (best sigma={s} px)"] = sc
     try:
         h, _, sc = best_parameter(
-            lambda x, h: nlm_denoise(x, h * SIGMA_ADDED, SIGMA_ADDED),
+            partial(nlm_denoise, noise_sigma=SIGMA_ADDED),
             (0.6, 0.8, 1.0, 1.2),
             low,
             score,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +54,7 @@ def main() -> None:
     rows[f"Gaussian filter (best sigma={s})"] = sc
     try:
         h, _, sc = best_parameter(
-            lambda x, h: nlm_denoise(x, h * args.sigma, args.sigma),
+            partial(nlm_denoise, noise_sigma=args.sigma),
             (0.6, 0.8, 1.0, 1.2),
             test_noisy,
             score,

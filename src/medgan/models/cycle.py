@@ -18,13 +18,29 @@ from medgan.errors import ConfigError
 from medgan.registry import MODELS
 
 
-def _check_channels(channels_a: int, channels_b: int) -> None:
-    if channels_a < 1 or channels_b < 1:
-        raise ConfigError(f"channels_a and channels_b must be >= 1, got {channels_a}, {channels_b}")
+class _TwoDomains(nn.Module):
+    """Channel counts of the two domains and the split of ``cat([a, b], 1)``."""
+
+    def __init__(self, channels_a: int, channels_b: int) -> None:
+        super().__init__()
+        if channels_a < 1 or channels_b < 1:
+            raise ConfigError(
+                f"channels_a and channels_b must be >= 1, got {channels_a}, {channels_b}"
+            )
+        self.channels_a, self.channels_b = channels_a, channels_b
+
+    def split(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``cat([a, b], 1)`` -> ``(a, b)``."""
+        if x.shape[1] != self.channels_a + self.channels_b:
+            raise ValueError(
+                f"expected {self.channels_a} + {self.channels_b} channels (A then B), "
+                f"got {x.shape[1]}"
+            )
+        return x[:, : self.channels_a], x[:, self.channels_a :]
 
 
 @MODELS.register("cycle_generator")
-class CycleGenerator(nn.Module):
+class CycleGenerator(_TwoDomains):
     """Translators ``ab``: A -> B and ``ba``: B -> A, each a registered ``network``.
 
     ``forward(a, b)`` with ``a (N, channels_a, *S)`` and ``b (N, channels_b, *S)`` in [-1, 1]
@@ -43,9 +59,7 @@ class CycleGenerator(nn.Module):
         spatial_dims: int = 2,
         **network_kwargs: Any,
     ) -> None:
-        super().__init__()
-        _check_channels(channels_a, channels_b)
-        self.channels_a, self.channels_b = channels_a, channels_b
+        super().__init__(channels_a, channels_b)
         kw = dict(network_kwargs, spatial_dims=spatial_dims)
         self.ab = MODELS.build(network, in_channels=channels_a, out_channels=channels_b, **kw)
         self.ba = MODELS.build(network, in_channels=channels_b, out_channels=channels_a, **kw)
@@ -53,18 +67,9 @@ class CycleGenerator(nn.Module):
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
         return torch.cat([self.ba(b), self.ab(a)], 1)
 
-    def split(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """``cat([a, b], 1)`` -> ``(a, b)``."""
-        if x.shape[1] != self.channels_a + self.channels_b:
-            raise ValueError(
-                f"expected {self.channels_a} + {self.channels_b} channels (A then B), "
-                f"got {x.shape[1]}"
-            )
-        return x[:, : self.channels_a], x[:, self.channels_a :]
-
 
 @MODELS.register("cycle_discriminator")
-class CycleDiscriminator(nn.Module):
+class CycleDiscriminator(_TwoDomains):
     """Discriminators ``a`` (real vs fake A) and ``b`` (real vs fake B), each a registered
     unconditional ``network`` (e.g. ``patchgan_discriminator``).
 
@@ -82,9 +87,7 @@ class CycleDiscriminator(nn.Module):
         spatial_dims: int = 2,
         **network_kwargs: Any,
     ) -> None:
-        super().__init__()
-        _check_channels(channels_a, channels_b)
-        self.channels_a, self.channels_b = channels_a, channels_b
+        super().__init__(channels_a, channels_b)
         kw = dict(network_kwargs, spatial_dims=spatial_dims)
         if "patchgan" in network:  # each judges its own domain alone: no conditioning image
             kw.setdefault("cond_channels", 0)
@@ -92,9 +95,5 @@ class CycleDiscriminator(nn.Module):
         self.b = MODELS.build(network, in_channels=channels_b, **kw)
 
     def forward(self, x: Tensor) -> Tensor:
-        ca = self.channels_a
-        if x.shape[1] != ca + self.channels_b:
-            raise ValueError(
-                f"expected {ca} + {self.channels_b} channels (A then B), got {x.shape[1]}"
-            )
-        return torch.cat([self.a(x[:, :ca]).flatten(1), self.b(x[:, ca:]).flatten(1)], 1)
+        a, b = self.split(x)
+        return torch.cat([self.a(a).flatten(1), self.b(b).flatten(1)], 1)

@@ -51,9 +51,11 @@ def gaussian_denoise(stack: np.ndarray, sigma: float) -> np.ndarray:
     return ndimage.gaussian_filter(np.asarray(stack, np.float32), (0, sigma, sigma))
 
 
-def nlm_denoise(stack: np.ndarray, h: float, noise_sigma: float) -> np.ndarray:
-    """Non-local means per slice (5x5 patches, 13x13 search) with filter strength ``h``
-    (same units as the image) for noise of standard deviation ``noise_sigma``."""
+def nlm_denoise(stack: np.ndarray, h_factor: float, noise_sigma: float) -> np.ndarray:
+    """Non-local means per slice (5x5 patches, 13x13 search) with filter strength
+    h = ``h_factor * noise_sigma`` for noise of standard deviation ``noise_sigma`` (image
+    units). Search ``h_factor`` with ``best_parameter(partial(nlm_denoise, noise_sigma=s),
+    ...)``."""
     try:
         from skimage.restoration import denoise_nl_means
     except ImportError as e:
@@ -61,7 +63,12 @@ def nlm_denoise(stack: np.ndarray, h: float, noise_sigma: float) -> np.ndarray:
     return np.stack(
         [
             denoise_nl_means(
-                s, h=h, sigma=noise_sigma, patch_size=5, patch_distance=6, fast_mode=True
+                s,
+                h=h_factor * noise_sigma,
+                sigma=noise_sigma,
+                patch_size=5,
+                patch_distance=6,
+                fast_mode=True,
             )
             for s in np.asarray(stack, np.float64)
         ]

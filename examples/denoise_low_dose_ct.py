@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ import medgan
 from medgan.data import CTPhantomSlices, IntensityWindow, Volume, embedded
 from medgan.images import save_grid
 from medgan.tasks import DegradedPairs, enhance, low_dose_ct_noise, pix2pix_trainer
-from medgan.tasks.baselines import best_parameter, gaussian_denoise, nlm_denoise, psnr_ssim
+from medgan.tasks.baselines import classical_denoisers, psnr_ssim
 
 WINDOW = IntensityWindow(-1000.0, 1000.0)  # model range: HU -1000..1000 -> [-1, 1]
 LO, HI = -160.0, 240.0  # soft-tissue window for scoring
@@ -41,18 +40,7 @@ def evaluate(name: str, full: np.ndarray, low: np.ndarray, gan: np.ndarray) -> d
     win = lambda a: np.clip(a, LO, HI)  # noqa: E731
     score = lambda a: psnr_ssim(win(a), win(full), HI - LO)  # noqa: E731
     rows = {"quarter-dose input": score(low)}
-    s, _, sc = best_parameter(gaussian_denoise, (0.5, 0.75, 1.0, 1.5, 2.0), low, score)
-    rows[f"Gaussian filter (best sigma={s} px)"] = sc
-    try:
-        h, _, sc = best_parameter(
-            partial(nlm_denoise, noise_sigma=SIGMA_ADDED),
-            (0.6, 0.8, 1.0, 1.2),
-            low,
-            score,
-        )
-        rows[f"non-local means (best h={h}*sigma)"] = sc
-    except ImportError as e:
-        print(f"({e}: non-local means skipped)")
+    rows |= classical_denoisers(low, score, SIGMA_ADDED)
     rows["pix2pix GAN (EMA generator)"] = score(gan)
     print(f"\n{name}")
     print(f"{'method':40s} {'PSNR (dB)':>10s} {'SSIM':>8s}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ import medgan
 from medgan.data import IntensityWindow, Volume, embedded
 from medgan.images import save_grid
 from medgan.tasks import DegradedPairs, enhance, pix2pix_trainer
-from medgan.tasks.baselines import best_parameter, gaussian_denoise, nlm_denoise, psnr_ssim
+from medgan.tasks.baselines import classical_denoisers, psnr_ssim
 from medgan.tasks.degradations import rician_noise
 
 WINDOW = IntensityWindow(0.0, 255.0)  # the embedded T1 is 0..255
@@ -50,18 +49,7 @@ def main() -> None:
 
     score = lambda a: psnr_ssim(a, test_clean, 255.0)  # noqa: E731
     rows = {"noisy input": score(test_noisy)}
-    s, _, sc = best_parameter(gaussian_denoise, (0.5, 0.75, 1.0, 1.25, 1.5, 2.0), test_noisy, score)
-    rows[f"Gaussian filter (best sigma={s})"] = sc
-    try:
-        h, _, sc = best_parameter(
-            partial(nlm_denoise, noise_sigma=args.sigma),
-            (0.6, 0.8, 1.0, 1.2),
-            test_noisy,
-            score,
-        )
-        rows[f"non-local means (best h={h}*sigma)"] = sc
-    except ImportError as e:
-        print(f"({e}: non-local means baseline skipped)")
+    rows |= classical_denoisers(test_noisy, score, args.sigma)
     vol = Volume(test_noisy, np.eye(4), {"unit": "arbitrary"})
     gan = enhance(vol, trainer.ema, WINDOW, axis=0, tile=64, overlap=16).array
     rows["pix2pix GAN (EMA generator)"] = score(gan)

@@ -10,8 +10,10 @@ voxel-wise intensity map between two modalities, fitted on paired voxels.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -125,3 +127,25 @@ class IntensityLookup:
 def _bin(x: np.ndarray, lo: float, hi: float, bins: int) -> np.ndarray:
     scaled = (x - lo) / max(hi - lo, 1e-12) * bins
     return np.clip(scaled.astype(np.int64), 0, bins - 1)
+
+
+def classical_denoisers(
+    noisy: np.ndarray,
+    score: Callable[[np.ndarray], tuple[float, ...]],
+    noise_sigma: float,
+    gaussian_sigmas: Iterable[float] = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0),
+    nlm_factors: Iterable[float] = (0.6, 0.8, 1.0, 1.2),
+) -> dict[str, tuple[float, ...]]:
+    """Scores of the Gaussian filter and non-local means at their best parameters, as rows
+    ``{"method (best parameter)": score}``; non-local means is left out (with a logged
+    warning) when scikit-image is missing."""
+    s, _, sc = best_parameter(gaussian_denoise, gaussian_sigmas, noisy, score)
+    rows = {f"Gaussian filter (best sigma={s} px)": sc}
+    try:
+        h, _, sc = best_parameter(
+            partial(nlm_denoise, noise_sigma=noise_sigma), nlm_factors, noisy, score
+        )
+        rows[f"non-local means (best h={h}*sigma)"] = sc
+    except ImportError as e:
+        logging.getLogger(__name__).warning("%s: non-local means skipped", e)
+    return rows

@@ -9,8 +9,10 @@ contrast scale U(0.75, 1.25) around the image mean), ``translation`` (shift by u
 probability ``p`` (ADA-style strength, Karras et al. 2020).
 
 Use :class:`AugmentedDiscriminator` to wrap any discriminator; a conditioning image is
-transformed jointly with the image it conditions. The random state is part of the
-module's state dict, so checkpoints resume exactly.
+transformed jointly with the image it conditions. The random state and ``p`` are part of
+the module's state dict, so checkpoints resume exactly. Adaptive augmentation (ADA) moves
+``p`` during training from the discriminator's overfitting signal: see
+:class:`medgan.callbacks.AdaptiveAugmentation`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,20 @@ POLICIES = ("intensity", "translation", "cutout")
 
 
 class DiffAugment(nn.Module):
+    """Random, differentiable transforms of ``(N, C, *spatial)`` images (2D or 3D).
+
+    Args:
+        policy: transforms to apply, a tuple or a comma-separated string (``POLICIES``).
+        p: probability of each transform per sample, in [0, 1]; a buffer, so adaptive
+            augmentation (:meth:`adapt`) can move it and checkpoints keep it.
+        translation_ratio: largest shift as a fraction of each side.
+        cutout_ratio: side of the cut-out box as a fraction of each side.
+        seed: seed of the module's own random stream (never the global one).
+
+    Every call draws the same number of random values whatever ``p`` is, and nothing
+    about the transform is decided on the host, so the module never forces a GPU sync.
+    """
+
     def __init__(
         self,
         policy: tuple[str, ...] | str = POLICIES,
@@ -39,8 +55,11 @@ class DiffAugment(nn.Module):
             raise ConfigError(f"unknown DiffAugment policy {sorted(unknown)}; known: {POLICIES}")
         if not 0 <= p <= 1:
             raise ConfigError(f"augmentation probability p must be in [0, 1], got {p}")
-        self.policy, self.p = policy, p
+        self.policy = policy
         self.translation_ratio, self.cutout_ratio = translation_ratio, cutout_ratio
+        self.register_buffer("p", torch.tensor(float(p)))
+        # running sum and count of the overfitting signal r_t between two adjustments
+        self.register_buffer("ada_stats", torch.zeros(2))
         self.generator = torch.Generator().manual_seed(seed)
 
     # the random state travels with checkpoints
@@ -48,58 +67,87 @@ class DiffAugment(nn.Module):
         return self.generator.get_state()
 
     def set_extra_state(self, state: Tensor) -> None:
-        self.generator.set_state(state)
+        self.generator.set_state(state.cpu())
 
-    def _rand(self, *shape: int) -> Tensor:
-        return torch.rand(shape, generator=self.generator)
+    def _rand(self, x: Tensor, *shape: int) -> Tensor:
+        return torch.rand(shape, generator=self.generator).to(x.device)
 
-    def _apply_mask(self, n: int) -> Tensor:
-        return self._rand(n) < self.p
+    def _on(self, x: Tensor) -> Tensor:
+        """(N,) bool: which samples get the transform (probability p each)."""
+        return self._rand(x, x.shape[0]) < self.p
+
+    # -- adaptive augmentation (Karras et al. 2020, sec. 3)
+    @torch.no_grad()
+    def accumulate(self, signal: Tensor) -> None:
+        """Add one measurement of the overfitting signal r_t (a scalar tensor)."""
+        self.ada_stats += torch.stack(
+            [signal.detach().float().to(self.ada_stats), self.ada_stats.new_ones(())]
+        )
+
+    @torch.no_grad()
+    def adapt(self, target: float, step_size: float) -> None:
+        """p <- clip(p + sign(mean r_t - target) * step_size, 0, 1); resets the running mean.
+
+        ADA's rule: with ``step_size = images since the last adjustment / (speed_kimg *
+        1000)``, p can move from 0 to 1 in ``speed_kimg`` thousand images.
+        """
+        total, count = self.ada_stats.unbind()
+        r_t = total / count.clamp_min(1.0)
+        moved = self.p + torch.sign(r_t - target) * step_size * (count > 0)
+        self.p.copy_(moved.clamp(0.0, 1.0))
+        self.ada_stats.zero_()
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.p == 0 or not self.policy:
+        if not self.policy:
             return x
-        n = x.shape[0]
+        n, sizes, d = x.shape[0], x.shape[2:], x.dim() - 2
         view = (n,) + (1,) * (x.dim() - 1)
         if "intensity" in self.policy:
-            on = self._apply_mask(n).to(x.device).view(view)
-            shift = ((self._rand(n) - 0.5) * 0.5).to(x).view(view)
-            scale = (0.75 + 0.5 * self._rand(n)).to(x).view(view)
+            on = self._on(x).view(view)
+            shift = ((self._rand(x, n) - 0.5) * 0.5).to(x.dtype).view(view)
+            scale = (0.75 + 0.5 * self._rand(x, n)).to(x.dtype).view(view)
             mean = x.mean(dim=tuple(range(1, x.dim())), keepdim=True)
             x = torch.where(on, (x - mean) * scale + mean + shift, x)
         if "translation" in self.policy:
-            on = self._apply_mask(n)
-            sizes = x.shape[2:]
+            on = self._on(x)
             pads = [max(1, int(s * self.translation_ratio)) for s in sizes]
             padded = nn.functional.pad(x, [q for p in reversed(pads) for q in (p, p)], value=-1.0)
-            shifts = [((self._rand(n) * (2 * p + 1)).long()) for p in pads]
-            out = []
-            for i in range(n):
-                if not on[i]:
-                    out.append(x[i])
-                    continue
-                idx = tuple(
-                    slice(int(s[i]), int(s[i]) + size)
-                    for s, size in zip(shifts, sizes, strict=True)
-                )
-                out.append(padded[(i, slice(None), *idx)])
-            x = torch.stack(out)
+            index: list[Tensor] = [torch.arange(n, device=x.device).view(view)]
+            index.append(torch.arange(x.shape[1], device=x.device).view(1, -1, *([1] * d)))
+            for axis, (size, pad) in enumerate(zip(sizes, pads, strict=True)):
+                shift = (self._rand(x, n) * (2 * pad + 1)).long().clamp_max(2 * pad)
+                shift = torch.where(on, shift, torch.full_like(shift, pad))  # pad = no shift
+                grid = shift[:, None] + torch.arange(size, device=x.device)  # (n, size)
+                shape = [n, 1] + [1] * d
+                shape[2 + axis] = size
+                index.append(grid.view(shape))
+            x = padded[tuple(index)]
         if "cutout" in self.policy:
-            on = self._apply_mask(n)
-            sizes = x.shape[2:]
-            mask = torch.ones((n, 1, *sizes), dtype=x.dtype)
-            for i in range(n):
-                if not on[i]:
-                    continue
-                idx = []
-                for s in sizes:
-                    c = max(1, int(s * self.cutout_ratio))
-                    start = int(self._rand(1) * (s - c + 1))
-                    idx.append(slice(start, start + c))
-                mask[(i, slice(None), *idx)] = 0
-            mask = mask.to(x.device)
-            x = x * mask + (-1.0) * (1 - mask)
+            on = self._on(x)
+            keep = torch.ones((n, 1, *sizes), dtype=torch.bool, device=x.device)
+            inside = on.view(view)
+            for axis, size in enumerate(sizes):
+                c = max(1, int(size * self.cutout_ratio))
+                start = (self._rand(x, n) * (size - c + 1)).long().clamp_max(size - c)
+                pos = torch.arange(size, device=x.device)
+                in_axis = (pos >= start[:, None]) & (pos < start[:, None] + c)  # (n, size)
+                shape = [n, 1] + [1] * d
+                shape[2 + axis] = size
+                inside = inside & in_axis.view(shape)
+            keep = keep & ~inside
+            x = torch.where(keep, x, torch.full_like(x, -1.0))
         return x
+
+
+def find_augment(module: nn.Module) -> DiffAugment:
+    """The one :class:`DiffAugment` inside ``module`` (e.g. an augmented discriminator)."""
+    found = [m for m in module.modules() if isinstance(m, DiffAugment)]
+    if len(found) != 1:
+        raise ConfigError(
+            f"expected exactly one DiffAugment inside {type(module).__name__}, found "
+            f"{len(found)}; wrap the discriminator in AugmentedDiscriminator(d, DiffAugment())"
+        )
+    return found[0]
 
 
 class AugmentedDiscriminator(nn.Module):

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from medgan import checkpoint as ckpt_io
+from medgan import distributed as ddp
 from medgan.images import save_grid
 
 log = logging.getLogger(__name__)
@@ -246,6 +247,52 @@ class Evaluate(Callback):
 
     def on_train_end(self, trainer: Any) -> None:
         self._run(trainer)
+
+
+class AdaptiveAugmentation(Callback):
+    """Adaptive discriminator augmentation (ADA; Karras et al. 2020, sec. 3).
+
+    Every step the loss's overfitting signal ``logs["ada_r"]`` (r_t = E[sign(D(x_real))],
+    or E[sign(D(x) - D(G(z)))] for the relativistic loss) is added to a running mean kept
+    in the discriminator's :class:`~medgan.augment.DiffAugment`; every ``interval`` steps
+
+        p <- clip(p + sign(mean r_t - target) * interval * batch / (speed_kimg * 1000), 0, 1)
+
+    so p rises while D overfits and falls when it does not. ``p`` and the running mean are
+    buffers of the augment module: they are in the discriminator's state dict, so resume
+    stays bit-exact. ``logs["aug_p"]`` reports p to the callbacks after this one (put it
+    before :class:`MetricLog`).
+
+    Args:
+        target: the value of r_t to hold (0.6 in the paper).
+        interval: steps between adjustments (4 in the paper).
+        speed_kimg: thousands of images over which p can go from 0 to 1 (500 in the paper,
+            for GPU-length runs; the recipe uses less for CPU-length runs).
+    """
+
+    def __init__(self, target: float = 0.6, interval: int = 4, speed_kimg: float = 500.0):
+        if not 0 <= target <= 1 or interval < 1 or not speed_kimg > 0:
+            raise ValueError(
+                "AdaptiveAugmentation: target in [0, 1], interval >= 1, speed_kimg > 0 required"
+            )
+        self.target, self.interval, self.speed_kimg = target, interval, speed_kimg
+        self._augment: Any = None
+
+    def on_train_start(self, trainer: Any) -> None:
+        from medgan.augment import find_augment
+
+        self._augment = find_augment(trainer.discriminator)
+
+    def on_step_end(self, trainer: Any, logs: dict[str, Tensor]) -> None:
+        aug = self._augment
+        if "ada_r" not in logs:
+            raise KeyError("AdaptiveAugmentation needs the loss to log 'ada_r' (GANLoss does)")
+        aug.accumulate(logs["ada_r"])
+        if trainer.step % self.interval == 0:
+            ddp.sum_across_ranks(aug.ada_stats)  # every rank adjusts p the same way
+            images = self.interval * trainer.config.batch_size * trainer.dist.world_size
+            aug.adapt(self.target, images / (self.speed_kimg * 1000.0))
+        logs["aug_p"] = aug.p.detach().clone()
 
 
 class ProgressBar(Callback):

@@ -109,8 +109,11 @@ def rng_state(generators: dict[str, torch.Generator] | None = None) -> dict[str,
 def set_rng_state(
     state: dict[str, Any], generators: dict[str, torch.Generator] | None = None
 ) -> None:
-    """Restore what :func:`rng_state` captured."""
-    torch.set_rng_state(state["torch"])
+    """Restore what :func:`rng_state` captured.
+
+    Random states are byte tensors that the setters want on the CPU, wherever the
+    checkpoint was mapped to (``load(path, "cuda")`` moves them to the GPU)."""
+    torch.set_rng_state(state["torch"].cpu())
     n = state["numpy"]
     np.random.set_state(  # noqa: NPY002
         (
@@ -124,9 +127,9 @@ def set_rng_state(
     random.setstate(_to_tuples(state["python"]))
     for k, g in (generators or {}).items():
         if k in state["generators"]:
-            g.set_state(state["generators"][k])
+            g.set_state(state["generators"][k].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
 def _to_lists(x: Any) -> Any:

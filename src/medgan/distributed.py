@@ -61,3 +61,10 @@ def average_gradients(module: nn.Module, world_size: int) -> None:
         n = g.numel()
         g.copy_(flat[offset : offset + n].view_as(g))
         offset += n
+
+
+def sum_across_ranks(t: torch.Tensor) -> torch.Tensor:
+    """All-reduce ``t`` in place (sum) when a process group is running; returns ``t``."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(t)
+    return t

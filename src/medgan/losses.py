@@ -55,14 +55,14 @@ def gradient_penalty(
     real: Tensor,
     fake: Tensor,
     cond: Cond = None,
-    generator: torch.Generator | None = None,
+    rng: torch.Generator | None = None,
 ) -> Tensor:
     """WGAN-GP: E[(||grad D(x_hat)||_2 - 1)^2], x_hat = e*x + (1-e)*G(z), e ~ U[0,1].
 
-    Gulrajani et al. 2017, Algorithm 1. ``generator`` draws e reproducibly.
+    Gulrajani et al. 2017, Algorithm 1. ``rng`` draws e reproducibly.
     """
     shape = (real.shape[0],) + (1,) * (real.dim() - 1)
-    eps = torch.rand(shape, device=real.device, generator=generator, dtype=torch.float32)
+    eps = torch.rand(shape, device=real.device, generator=rng, dtype=torch.float32)
     x_hat = eps * real.detach().float() + (1 - eps) * fake.detach().float()
     # small epsilon inside the sqrt keeps the gradient finite when the norm is 0
     norm = (_input_grad_sq_norm(d, x_hat, cond) + 1e-12).sqrt()
@@ -105,8 +105,20 @@ class GANLoss:
     def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def g_loss(self, fake_logits: Tensor) -> Tensor:
+    def g_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
+        """G's loss from D's logits on the fakes; ``real_logits`` (of the paired real batch)
+        is only read by relativistic losses (:attr:`needs_real_logits`)."""
         raise NotImplementedError
+
+    #: True when ``g_loss`` compares the fakes with the real batch (relativistic losses):
+    #: the generator objective then runs D on the real batch too.
+    needs_real_logits: ClassVar[bool] = False
+
+    def overfit_signal(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        """The overfitting heuristic of adaptive augmentation (Karras et al. 2020, sec. 3):
+        r_t = E[sign(D(x_real))]; 0 when D cannot tell, 1 when it is certain on every real
+        image. Scalar tensor (no host sync)."""
+        return torch.sign(real_logits.detach().float()).mean()
 
     # -- objectives the trainer calls
     def discriminator_objective(
@@ -115,27 +127,44 @@ class GANLoss:
         real: Tensor,
         fake: Tensor,
         cond: Cond = None,
-        generator: torch.Generator | None = None,
+        rng: torch.Generator | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """Scalar to minimise w.r.t. D's parameters; ``fake`` must already be detached."""
+        """Scalar to minimise w.r.t. D's parameters; ``fake`` must already be detached.
+
+        When R1/R2 are on and no autocast is active, the penalties reuse the logits of the
+        loss (one D pass per batch instead of two); under autocast they are computed in a
+        separate float32 pass, so the input gradients never underflow in fp16.
+        """
+        shared = not torch.is_autocast_enabled(real.device.type)
+        want_r1, want_r2 = bool(self.r1_weight), bool(self.r2_weight)
+        if shared and want_r1:
+            real = real.detach().requires_grad_(True)
+        if shared and want_r2:
+            fake = fake.detach().requires_grad_(True)
         real_logits = _call_d(d, real, cond)
         fake_logits = _call_d(d, fake, cond)
         adv = self.d_loss(real_logits.float(), fake_logits.float())
         total, logs = adv, {"d_adv": adv.detach()}
-        if self.r1_weight:
-            r1 = r1_penalty(d, real, cond)
-            total = total + 0.5 * self.r1_weight * r1
-            logs["r1"] = r1.detach()
-        if self.r2_weight:
-            r2 = r2_penalty(d, fake, cond)
-            total = total + 0.5 * self.r2_weight * r2
-            logs["r2"] = r2.detach()
+        for on, weight, key, x, logits, separate in (
+            (want_r1, self.r1_weight, "r1", real, real_logits, r1_penalty),
+            (want_r2, self.r2_weight, "r2", fake, fake_logits, r2_penalty),
+        ):
+            if not on:
+                continue
+            if shared:  # ||grad_x D(x)||^2 from the logits already computed
+                (grad,) = torch.autograd.grad(logits.float().sum(), x, create_graph=True)
+                pen = grad.flatten(1).pow(2).sum(1).mean()
+            else:
+                pen = separate(d, x, cond)
+            total = total + 0.5 * weight * pen
+            logs[key] = pen.detach()
         if self.gp_weight:
-            gp = gradient_penalty(d, real, fake, cond, generator)
+            gp = gradient_penalty(d, real, fake, cond, rng)
             total = total + self.gp_weight * gp
             logs["gp"] = gp.detach()
         logs["d_real"] = real_logits.detach().float().mean()
         logs["d_fake"] = fake_logits.detach().float().mean()
+        logs["ada_r"] = self.overfit_signal(real_logits, fake_logits)
         return total, logs
 
     def generator_objective(
@@ -150,7 +179,13 @@ class GANLoss:
 
         ``generator`` is G itself, for losses whose terms run it again (cycle consistency).
         """
-        adv = self.g_loss(_call_d(d, fake, cond).float())
+        real_logits = None
+        if self.needs_real_logits:
+            if real is None:
+                raise ConfigError(f"{type(self).__name__} compares fakes with a real batch")
+            with torch.no_grad():
+                real_logits = _call_d(d, real, cond).float()
+        adv = self.g_loss(_call_d(d, fake, cond).float(), real_logits)
         return adv, {"g_adv": adv.detach()}
 
 
@@ -170,7 +205,7 @@ class Minimax(GANLoss):
     def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         return -self.value(real_logits, fake_logits)
 
-    def g_loss(self, fake_logits: Tensor) -> Tensor:
+    def g_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
         return -F.softplus(fake_logits).mean()  # = E[log(1 - D(G(z)))]
 
 
@@ -182,7 +217,7 @@ class NonSaturating(Minimax):
     g_loss = -E[log D(G(z))] = E[softplus(-l)]: strong gradients when D rejects the fakes.
     """
 
-    def g_loss(self, fake_logits: Tensor) -> Tensor:
+    def g_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
         return F.softplus(-fake_logits).mean()
 
 
@@ -200,7 +235,7 @@ class Wasserstein(GANLoss):
     def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         return fake_logits.mean() - real_logits.mean()
 
-    def g_loss(self, fake_logits: Tensor) -> Tensor:
+    def g_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
         return -fake_logits.mean()
 
 
@@ -215,7 +250,7 @@ class Hinge(GANLoss):
     def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
 
-    def g_loss(self, fake_logits: Tensor) -> Tensor:
+    def g_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
         return -fake_logits.mean()
 
 
@@ -231,8 +266,42 @@ class LeastSquares(GANLoss):
     def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         return 0.5 * (real_logits - 1).pow(2).mean() + 0.5 * fake_logits.pow(2).mean()
 
-    def g_loss(self, fake_logits: Tensor) -> Tensor:
+    def g_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
         return 0.5 * (fake_logits - 1).pow(2).mean()
+
+
+@LOSSES.register("relativistic")
+@dataclass(frozen=True)
+class Relativistic(GANLoss):
+    """Relativistic pairing GAN, RpGAN (Jolicoeur-Martineau 2019; Sun et al. 2020), with
+    R1 and R2 as in R3GAN (Huang et al. 2024, eq. 2 and sec. 2.2):
+
+        L_D = E_{x, z}[f(D(G(z)) - D(x))],   L_G = E_{x, z}[f(D(x) - D(G(z)))],
+        f(t) = softplus(t) = -log sigmoid(-t),
+
+    real and fake samples paired by their index in the batch. D only learns *how much more
+    real* x looks than G(z), so every fake is pushed towards the real it is paired with:
+    this removes the mode-dropping optima of the non-saturating game. R1 alone does not
+    make RpGAN converge locally; R1 + R2 does (Huang et al., Theorem 2). Defaults:
+    gamma = 0.1 for both (R3GAN uses 0.05-2 by data set; ``medgan.recipes`` picks it).
+    """
+
+    r1_weight: float = 0.1
+    r2_weight: float = 0.1
+    needs_real_logits: ClassVar[bool] = True
+
+    def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        return F.softplus(fake_logits - real_logits).mean()
+
+    def g_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
+        if real_logits is None:
+            raise ConfigError("the relativistic loss needs D's logits on the paired real batch")
+        return F.softplus(real_logits - fake_logits).mean()
+
+    def overfit_signal(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        """Only differences of logits carry meaning here (D(x) + c is the same D), so the
+        adaptive-augmentation signal is E[sign(D(x) - D(G(z)))] over the pairs."""
+        return torch.sign((real_logits - fake_logits).detach().float()).mean()
 
 
 def build_loss(name: str, **kwargs: Any) -> GANLoss:
@@ -260,8 +329,15 @@ class WithAdversarial(GANLoss):
     def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         return self._adv.d_loss(real_logits, fake_logits)
 
-    def g_loss(self, fake_logits: Tensor) -> Tensor:
-        return self._adv.g_loss(fake_logits)
+    def g_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
+        return self._adv.g_loss(fake_logits, real_logits)
+
+    @property
+    def needs_real_logits(self) -> bool:  # type: ignore[override]
+        return self._adv.needs_real_logits
+
+    def overfit_signal(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        return self._adv.overfit_signal(real_logits, fake_logits)
 
 
 @LOSSES.register("pix2pix")

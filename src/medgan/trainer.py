@@ -113,9 +113,15 @@ class Trainer:
         self.ema: nn.Module | None = None
         if cfg.ema_halflife_kimg is not None:
             self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
+        if cfg.compile:  # in place: parameters and state-dict keys stay those of the module
+            self.generator.compile()
+            self.discriminator.compile()
 
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.lr_g, betas=cfg.betas)
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr_d, betas=cfg.betas)
+        if cfg.channels_last:
+            for net in (self.generator, self.discriminator):
+                net.to(memory_format=_memory_format(net))
+        self.opt_g = _adam(self.generator, cfg.lr_g, cfg.betas, self.device)
+        self.opt_d = _adam(self.discriminator, cfg.lr_d, cfg.betas, self.device)
         self.sched_g = torch.optim.lr_scheduler.LambdaLR(self.opt_g, self._lr_factor)
         self.sched_d = torch.optim.lr_scheduler.LambdaLR(self.opt_d, self._lr_factor)
         fp16 = cfg.amp == "fp16"
@@ -129,13 +135,14 @@ class Trainer:
             cfg.seed * 1000 + 500 + self.dist.rank
         )
 
-        from medgan.data.sampling import ResumableSampler
+        from medgan.data.sampling import EndlessBatchSampler, ResumableSampler
 
         if len(self.dataset) == 0:
             raise ConfigError("the training data set is empty")
         self.sampler = ResumableSampler(
             len(self.dataset), cfg.seed, True, self.dist.rank, self.dist.world_size
         )
+        self.batch_sampler = EndlessBatchSampler(self.sampler, cfg.batch_size)
         if self.sampler.per_rank() < cfg.batch_size:
             raise ConfigError(
                 f"batch_size={cfg.batch_size} is larger than the {self.sampler.per_rank()} "
@@ -147,6 +154,7 @@ class Trainer:
         self.last_checkpoint: Path | None = None
         self._rollbacks = 0
         self._batch_iter: Iterator[Any] | None = None
+        self._finite = torch.ones((), dtype=torch.bool, device=self.device)
         self._latent_dim = getattr(generator, "latent_dim", None)
 
     # ------------------------------------------------------------------ properties
@@ -181,7 +189,10 @@ class Trainer:
 
     def _to_device(self, batch: Any) -> Any:
         if isinstance(batch, Tensor):
-            return batch.to(self.device, non_blocking=True)
+            batch = batch.to(self.device, non_blocking=True)
+            if self.config.channels_last and batch.dim() in (4, 5):
+                batch = batch.contiguous(memory_format=_MEMORY_FORMATS[batch.dim()])
+            return batch
         if isinstance(batch, dict):
             return {k: self._to_device(v) for k, v in batch.items()}
         if isinstance(batch, list | tuple):
@@ -189,28 +200,26 @@ class Trainer:
         return batch
 
     def _batches(self) -> Iterator[Any]:
-        """Endless batches; (epoch, batch_in_epoch) always says where the next one starts."""
+        """Endless batches from one DataLoader that lives across epochs;
+        ``(epoch, batch_in_epoch)`` always names the next batch to be consumed."""
         cfg = self.config
-        while True:
-            self.sampler.set_position(self.epoch, self.batch_in_epoch * cfg.batch_size)
-            # A private generator seeds the workers, so building a loader never consumes
-            # global RNG state (which would break bit-exact resumption).
-            pos_seed = (cfg.seed, self.dist.rank, self.epoch, self.batch_in_epoch)
-            loader_rng = torch.Generator().manual_seed(hash(pos_seed) & 0x7FFF_FFFF)
-            loader = DataLoader(
-                self.dataset,
-                batch_size=cfg.batch_size,
-                sampler=self.sampler,
-                drop_last=True,
-                num_workers=cfg.num_workers,
-                pin_memory=self.device.type == "cuda",
-                generator=loader_rng,
-            )
-            for batch in loader:
-                self.batch_in_epoch += 1
-                yield self._to_device(batch)
-            self.epoch += 1
-            self.batch_in_epoch = 0
+        self.batch_sampler.set_position(self.epoch, self.batch_in_epoch)
+        # A private generator seeds the workers, so building a loader never consumes
+        # global RNG state (which would break bit-exact resumption).
+        pos_seed = (cfg.seed, self.dist.rank, self.epoch, self.batch_in_epoch)
+        loader = DataLoader(
+            self.dataset,
+            batch_sampler=self.batch_sampler,
+            num_workers=cfg.num_workers,
+            pin_memory=self.device.type == "cuda",
+            generator=torch.Generator().manual_seed(hash(pos_seed) & 0x7FFF_FFFF),
+        )
+        per_epoch = self.batch_sampler.batches_per_epoch()
+        for batch in loader:
+            self.batch_in_epoch += 1
+            if self.batch_in_epoch == per_epoch:
+                self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+            yield self._to_device(batch)
 
     def next_inputs(self) -> GANInputs:
         """The next batch, mapped to generator/discriminator inputs with fresh noise."""
@@ -300,14 +309,20 @@ class Trainer:
             callbacks.append(ProgressBar(total=target))
         for cb in callbacks:
             _call(cb, "on_train_start", self)
+        deadline = _Deadline(self.config.max_minutes, self.dist.enabled, self.device)
         while self.step < target:
             logs = self.train_step()
             self.step += 1
-            if self.step % self.config.check_finite_every == 0 and not _all_finite(logs):
+            self._finite &= _all_finite(logs)  # on the device: no host sync here
+            if self.step % self.config.check_finite_every == 0 and not bool(self._finite):
+                self._finite.fill_(True)
                 self._diverged(logs)
                 continue
             for cb in callbacks:
                 _call(cb, "on_step_end", self, logs)
+            if deadline.passed():
+                log.info("max_minutes=%s reached at step %d", self.config.max_minutes, self.step)
+                break
         for cb in callbacks:
             _call(cb, "on_train_end", self)
         return self
@@ -441,8 +456,53 @@ def _load_net(net: nn.Module, entry: dict[str, Any], key: str, source: str) -> N
         raise CheckpointError(f"{source}: the {key} weights do not fit this model: {e}") from e
 
 
-def _all_finite(logs: dict[str, Tensor]) -> bool:
-    return bool(torch.isfinite(torch.stack([v.float() for v in logs.values()])).all())
+def _all_finite(logs: dict[str, Tensor]) -> Tensor:
+    """A 0-dim bool tensor on the logs' device: every logged value is finite."""
+    return torch.isfinite(torch.stack([v.float() for v in logs.values()])).all()
+
+
+_MEMORY_FORMATS = {4: torch.channels_last, 5: torch.channels_last_3d}
+
+
+def _memory_format(net: nn.Module) -> torch.memory_format:
+    """channels_last for 2D convolutions, channels_last_3d for 3D ones."""
+    three_d = any(isinstance(m, nn.Conv3d | nn.ConvTranspose3d) for m in net.modules())
+    return torch.channels_last_3d if three_d else torch.channels_last
+
+
+def _adam(
+    net: nn.Module, lr: float, betas: tuple[float, float], device: torch.device
+) -> torch.optim.Adam:
+    """Adam with the multi-tensor (foreach) kernels, fused into one kernel on CUDA; the
+    arithmetic is Adam's either way, so checkpoints move between the two."""
+    fused = device.type == "cuda"
+    return torch.optim.Adam(
+        net.parameters(), lr=lr, betas=betas, foreach=not fused, fused=fused or None
+    )
+
+
+class _Deadline:
+    """``max_minutes`` of wall-clock time from construction; under torchrun every rank
+    stops at the same step (rank 0's clock decides, checked with one broadcast a step)."""
+
+    def __init__(self, minutes: float | None, distributed: bool, device: torch.device) -> None:
+        import time
+
+        self._clock = time.monotonic
+        self.end = None if minutes is None else self._clock() + 60.0 * minutes
+        self.distributed, self.device = distributed, device
+
+    def passed(self) -> bool:
+        if self.end is None:
+            return False
+        late = self._clock() >= self.end
+        if self.distributed:
+            import torch.distributed as dist
+
+            flag = torch.tensor(float(late), device=self.device)
+            dist.broadcast(flag, 0)
+            late = bool(flag)
+        return late
 
 
 def _call(cb: Any, hook: str, *args: Any) -> None:

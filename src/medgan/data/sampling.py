@@ -47,3 +47,33 @@ class ResumableSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.per_rank() - self.start
+
+
+class EndlessBatchSampler(Sampler[list[int]]):
+    """Batches of ``batch_size`` indices forever, epoch after epoch, from a position.
+
+    Epoch ``e`` is :class:`ResumableSampler`'s order for that epoch cut into
+    ``batches_per_epoch()`` full batches (the incomplete tail is dropped, as with
+    ``drop_last=True``). One DataLoader over this sampler lives for the whole run, so its
+    workers are not restarted at every epoch; the trainer counts the batches it consumes,
+    so ``(epoch, batch)`` always names the next batch, however far the workers prefetch.
+    """
+
+    def __init__(self, sampler: ResumableSampler, batch_size: int) -> None:
+        self.sampler, self.batch_size = sampler, batch_size
+        self.epoch, self.batch = 0, 0
+
+    def batches_per_epoch(self) -> int:
+        return self.sampler.per_rank() // self.batch_size
+
+    def set_position(self, epoch: int, batch: int) -> None:
+        self.epoch, self.batch = epoch, batch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        epoch, first, bs = self.epoch, self.batch, self.batch_size
+        while True:
+            self.sampler.set_position(epoch, 0)
+            order = list(self.sampler)
+            for b in range(first, self.batches_per_epoch()):
+                yield order[b * bs : (b + 1) * bs]
+            epoch, first = epoch + 1, 0

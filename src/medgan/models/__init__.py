@@ -21,6 +21,7 @@ from medgan.models import (  # noqa: F401  (registers the built-ins)
     cycle,
     dcgan,
     mlp,
+    modern,
     patchgan,
     resnet,
     unet,

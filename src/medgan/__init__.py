@@ -1,20 +1,19 @@
 """medgan: generative adversarial networks for medical images.
 
-Quick start::
+Quick start (the measured-best defaults)::
 
     import medgan
-    g = medgan.models.build("dcgan_generator", image_size=64)
-    d = medgan.models.build("dcgan_discriminator", image_size=64)
     data = medgan.data.CTPhantomSlices(n=1024, size=64)
-    trainer = medgan.Trainer(g, d, data, loss=medgan.losses.NonSaturating(),
-                             config=medgan.TrainConfig(steps=500),
-                             callbacks=medgan.callbacks.standard_callbacks("runs/demo"))
+    trainer = medgan.recipes.unconditional(data, image_size=64, out_dir="runs/demo",
+                                           max_minutes=5)
     trainer.fit(progress=True)
+
+Every part can be chosen by hand: ``medgan.Trainer(G, D, data, loss=..., config=...)``.
 """
 
 from __future__ import annotations
 
-from medgan import callbacks, data, losses, models
+from medgan import callbacks, data, losses, metrics, models, recipes
 from medgan.config import TrainConfig
 from medgan.errors import (
     CheckpointError,
@@ -39,6 +38,8 @@ __all__ = [
     "callbacks",
     "data",
     "losses",
+    "metrics",
     "models",
+    "recipes",
     "seed_everything",
 ]

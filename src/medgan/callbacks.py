@@ -104,6 +104,37 @@ class SampleGrid(Callback):
         self.write(trainer, "samples_final.png")
 
 
+class RealVsGenerated(Callback):
+    """At the end of training, ``n`` real training images (a seeded random choice) beside
+    ``n`` samples of the EMA generator (or G) in one PNG: real on the left."""
+
+    def __init__(self, path: str | Path, n: int = 36, seed: int = 0) -> None:
+        self.path, self.n, self.seed = Path(path), n, seed
+
+    @torch.no_grad()
+    def on_train_end(self, trainer: Any) -> None:
+        if not trainer.is_main:
+            return
+        from torch.utils.data import default_collate
+
+        from medgan.images import save_side_by_side
+
+        order = torch.randperm(
+            len(trainer.dataset), generator=torch.Generator().manual_seed(self.seed)
+        )
+        batch = default_collate([trainer.dataset[int(i)] for i in order[: self.n]])
+        g = torch.Generator(trainer.device).manual_seed(self.seed)
+        x = trainer.adapter(trainer._to_device(batch), lambda k: trainer.sample_noise(k, g))
+        net = trainer.ema if trainer.ema is not None else trainer.generator
+        was_training = net.training
+        net.eval()
+        fake = net(*x.g_args).float()
+        net.train(was_training)
+        real = x.real
+        if fake.dim() >= 4:  # images or volumes, not points
+            save_side_by_side(real, fake, self.path)
+
+
 class MetricLog(Callback):
     """Append losses, learning rates and step rate every ``every`` steps to a ``.csv`` or
     ``.jsonl`` file (by suffix). On resume, rows after the resumed step are dropped."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import torch
 from torch import Tensor
 
 
@@ -46,3 +47,20 @@ def save_pngs(x: Tensor, folder: str | Path, prefix: str = "sample") -> list[Pat
         save_image(img, p)
         paths.append(p)
     return paths
+
+
+def save_side_by_side(
+    left: Tensor, right: Tensor, path: str | Path, nrow: int = 6, gap: int = 8
+) -> Path:
+    """Two grids of images in [-1, 1] side by side in one PNG (e.g. real | generated),
+    separated by a white ``gap`` of pixels; 3D volumes show their middle slice."""
+    from torchvision.utils import make_grid, save_image
+
+    grids = [make_grid(to_display(x), nrow=nrow, padding=2) for x in (left, right)]
+    h = max(g.shape[1] for g in grids)
+    grids = [torch.nn.functional.pad(g, (0, 0, 0, h - g.shape[1])) for g in grids]
+    sep = torch.ones(grids[0].shape[0], h, gap)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(torch.cat([grids[0], sep, grids[1]], dim=2), path)
+    return path

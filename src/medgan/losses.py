@@ -89,17 +89,24 @@ class GANLoss:
         r1_weight: gamma of R1 on real data; the term added is ``gamma / 2 * R1``.
         r2_weight: gamma of R2 on generated data; adds ``gamma / 2 * R2``.
         gp_weight: lambda of the WGAN-GP term (10 in Gulrajani et al.).
+        reg_every: lazy regularisation (Karras et al. 2020, "Analyzing and Improving the
+            Image Quality of StyleGAN", sec. 3.1): the penalties are computed on one D update
+            in ``reg_every``, with their weights multiplied by ``reg_every`` so the
+            expected penalty is unchanged; 1 = every update.
     """
 
     r1_weight: float = 0.0
     r2_weight: float = 0.0
     gp_weight: float = 0.0
+    reg_every: int = 1
 
     def __post_init__(self) -> None:
         for name in ("r1_weight", "r2_weight", "gp_weight"):
             v = getattr(self, name)
             if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
                 raise ConfigError(f"{type(self).__name__}.{name} must be a finite number >= 0")
+        if not isinstance(self.reg_every, int) or self.reg_every < 1:
+            raise ConfigError(f"{type(self).__name__}.reg_every must be an integer >= 1")
 
     # -- formulas (override in subclasses)
     def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
@@ -128,15 +135,20 @@ class GANLoss:
         fake: Tensor,
         cond: Cond = None,
         rng: torch.Generator | None = None,
+        regularize: bool = True,
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """Scalar to minimise w.r.t. D's parameters; ``fake`` must already be detached.
+
+        ``regularize``: whether this update computes the penalties (the trainer passes
+        True on one D update in ``reg_every``); they are then weighted ``reg_every`` times.
 
         When R1/R2 are on and no autocast is active, the penalties reuse the logits of the
         loss (one D pass per batch instead of two); under autocast they are computed in a
         separate float32 pass, so the input gradients never underflow in fp16.
         """
         shared = not torch.is_autocast_enabled(real.device.type)
-        want_r1, want_r2 = bool(self.r1_weight), bool(self.r2_weight)
+        want_r1, want_r2 = regularize and bool(self.r1_weight), regularize and bool(self.r2_weight)
+        lazy = float(self.reg_every)
         if shared and want_r1:
             real = real.detach().requires_grad_(True)
         if shared and want_r2:
@@ -156,11 +168,11 @@ class GANLoss:
                 pen = grad.flatten(1).pow(2).sum(1).mean()
             else:
                 pen = separate(d, x, cond)
-            total = total + 0.5 * weight * pen
+            total = total + 0.5 * weight * lazy * pen
             logs[key] = pen.detach()
-        if self.gp_weight:
+        if regularize and self.gp_weight:
             gp = gradient_penalty(d, real, fake, cond, rng)
-            total = total + self.gp_weight * gp
+            total = total + self.gp_weight * lazy * gp
             logs["gp"] = gp.detach()
         logs["d_real"] = real_logits.detach().float().mean()
         logs["d_fake"] = fake_logits.detach().float().mean()

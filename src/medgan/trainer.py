@@ -234,13 +234,15 @@ class Trainer:
         G, D, loss = self.generator, self.discriminator, self.loss
         G.train()
         D.train()
-        for _ in range(self.config.n_critic):
+        n_critic = self.config.n_critic
+        for i in range(n_critic):
             x = self.next_inputs()
             with torch.no_grad(), self._autocast():
                 fake = G(*x.g_args)
+            regularize = (self.step * n_critic + i) % loss.reg_every == 0  # lazy penalties
             with self._autocast():
                 d_total, d_logs = loss.discriminator_objective(
-                    D, x.real, fake, x.cond, self.aux_rng
+                    D, x.real, fake, x.cond, self.aux_rng, regularize
                 )
             self._update(self.opt_d, self.scaler_d, d_total, D)
 

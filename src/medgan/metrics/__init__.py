@@ -21,6 +21,7 @@ from medgan.metrics.frechet import FeatureStats, fid_infinity, frechet_distance
 from medgan.metrics.image_quality import dice, iou, ms_ssim, psnr, ssim
 from medgan.metrics.memorization import memorization_audit
 from medgan.metrics.scores import FID, KID, DensityCoverage, InceptionScore, PrecisionRecall
+from medgan.metrics.swd import sliced_wasserstein
 from medgan.metrics.volumes import score_25d, slices_along
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "ms_ssim",
     "psnr",
     "score_25d",
+    "sliced_wasserstein",
     "slices_along",
     "ssim",
     "fid_infinity",

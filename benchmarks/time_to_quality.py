@@ -1,0 +1,322 @@
+"""Quality per compute: the recipe vs a plain DCGAN loop vs medgan's previous default, at
+equal process-CPU seconds, scored on held-out real images.
+
+Sides (same data, same seeds):
+  plain     the PyTorch DCGAN tutorial written by hand (Radford et al. 2016: ngf = ndf = 64,
+            nz = 100, BatchNorm, N(0, 0.02) init, BCE, Adam 2e-4 / (0.5, 0.999), batch 64)
+  previous  medgan's previous default: dcgan_generator/dcgan_discriminator with their
+            default kwargs, non-saturating loss, TrainConfig defaults (batch 64, EMA)
+  recipe    medgan.recipes.unconditional(train, 64, seed=seed)
+
+Budgets are process-CPU seconds (getrusage: user + system of this process, all threads).
+The sides run interleaved in chunks of ``--chunk`` CPU-seconds, so machine noise hits all of
+them alike; when a side passes a budget its generator (EMA where it has one) draws as many
+images as the held-out set has, outside the measured time. The recipe is also sampled at a
+third of every budget. Scores against the held-out images: FID on the shipped domain
+encoder, sliced Wasserstein distance on Laplacian-pyramid patches (x1e3), precision and
+coverage (k = 3 / 5). Mean +- sd over seeds.
+
+Data (``--data``):
+  mri  embedded MNI152 T1, 64x64 slices of all three orientations; even slice indices
+       train, odd slices are held out
+  ct   procedural CT phantoms (lung window): seed 0 trains, seed 1 is held out
+
+    python benchmarks/time_to_quality.py --data mri [--budgets 2,5,10] [--seeds 0,1,2]
+
+Prints the table and the targets (recipe FID <= 0.5x and SWD <= 0.7x plain at every budget,
+coverage >= 0.8, recipe at 1/3 budget no worse than plain at the full budget) and writes
+``--out``/time_to_quality_<data>.json and a real | generated figure per side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import medgan
+from medgan.images import save_side_by_side
+from medgan.metrics import FID, DensityCoverage, DomainEncoderFeatures, PrecisionRecall
+from medgan.metrics.swd import sliced_wasserstein
+
+
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+# --------------------------------------------------------------------------- data
+
+
+def mri(parity: int) -> torch.Tensor:
+    from medgan.data.embedded import mni152_slices
+
+    views = [mni152_slices(size=64, axis=a) for a in ("axial", "coronal", "sagittal")]
+    return torch.stack([v[i] for v in views for i in range(parity, len(v), 2)])
+
+
+def ct(seed: int, n: int = 512) -> torch.Tensor:
+    from medgan.data import CTPhantomSlices
+
+    data = CTPhantomSlices(n=n, size=64, seed=seed)
+    return torch.stack([data[i] for i in range(n)])
+
+
+def load(name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    if name == "mri":
+        return mri(0), mri(1)
+    if name == "ct":
+        return ct(0), ct(1, 256)
+    raise SystemExit(f"unknown --data {name!r}; use mri or ct")
+
+
+# --------------------------------------------------------------------------- sides
+
+
+class Plain:
+    """The PyTorch DCGAN tutorial, written out by hand (1 channel, 64x64)."""
+
+    name = "plain"
+
+    def __init__(self, train: torch.Tensor, seed: int) -> None:
+        torch.manual_seed(seed)
+        nz, ngf, ndf = 100, 64, 64
+
+        def up(i: int, o: int, s: int, p: int) -> list[nn.Module]:
+            return [nn.ConvTranspose2d(i, o, 4, s, p, bias=False), nn.BatchNorm2d(o), nn.ReLU(True)]
+
+        def down(i: int, o: int, bn: bool = True) -> list[nn.Module]:
+            return [
+                nn.Conv2d(i, o, 4, 2, 1, bias=False),
+                *([nn.BatchNorm2d(o)] if bn else []),
+                nn.LeakyReLU(0.2, True),
+            ]
+
+        self.g = nn.Sequential(
+            *up(nz, ngf * 8, 1, 0),
+            *up(ngf * 8, ngf * 4, 2, 1),
+            *up(ngf * 4, ngf * 2, 2, 1),
+            *up(ngf * 2, ngf, 2, 1),
+            nn.ConvTranspose2d(ngf, 1, 4, 2, 1, bias=False),
+            nn.Tanh(),
+        )
+        self.d = nn.Sequential(
+            *down(1, ndf, bn=False),
+            *down(ndf, ndf * 2),
+            *down(ndf * 2, ndf * 4),
+            *down(ndf * 4, ndf * 8),
+            nn.Conv2d(ndf * 8, 1, 4, 1, 0, bias=False),
+            nn.Flatten(),
+        )
+        for m in [*self.g.modules(), *self.d.modules()]:
+            if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
+                nn.init.normal_(m.weight, 0.0, 0.02)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.normal_(m.weight, 1.0, 0.02)
+                nn.init.zeros_(m.bias)
+        self.opt_g = torch.optim.Adam(self.g.parameters(), 2e-4, betas=(0.5, 0.999))
+        self.opt_d = torch.optim.Adam(self.d.parameters(), 2e-4, betas=(0.5, 0.999))
+        self.loader = torch.utils.data.DataLoader(train, 64, shuffle=True, drop_last=True)
+        self.it = iter(self.loader)
+        self.nz = nz
+
+    def step(self) -> None:
+        try:
+            real = next(self.it)
+        except StopIteration:
+            self.it = iter(self.loader)
+            real = next(self.it)
+        b = real.shape[0]
+        fake = self.g(torch.randn(b, self.nz, 1, 1))
+        ones, zeros = torch.ones(b, 1), torch.zeros(b, 1)
+        self.opt_d.zero_grad()
+        loss_d = F.binary_cross_entropy_with_logits(
+            self.d(real), ones
+        ) + F.binary_cross_entropy_with_logits(self.d(fake.detach()), zeros)
+        loss_d.backward()
+        self.opt_d.step()
+        self.opt_g.zero_grad()
+        F.binary_cross_entropy_with_logits(self.d(fake), ones).backward()
+        self.opt_g.step()
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int) -> torch.Tensor:
+        z = torch.randn(n, self.nz, 1, 1, generator=torch.Generator().manual_seed(seed))
+        self.g.eval()
+        x = self.g(z)
+        self.g.train()
+        return x
+
+
+class WithTrainer:
+    """A medgan Trainer stepped one generator update at a time."""
+
+    def __init__(self, name: str, trainer: medgan.Trainer) -> None:
+        self.name, self.trainer = name, trainer
+
+    def step(self) -> None:
+        self.trainer.fit(self.trainer.step + 1)
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int) -> torch.Tensor:
+        t = self.trainer
+        net = t.ema if t.ema is not None else t.generator
+        net.eval()
+        z = t.sample_noise(n, torch.Generator(t.device).manual_seed(seed))
+        return net(z).float().cpu()
+
+
+def previous(train: torch.Tensor, seed: int) -> WithTrainer:
+    medgan.seed_everything(seed)
+    g = medgan.models.build("dcgan_generator", image_size=64)
+    d = medgan.models.build("dcgan_discriminator", image_size=64)
+    config = medgan.TrainConfig(steps=10**9, seed=seed, device="cpu")
+    return WithTrainer("previous", medgan.Trainer(g, d, train, config=config))
+
+
+def recipe(train: torch.Tensor, seed: int) -> WithTrainer:
+    trainer = medgan.recipes.unconditional(train, 64, seed=seed, steps=10**9, device="cpu")
+    return WithTrainer("recipe", trainer)
+
+
+SIDES = {"plain": Plain, "previous": previous, "recipe": recipe}
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def score(fake: torch.Tensor, held_out: torch.Tensor, enc: nn.Module) -> dict[str, float]:
+    out: dict[str, float] = {}
+    fid = FID(enc)
+    fid.update(held_out, real=True)
+    fid.update(fake, real=False)
+    out["fid"] = fid.compute()
+    out["swd"] = sliced_wasserstein(held_out, fake)["swd"]
+    for metric, keys in (
+        (PrecisionRecall(enc), ("precision",)),
+        (DensityCoverage(enc), ("coverage",)),
+    ):
+        metric.update(held_out, real=True)
+        metric.update(fake, real=False)
+        res = metric.compute()
+        out |= {k: res[k] for k in keys}
+    return out
+
+
+def run_seed(
+    seed: int, sides: list[str], budgets: list[float], chunk: float, train, n_sample: int
+) -> dict[str, dict[float, torch.Tensor]]:
+    """Interleaved training; returns side -> budget (CPU s) -> samples."""
+    runners = [SIDES[name](train, seed) for name in sides]
+    used = {r.name: 0.0 for r in runners}
+    steps = {r.name: 0 for r in runners}
+    marks = {
+        r.name: sorted(set(budgets) | ({b / 3 for b in budgets} if r.name == "recipe" else set()))
+        for r in runners
+    }
+    samples: dict[str, dict[float, torch.Tensor]] = {r.name: {} for r in runners}
+    target = 0.0
+    while any(marks[r.name] for r in runners):
+        target += chunk
+        for r in runners:
+            while marks[r.name] and used[r.name] < target:
+                t0 = cpu_seconds()
+                r.step()
+                used[r.name] += cpu_seconds() - t0
+                steps[r.name] += 1
+                while marks[r.name] and used[r.name] >= marks[r.name][0]:
+                    b = marks[r.name].pop(0)
+                    samples[r.name][b] = r.sample(n_sample, seed=10_000 + seed)
+                    print(
+                        f"  seed {seed} {r.name:9s} passed {b / 60:5.2f} CPU-min at step "
+                        f"{steps[r.name]} ({time.strftime('%H:%M:%S')})",
+                        flush=True,
+                    )
+    return samples
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--data", default="mri")
+    ap.add_argument("--budgets", default="2,5,10", help="CPU-minutes, comma separated")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--sides", default="plain,previous,recipe")
+    ap.add_argument("--chunk", type=float, default=10.0, help="CPU-seconds per turn")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default="docs/figures")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    budgets = [60.0 * float(b) for b in args.budgets.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    sides = args.sides.split(",")
+    train, held_out = load(args.data)
+    print(
+        f"data {args.data}: {len(train)} training, {len(held_out)} held-out images; budgets "
+        f"{args.budgets} CPU-min; seeds {seeds}; threads {torch.get_num_threads()}"
+    )
+    enc = DomainEncoderFeatures()
+    results: dict[str, dict[str, list[dict[str, float]]]] = {}
+    figures: dict[str, torch.Tensor] = {}
+    for seed in seeds:
+        samples = run_seed(seed, sides, budgets, args.chunk, train, len(held_out))
+        for side, by_budget in samples.items():
+            for b, fake in by_budget.items():
+                key = f"{b / 60:.3g}"
+                results.setdefault(side, {}).setdefault(key, []).append(score(fake, held_out, enc))
+            if seed == seeds[0]:
+                figures[side] = by_budget[max(budgets)]
+    report(results, budgets, sides)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"time_to_quality_{args.data}.json").write_text(json.dumps(results, indent=1))
+    for side, fake in figures.items():
+        save_side_by_side(held_out[:36], fake[:36], out / f"time_to_quality_{args.data}_{side}.png")
+
+
+def _ms(rows: list[dict[str, float]], k: str) -> tuple[float, float]:
+    vals = [r[k] for r in rows]
+    return statistics.mean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
+
+
+def report(results, budgets: list[float], sides: list[str]) -> None:
+    keys = ("fid", "swd", "precision", "coverage")
+    print("\n| budget (CPU-min) | side | " + " | ".join(keys) + " |")
+    print("|---|---|" + "---|" * len(keys))
+    allb = sorted({float(b) for s in results.values() for b in s})
+    for b in allb:
+        for side in sides:
+            rows = results.get(side, {}).get(f"{b:.3g}")
+            if rows:
+                cells = " | ".join("%.3g ± %.2g" % _ms(rows, k) for k in keys)
+                print(f"| {b:.3g} | {side} | {cells} |")
+    if "plain" in results and "recipe" in results:
+        print("\ntargets (means over seeds):")
+        for b in budgets:
+            key, third = f"{b / 60:.3g}", f"{b / 180:.3g}"
+            p, r = results["plain"][key], results["recipe"][key]
+            fid_ratio = _ms(r, "fid")[0] / _ms(p, "fid")[0]
+            swd_ratio = _ms(r, "swd")[0] / _ms(p, "swd")[0]
+            cov = _ms(r, "coverage")[0]
+            r3 = results["recipe"][third]
+            third_ok = (
+                _ms(r3, "fid")[0] <= _ms(p, "fid")[0] and _ms(r3, "swd")[0] <= _ms(p, "swd")[0]
+            )
+            print(
+                f"  {key} CPU-min: FID ratio {fid_ratio:.2f} (<= 0.5 {'ok' if fid_ratio <= 0.5 else 'MISSED'}), "
+                f"SWD ratio {swd_ratio:.2f} (<= 0.7 {'ok' if swd_ratio <= 0.7 else 'MISSED'}), "
+                f"coverage {cov:.2f} (>= 0.8 {'ok' if cov >= 0.8 else 'MISSED'}), "
+                f"recipe at 1/3 budget vs plain at full: {'ok' if third_ok else 'MISSED'}"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""Measured-best defaults: one call gives a ready :class:`~medgan.Trainer`.
+
+>>> trainer = medgan.recipes.unconditional(data, image_size=64, out_dir="runs/mri")  # doctest: +SKIP
+>>> trainer.fit(progress=True)                                                     # doctest: +SKIP
+
+What :func:`unconditional` chooses, and why (the numbers are in ``docs/generation.md``,
+measured by ``benchmarks/time_to_quality.py`` at equal process-CPU time):
+
+* **Networks**: ``modern_generator`` / ``modern_discriminator`` (R3GAN-style residual
+  blocks, no normalisation, fix-up initialisation, anti-aliased resampling). Widths are
+  small at full resolution and grow towards 4^d, because on a CPU the cost of a step is
+  dominated by the full-resolution stages.
+* **Loss**: relativistic pairing (RpGAN) with R1 and R2 (Huang et al. 2024), lazily every
+  4th D update (Karras et al. 2020b). gamma scales with the image size.
+* **Optimiser**: Adam with beta1 = 0 and beta2 = 0.99 as R3GAN, equal learning rates.
+* **EMA** of G with a short half-life (the runs are short), ramped up from the start.
+* **Augmentation**: adaptive (ADA, Karras et al. 2020a) on the discriminator when the data
+  set has fewer than 30,000 images; p starts at 0 and moves towards r_t = 0.6.
+* **Memory layout**: channels_last.
+
+Every choice is an override: ``unconditional(data, 64, lr=1e-4, loss={"r1_weight": 1.0},
+generator={"base_channels": 32})``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from medgan import callbacks as cb
+from medgan.augment import AugmentedDiscriminator, DiffAugment
+from medgan.config import TrainConfig
+from medgan.errors import ConfigError
+from medgan.losses import build_loss
+from medgan.models import build
+from medgan.models.layers import log2_size
+from medgan.trainer import Trainer
+
+#: below this many training images the discriminator gets adaptive augmentation
+ADA_MAX_IMAGES = 30_000
+
+
+def network_kwargs(image_size: int, spatial_dims: int = 2, channels: int = 1) -> dict[str, Any]:
+    """The recipe's width/depth for an image side (16-256) and 2D/3D."""
+    log2_size(image_size)
+    if spatial_dims == 3:
+        base, top = 8, 128
+    else:
+        base, top = (16, 256) if image_size <= 32 else (8, 256)
+    return {
+        "image_size": image_size,
+        "spatial_dims": spatial_dims,
+        "base_channels": base,
+        "max_channels": top,
+        "blocks_per_stage": 1,
+        "expansion": 2,
+        "group_width": 8,
+    }
+
+
+def unconditional(
+    data: Dataset | torch.Tensor,
+    image_size: int,
+    *,
+    spatial_dims: int = 2,
+    channels: int = 1,
+    seed: int = 0,
+    out_dir: str | Path | None = None,
+    steps: int = 100_000,
+    max_minutes: float | None = None,
+    generator: dict[str, Any] | None = None,
+    discriminator: dict[str, Any] | None = None,
+    loss: dict[str, Any] | None = None,
+    augment: bool | None = None,
+    callbacks: Sequence[Any] = (),
+    checkpoint_every: int = 500,
+    sample_every: int = 500,
+    **overrides: Any,
+) -> Trainer:
+    """A noise-to-image trainer with the measured-best defaults.
+
+    Args:
+        data: a Dataset of images ``(channels, *[image_size] * spatial_dims)`` in [-1, 1]
+            (or a tensor of them).
+        image_size: side of the images, a power of two in [16, 256].
+        spatial_dims: 2 for slices, 3 for volumes.
+        channels: image channels.
+        seed: seeds the weights, the data order, noise and augmentation.
+        out_dir: with a folder, the standard callbacks write checkpoints, sample grids
+            (with a real-vs-generated grid at the end), a metric log and a loss plot there.
+        steps: generator updates; training also stops at ``max_minutes`` when given.
+        max_minutes: wall-clock budget (stops cleanly and checkpoints).
+        generator, discriminator: keyword overrides for the two networks.
+        loss: keyword overrides for the ``relativistic`` loss (``r1_weight``, ...).
+        augment: force adaptive augmentation on/off; default on below
+            :data:`ADA_MAX_IMAGES` training images.
+        callbacks: extra callbacks (after the recipe's own).
+        checkpoint_every, sample_every: intervals of the standard callbacks in steps.
+        **overrides: any :class:`~medgan.TrainConfig` field (``lr_g``, ``batch_size``...).
+            ``lr`` sets both learning rates.
+    """
+    from medgan.utils import seed_everything
+
+    seed_everything(seed)
+    net = network_kwargs(image_size, spatial_dims, channels)
+    g = build(
+        "modern_generator",
+        **{**net, "out_channels": channels, "latent_dim": 64, **(generator or {})},
+    )
+    d = build("modern_discriminator", **{**net, "in_channels": channels, **(discriminator or {})})
+    n_images = len(data)
+    use_ada = n_images < ADA_MAX_IMAGES if augment is None else augment
+    # R1/R2 weight: R3GAN uses gamma 0.05 at 32^2 and 2 at 64^2 (FFHQ); we keep 1 at 64^2
+    # and scale it with the number of pixels, as the squared gradient norm grows with it.
+    gamma = 1.0 * (image_size / 64) ** spatial_dims if spatial_dims == 2 else 1.0
+    loss_obj = build_loss(
+        "relativistic", **{"r1_weight": gamma, "r2_weight": gamma, "reg_every": 4, **(loss or {})}
+    )
+    if "lr" in overrides:
+        lr = overrides.pop("lr")
+        overrides |= {"lr_g": lr, "lr_d": lr}
+    config = {
+        "steps": steps,
+        "batch_size": 32 if spatial_dims == 2 else 8,
+        "lr_g": 2e-3 / 4,
+        "lr_d": 2e-3 / 4,
+        "betas": (0.0, 0.99),
+        "ema_halflife_kimg": 2.0,
+        "ema_rampup": 0.05,
+        "seed": seed,
+        "max_minutes": max_minutes,
+        "channels_last": True,
+        **overrides,
+    }
+    try:
+        train_config = TrainConfig(**config)
+    except TypeError as e:
+        raise ConfigError(f"recipes.unconditional: unknown override: {e}") from None
+    train_config = _fit_batch(train_config, n_images)
+    own: list[Any] = []
+    if use_ada:
+        d = AugmentedDiscriminator(d, DiffAugment(p=0.0, seed=seed))
+        own.append(cb.AdaptiveAugmentation(target=0.6, interval=4, speed_kimg=20.0))
+    if out_dir is not None:
+        own += cb.standard_callbacks(out_dir, checkpoint_every, sample_every)
+        own.append(cb.RealVsGenerated(Path(out_dir) / "samples" / "real_vs_generated.png"))
+    return Trainer(g, d, data, loss=loss_obj, config=train_config, callbacks=[*own, *callbacks])
+
+
+def _fit_batch(config: TrainConfig, n_images: int) -> TrainConfig:
+    """Halve the batch until one epoch holds at least one batch (tiny data sets)."""
+    import dataclasses
+
+    batch = config.batch_size
+    while batch > 1 and batch > n_images:
+        batch //= 2
+    return dataclasses.replace(config, batch_size=batch) if batch != config.batch_size else config

@@ -1,4 +1,6 @@
-"""Mode coverage on the 8-Gaussians ring (Metz et al. 2017) with the default settings."""
+"""Mode coverage with the library's defaults (``medgan.recipes.unconditional`` on point
+data: MLPs, relativistic pairing loss with R1 + R2), checked on every one of 5 seeds so the
+claim cannot rest on one lucky trajectory of a chaotic game (or one CPU's rounding)."""
 
 from __future__ import annotations
 
@@ -8,18 +10,15 @@ import torch
 import medgan
 from medgan.data import EightGaussians
 
+SEEDS = range(5)
 
-@pytest.mark.parametrize("loss", ["non_saturating", "hinge"])
-def test_eight_gaussians_default_settings_cover_modes(loss):
-    medgan.seed_everything(0)
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_eight_gaussians_every_seed_covers_the_ring(seed):
     ring = EightGaussians(n=8192, std=0.02)
-    g = medgan.models.build("mlp_generator")
-    d = medgan.models.build("mlp_discriminator")
-    # Library defaults throughout; only the length of training and the batch are chosen.
-    config = medgan.TrainConfig(steps=3000, batch_size=256, device="cpu")
-    trainer = medgan.Trainer(g, d, ring, loss=medgan.losses.build_loss(loss), config=config).fit()
+    trainer = medgan.recipes.unconditional(ring, seed=seed, steps=1500, device="cpu").fit()
     with torch.no_grad():
-        samples = trainer.ema(trainer.sample_noise(4000))
+        samples = trainer.ema(trainer.sample_noise(4000, torch.Generator().manual_seed(seed)))
     covered, high_quality = ring.mode_coverage(samples, sigmas=3.0)
-    assert covered >= 7, (covered, high_quality)
-    assert high_quality > 0.5, (covered, high_quality)
+    assert covered >= 7, (seed, covered, high_quality)
+    assert high_quality > 0.5, (seed, covered, high_quality)

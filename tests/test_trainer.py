@@ -78,7 +78,7 @@ def test_checkpoint_weights_only_contents_and_spec(tmp_path):
     }
     assert raw["loss"] == {
         "name": "non_saturating",
-        "kwargs": {"r1_weight": 0.5, "r2_weight": 0.0, "gp_weight": 0.0},
+        "kwargs": {"r1_weight": 0.5, "r2_weight": 0.0, "gp_weight": 0.0, "reg_every": 1},
     }
     assert raw["step"] == 2 and "rng" in raw and "sched_g" in raw and "scaler_g" in raw
 

@@ -28,21 +28,12 @@ def _demo(args: argparse.Namespace) -> int:
     size = args.size
     cfg = ExperimentConfig.from_dict(
         {
-            "generator": {
-                "name": "dcgan_generator",
-                "kwargs": {"image_size": size, "base_channels": 16, "latent_dim": 64},
-            },
-            "discriminator": {
-                "name": "dcgan_discriminator",
-                "kwargs": {"image_size": size, "base_channels": 16},
-            },
-            "loss": {"name": "non_saturating", "kwargs": {}},
             "data": {"name": args.data, "kwargs": {"size": size}},
             "train": {
                 "steps": args.steps,
-                "batch_size": 32,
                 "device": args.device,
                 "seed": args.seed,
+                "max_minutes": args.max_minutes,
             },
             "out_dir": str(args.out),
             "checkpoint_every": max(1, args.steps // 4),
@@ -52,8 +43,8 @@ def _demo(args: argparse.Namespace) -> int:
         }
     )
     print(
-        f"medgan demo: training a {size}x{size} DCGAN on '{args.data}' for {args.steps} steps "
-        f"(CPU: a few minutes) -> {args.out}"
+        f"medgan demo: training the recipe's {size}x{size} GAN (medgan.recipes.unconditional) "
+        f"on '{args.data}' for {args.steps} steps or {args.max_minutes} minutes -> {args.out}"
     )
     t0 = time.perf_counter()
     trainer = build_trainer(cfg)
@@ -63,6 +54,7 @@ def _demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     print(f"done in {time.perf_counter() - t0:.0f} s on {trainer.device}.")
     print(f"  samples:    {out / 'samples' / 'samples_final.png'}")
+    print(f"  real | gen: {out / 'samples' / 'real_vs_generated.png'}")
     print(f"  loss plot:  {out / 'losses.png'}")
     print(f"  metrics:    {out / 'metrics.csv'}")
     print(f"  checkpoint: {out / 'checkpoints' / 'last.pt'}")
@@ -255,7 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="train a small GAN on embedded CT data (a few CPU minutes)")
     d.add_argument("--out", type=Path, default=Path("medgan-demo"))
-    d.add_argument("--steps", type=int, default=300)
+    d.add_argument("--steps", type=int, default=1000)
+    d.add_argument(
+        "--max-minutes", type=float, default=1.5, help="wall-clock budget (stops cleanly)"
+    )
     d.add_argument("--size", type=int, default=64, choices=[16, 32, 64, 128])
     d.add_argument(
         "--data",

@@ -15,6 +15,13 @@ Example::
 
 ``resume``: "auto" continues from ``out_dir/checkpoints/last.pt`` when it exists, a path
 continues from that file, null starts fresh.
+
+Without ``generator`` and ``discriminator`` the run uses :func:`medgan.recipes.unconditional`
+(the measured-best networks, loss, augmentation and settings for the data); ``loss``
+kwargs and every ``train`` field given then override the recipe's choice::
+
+    {"data": {"name": "mni152_slices", "kwargs": {"size": 64}},
+     "train": {"steps": 2000, "max_minutes": 10}, "out_dir": "runs/mri"}
 """
 
 from __future__ import annotations
@@ -33,11 +40,13 @@ from medgan.registry import DATASETS, LOSSES, MODELS, Spec
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    generator: Spec
-    discriminator: Spec
     data: Spec
-    loss: Spec = field(default_factory=lambda: Spec("non_saturating"))
+    generator: Spec | None = None
+    discriminator: Spec | None = None
+    loss: Spec | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
+    #: the ``train`` fields the file set (the recipe keeps its own values for the others)
+    train_given: tuple[str, ...] = ()
     out_dir: str = "runs/medgan"
     checkpoint_every: int = 500
     sample_every: int = 500
@@ -48,14 +57,19 @@ class ExperimentConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ExperimentConfig:
         check_fields(cls, d)
-        for required in ("generator", "discriminator", "data"):
-            if required not in d:
-                raise ConfigError(f"the experiment config needs a {required!r} entry")
+        if "data" not in d:
+            raise ConfigError("the experiment config needs a 'data' entry")
+        if (d.get("generator") is None) != (d.get("discriminator") is None):
+            raise ConfigError(
+                "name both 'generator' and 'discriminator', or neither (then the recipe "
+                "medgan.recipes.unconditional chooses them)"
+            )
         kw = dict(d)
         for key in ("generator", "discriminator", "data", "loss"):
-            if key in kw:
+            if kw.get(key) is not None:
                 kw[key] = Spec.from_dict(kw[key], key)
         if "train" in kw:
+            kw["train_given"] = tuple(kw["train"])
             kw["train"] = TrainConfig.from_dict(kw["train"])
         return cls(**kw)
 
@@ -74,23 +88,45 @@ class ExperimentConfig:
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         for key in ("generator", "discriminator", "data", "loss"):
-            d[key] = d[key].to_dict()
-        d["train"] = self.train.to_dict()
+            d[key] = d[key].to_dict() if d[key] is not None else None
+        train = self.train.to_dict()
+        given = self.train_given if self.generator is None else tuple(train)
+        d["train"] = {k: train[k] for k in given}
+        del d["train_given"]
         return d
 
 
-def build_trainer(cfg: ExperimentConfig):  # -> Trainer (import cycle kept out of the signature)
+def build_trainer(cfg: ExperimentConfig):  # -> Trainer
     """Models, loss, data and the standard callbacks for ``cfg``; resumes as it says."""
     from medgan.trainer import Trainer
 
-    g = MODELS.build(cfg.generator.name, **cfg.generator.kwargs)
-    d = MODELS.build(cfg.discriminator.name, **cfg.discriminator.kwargs)
-    loss = LOSSES.build(cfg.loss.name, **cfg.loss.kwargs)
     data = DATASETS.build(cfg.data.name, **cfg.data.kwargs)
-    callbacks = cb.standard_callbacks(
-        cfg.out_dir, cfg.checkpoint_every, cfg.sample_every, cfg.log_every, cfg.keep_last
-    )
-    trainer = Trainer(g, d, data, loss=loss, config=cfg.train, callbacks=callbacks)
+    if cfg.generator is None:
+        from medgan.recipes import unconditional
+
+        if cfg.loss is not None and cfg.loss.name != "relativistic":
+            raise ConfigError(
+                f"loss {cfg.loss.name!r} needs named models: the recipe trains with the "
+                "'relativistic' loss (give its kwargs), or name 'generator' and 'discriminator'"
+            )
+        train = cfg.train.to_dict()
+        trainer = unconditional(
+            data,
+            out_dir=cfg.out_dir,
+            checkpoint_every=cfg.checkpoint_every,
+            sample_every=cfg.sample_every,
+            loss=dict(cfg.loss.kwargs) if cfg.loss is not None else None,
+            **{k: train[k] for k in cfg.train_given},
+        )
+    else:
+        g = MODELS.build(cfg.generator.name, **cfg.generator.kwargs)
+        d = MODELS.build(cfg.discriminator.name, **cfg.discriminator.kwargs)
+        loss_spec = cfg.loss or Spec("non_saturating")
+        loss = LOSSES.build(loss_spec.name, **loss_spec.kwargs)
+        callbacks = cb.standard_callbacks(
+            cfg.out_dir, cfg.checkpoint_every, cfg.sample_every, cfg.log_every, cfg.keep_last
+        )
+        trainer = Trainer(g, d, data, loss=loss, config=cfg.train, callbacks=callbacks)
     last = Path(cfg.out_dir) / "checkpoints" / "last.pt"
     if cfg.resume == "auto" and last.exists():
         trainer.resume(last)

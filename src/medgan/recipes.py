@@ -44,7 +44,7 @@ from medgan.trainer import Trainer
 ADA_MAX_IMAGES = 30_000
 
 
-def network_kwargs(image_size: int, spatial_dims: int = 2, channels: int = 1) -> dict[str, Any]:
+def network_kwargs(image_size: int, spatial_dims: int = 2) -> dict[str, Any]:
     """The recipe's width/depth for an image side (16-256) and 2D/3D."""
     log2_size(image_size)
     if spatial_dims == 3:
@@ -64,10 +64,9 @@ def network_kwargs(image_size: int, spatial_dims: int = 2, channels: int = 1) ->
 
 def unconditional(
     data: Dataset | torch.Tensor,
-    image_size: int,
+    image_size: int | None = None,
     *,
-    spatial_dims: int = 2,
-    channels: int = 1,
+    spatial_dims: int | None = None,
     seed: int = 0,
     out_dir: str | Path | None = None,
     steps: int = 100_000,
@@ -84,11 +83,11 @@ def unconditional(
     """A noise-to-image trainer with the measured-best defaults.
 
     Args:
-        data: a Dataset of images ``(channels, *[image_size] * spatial_dims)`` in [-1, 1]
-            (or a tensor of them).
-        image_size: side of the images, a power of two in [16, 256].
-        spatial_dims: 2 for slices, 3 for volumes.
-        channels: image channels.
+        data: a Dataset (or tensor) of images ``(C, S, S[, S])`` in [-1, 1], or of points
+            ``(D,)`` (toy data: then MLP networks are used).
+        image_size: side S of the images, a power of two in [16, 256]; read from the data
+            when None (and checked against it when given).
+        spatial_dims: 2 for slices, 3 for volumes; read from the data when None.
         seed: seeds the weights, the data order, noise and augmentation.
         out_dir: with a folder, the standard callbacks write checkpoints, sample grids
             (with a real-vs-generated grid at the end), a metric log and a loss plot there.
@@ -97,7 +96,7 @@ def unconditional(
         generator, discriminator: keyword overrides for the two networks.
         loss: keyword overrides for the ``relativistic`` loss (``r1_weight``, ...).
         augment: force adaptive augmentation on/off; default on below
-            :data:`ADA_MAX_IMAGES` training images.
+            :data:`ADA_MAX_IMAGES` training images (never for points).
         callbacks: extra callbacks (after the recipe's own).
         checkpoint_every, sample_every: intervals of the standard callbacks in steps.
         **overrides: any :class:`~medgan.TrainConfig` field (``lr_g``, ``batch_size``...).
@@ -106,7 +105,32 @@ def unconditional(
     from medgan.utils import seed_everything
 
     seed_everything(seed)
-    net = network_kwargs(image_size, spatial_dims, channels)
+    shape = _item_shape(data)
+    if len(shape) == 1:
+        return _points(
+            data,
+            shape[0],
+            seed,
+            steps,
+            max_minutes,
+            generator,
+            discriminator,
+            loss,
+            callbacks,
+            overrides,
+        )
+    channels, spatial = shape[0], shape[1:]
+    if spatial_dims is None:
+        spatial_dims = len(spatial)
+    if image_size is None:
+        image_size = spatial[0]
+    if len(spatial) != spatial_dims or any(s != image_size for s in spatial):
+        raise ConfigError(
+            f"recipes.unconditional: the data's items have shape {tuple(shape)}, expected "
+            f"(C{', ' + str(image_size)} x {spatial_dims}) for image_size={image_size}, "
+            f"spatial_dims={spatial_dims}; crop or resize the data (e.g. SliceDataset(size=...))"
+        )
+    net = network_kwargs(image_size, spatial_dims)
     g = build(
         "modern_generator",
         **{**net, "out_channels": channels, "latent_dim": 64, **(generator or {})},
@@ -120,26 +144,19 @@ def unconditional(
     loss_obj = build_loss(
         "relativistic", **{"r1_weight": gamma, "r2_weight": gamma, "reg_every": 4, **(loss or {})}
     )
-    if "lr" in overrides:
-        lr = overrides.pop("lr")
-        overrides |= {"lr_g": lr, "lr_d": lr}
     config = {
         "steps": steps,
         "batch_size": 32 if spatial_dims == 2 else 8,
-        "lr_g": 2e-3 / 4,
-        "lr_d": 2e-3 / 4,
+        "lr_g": 5e-4,
+        "lr_d": 5e-4,
         "betas": (0.0, 0.99),
         "ema_halflife_kimg": 2.0,
         "ema_rampup": 0.05,
         "seed": seed,
         "max_minutes": max_minutes,
         "channels_last": True,
-        **overrides,
     }
-    try:
-        train_config = TrainConfig(**config)
-    except TypeError as e:
-        raise ConfigError(f"recipes.unconditional: unknown override: {e}") from None
+    train_config = _config(config, overrides)
     train_config = _fit_batch(train_config, n_images)
     own: list[Any] = []
     if use_ada:
@@ -159,3 +176,56 @@ def _fit_batch(config: TrainConfig, n_images: int) -> TrainConfig:
     while batch > 1 and batch > n_images:
         batch //= 2
     return dataclasses.replace(config, batch_size=batch) if batch != config.batch_size else config
+
+
+def _config(defaults: dict[str, Any], overrides: dict[str, Any]) -> TrainConfig:
+    overrides = dict(overrides)
+    if "lr" in overrides:
+        lr = overrides.pop("lr")
+        overrides |= {"lr_g": lr, "lr_d": lr}
+    try:
+        return TrainConfig(**{**defaults, **overrides})
+    except TypeError as e:
+        raise ConfigError(f"recipes.unconditional: unknown override: {e}") from None
+
+
+def _item_shape(data: Dataset | torch.Tensor) -> tuple[int, ...]:
+    """Shape of the first training item (its first element for (image, label) items)."""
+    if len(data) == 0:
+        raise ConfigError("recipes.unconditional: the training data set is empty")
+    item = data[0]
+    if isinstance(item, tuple | list):
+        item = item[0]
+    if isinstance(item, dict):
+        item = item.get("image")
+    if not isinstance(item, torch.Tensor):
+        raise ConfigError(
+            f"recipes.unconditional: items must be tensors (or (image, label)), got "
+            f"{type(item).__name__}"
+        )
+    return tuple(item.shape)
+
+
+def _points(
+    data, dim, seed, steps, max_minutes, generator, discriminator, loss, callbacks, overrides
+) -> Trainer:
+    """Low-dimensional point data (the Gaussian-mixture stability checks): MLPs, the same
+    relativistic loss with R1 + R2 (the pairing spreads G over the modes), large batches."""
+    g = build(
+        "mlp_generator", **{"latent_dim": 2, "data_dim": dim, "hidden": 128, **(generator or {})}
+    )
+    d = build("mlp_discriminator", **{"data_dim": dim, "hidden": 128, **(discriminator or {})})
+    loss_obj = build_loss("relativistic", **{"r1_weight": 0.1, "r2_weight": 0.1, **(loss or {})})
+    defaults = {
+        "steps": steps,
+        "batch_size": 256,
+        "lr_g": 1e-3,
+        "lr_d": 1e-3,
+        "betas": (0.0, 0.99),
+        "ema_halflife_kimg": 10.0,
+        "ema_rampup": 0.05,
+        "seed": seed,
+        "max_minutes": max_minutes,
+    }
+    config = _fit_batch(_config(defaults, overrides), len(data))
+    return Trainer(g, d, data, loss=loss_obj, config=config, callbacks=list(callbacks))

@@ -119,7 +119,7 @@ class Trainer:
 
         if cfg.channels_last:
             for net in (self.generator, self.discriminator):
-                net.to(memory_format=_memory_format(net))
+                _channels_last(net)
         self.opt_g = _adam(self.generator, cfg.lr_g, cfg.betas, self.device)
         self.opt_d = _adam(self.discriminator, cfg.lr_d, cfg.betas, self.device)
         self.sched_g = torch.optim.lr_scheduler.LambdaLR(self.opt_g, self._lr_factor)
@@ -466,10 +466,14 @@ def _all_finite(logs: dict[str, Tensor]) -> Tensor:
 _MEMORY_FORMATS = {4: torch.channels_last, 5: torch.channels_last_3d}
 
 
-def _memory_format(net: nn.Module) -> torch.memory_format:
-    """channels_last for 2D convolutions, channels_last_3d for 3D ones."""
-    three_d = any(isinstance(m, nn.Conv3d | nn.ConvTranspose3d) for m in net.modules())
-    return torch.channels_last_3d if three_d else torch.channels_last
+def _channels_last(net: nn.Module) -> None:
+    """Convolution weights in channels-last order (2D) or channels-last-3d (3D), in place;
+    other parameters (e.g. a 4D learned constant of a 3D generator) keep their layout."""
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
+            m.to(memory_format=torch.channels_last)
+        elif isinstance(m, nn.Conv3d | nn.ConvTranspose3d):
+            m.to(memory_format=torch.channels_last_3d)
 
 
 def _adam(

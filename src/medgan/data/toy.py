@@ -10,22 +10,19 @@ from torch.utils.data import Dataset
 from medgan.registry import DATASETS
 
 
-@DATASETS.register("eight_gaussians")
-class EightGaussians(Dataset):
-    """Mixture of 8 isotropic Gaussians on a ring (Metz et al. 2017, "Unrolled GANs").
+class GaussianMixture(Dataset):
+    """Points ``(2,)`` float32 from an equal mixture of isotropic Gaussians at ``modes()``."""
 
-    Items are points ``(2,)`` float32. Means at ``radius * (cos 2πk/8, sin 2πk/8)``.
-    """
-
-    def __init__(self, n: int = 8192, radius: float = 2.0, std: float = 0.02, seed: int = 0):
-        self.radius, self.std = radius, std
+    def __init__(self, means: torch.Tensor, n: int, std: float, seed: int) -> None:
+        self.std = std
+        self._means = means.float()
         g = torch.Generator().manual_seed(seed)
-        k = torch.randint(0, 8, (n,), generator=g)
-        self.points = self.modes()[k] + std * torch.randn(n, 2, generator=g)
+        k = torch.randint(0, len(means), (n,), generator=g)
+        self.points = self._means[k] + std * torch.randn(n, 2, generator=g)
 
     def modes(self) -> torch.Tensor:
-        a = torch.arange(8, dtype=torch.float32) * (2 * math.pi / 8)
-        return self.radius * torch.stack([a.cos(), a.sin()], dim=1)
+        """Mode centres ``(K, 2)``."""
+        return self._means
 
     def __len__(self) -> int:
         return len(self.points)
@@ -39,6 +36,31 @@ class EightGaussians(Dataset):
         dist = torch.cdist(samples.float(), self.modes())
         nearest_d, nearest = dist.min(dim=1)
         good = nearest_d <= sigmas * self.std
-        counts = torch.bincount(nearest[good], minlength=8)
+        counts = torch.bincount(nearest[good], minlength=len(self._means))
         covered = int((counts >= 0.01 * len(samples)).sum())
         return covered, float(good.float().mean())
+
+
+@DATASETS.register("eight_gaussians")
+class EightGaussians(GaussianMixture):
+    """Mixture of 8 isotropic Gaussians on a ring (Metz et al. 2017, "Unrolled GANs").
+
+    Items are points ``(2,)`` float32. Means at ``radius * (cos 2πk/8, sin 2πk/8)``.
+    """
+
+    def __init__(self, n: int = 8192, radius: float = 2.0, std: float = 0.02, seed: int = 0):
+        self.radius = radius
+        a = torch.arange(8, dtype=torch.float32) * (2 * math.pi / 8)
+        super().__init__(radius * torch.stack([a.cos(), a.sin()], dim=1), n, std, seed)
+
+
+@DATASETS.register("twenty_five_gaussians")
+class TwentyFiveGaussians(GaussianMixture):
+    """Mixture of 25 isotropic Gaussians on a 5 x 5 grid with ``spacing`` between
+    neighbours, centred at 0 (the grid of Srivastava et al. 2017, VEEGAN; Lin et al. 2018,
+    PacGAN). Items are points ``(2,)`` float32."""
+
+    def __init__(self, n: int = 8192, spacing: float = 2.0, std: float = 0.05, seed: int = 0):
+        axis = (torch.arange(5, dtype=torch.float32) - 2) * spacing
+        grid = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), dim=-1).reshape(25, 2)
+        super().__init__(grid, n, std, seed)

@@ -57,7 +57,9 @@ def run_amp(images, amp: str, steps: int, device: str, batch: int) -> dict:
 
 def check_resume(images, device: str, out: Path, batch: int) -> dict:
     def make():
-        return medgan.recipes.unconditional(images, seed=1, steps=6, device=device, batch_size=batch)
+        return medgan.recipes.unconditional(
+            images, seed=1, steps=6, device=device, batch_size=batch
+        )
 
     full = make().fit()
     part = make().fit(3)
@@ -65,7 +67,11 @@ def check_resume(images, device: str, out: Path, batch: int) -> dict:
     resumed = make().resume(out / "resume.pt").fit()
     same = all(
         torch.equal(a, b)
-        for a, b in zip(full.generator.state_dict().values(), resumed.generator.state_dict().values())
+        for a, b in zip(
+            full.generator.state_dict().values(),
+            resumed.generator.state_dict().values(),
+            strict=True,
+        )
     )
     return {"resume_bit_exact": same}
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import nibabel as nib
+import torch
 
 from medgan.callbacks import read_metric_log
 from medgan.cli import main
@@ -23,6 +24,7 @@ def test_demo_writes_grid_plot_checkpoint(tmp_path, capsys):
         "metrics.csv",
         "checkpoints/last.pt",
         "config.json",
+        "samples/real_vs_generated.png",
     ):
         assert (out / rel).exists(), rel
         assert str(out / rel) in printed or rel == "config.json"
@@ -61,6 +63,37 @@ def test_train_config_resumes_automatically(tmp_path):
     assert main(["train", "--config", str(_config(tmp_path, 6)), "--quiet"]) == 0
     rows = read_metric_log(tmp_path / "run" / "metrics.csv")
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
+
+
+def test_train_config_without_models_uses_the_recipe(tmp_path):
+    cfg = {
+        "data": {"name": "ct_phantoms", "kwargs": {"n": 32, "size": 16}},
+        "train": {"steps": 3, "batch_size": 8, "device": "cpu"},
+        "loss": {"name": "relativistic", "kwargs": {"r1_weight": 0.5}},
+        "out_dir": str(tmp_path / "run"),
+        "checkpoint_every": 1,
+        "sample_every": 3,
+        "log_every": 1,
+    }
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps(cfg))
+    assert main(["train", "--config", str(path), "--quiet"]) == 0
+    cfg["train"]["steps"] = 5
+    path.write_text(json.dumps(cfg))
+    assert main(["train", "--config", str(path), "--quiet"]) == 0  # resumes at step 3
+    rows = read_metric_log(tmp_path / "run" / "metrics.csv")
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5] and "aug_p" in rows[0]
+    ckpt = torch.load(tmp_path / "run/checkpoints/last.pt", weights_only=True)
+    assert ckpt["generator"]["spec"]["name"] == "modern_generator"
+    assert ckpt["loss"]["kwargs"]["r1_weight"] == 0.5 and ckpt["config"]["batch_size"] == 8
+    out = tmp_path / "s"
+    assert (
+        main(["sample", str(tmp_path / "run/checkpoints/last.pt"), "-n", "3", "--out", str(out)])
+        == 0
+    )
+    cfg["loss"] = {"name": "hinge"}
+    path.write_text(json.dumps(cfg))
+    assert main(["train", "--config", str(path), "--quiet"]) == 2
 
 
 def test_sample_from_checkpoint(tmp_path):

@@ -36,7 +36,12 @@ def test_modern_pair_shapes_and_fixup_identity(size, dims):
     h = torch.randn(2, blocks[0].expand.in_channels, *([4] * dims))
     assert torch.equal(blocks[0](h), h)
     # no normalisation layers anywhere
-    norms = (torch.nn.BatchNorm2d, torch.nn.BatchNorm3d, torch.nn.InstanceNorm2d, torch.nn.GroupNorm)
+    norms = (
+        torch.nn.BatchNorm2d,
+        torch.nn.BatchNorm3d,
+        torch.nn.InstanceNorm2d,
+        torch.nn.GroupNorm,
+    )
     assert not any(isinstance(m, norms) for m in [*g.modules(), *d.modules()])
 
 
@@ -58,7 +63,9 @@ def test_resample_is_a_normalised_low_pass(dims):
     const = torch.full((1, 2, *([8] * dims)), 3.0)
     inner = (0, 0) + (slice(2, -2),) * dims
     assert torch.allclose(Resample(dims, "up")(const)[inner], torch.tensor(3.0))
-    assert torch.allclose(Resample(dims, "down")(const)[(0, 0) + (slice(1, None),) * dims], torch.tensor(3.0))
+    assert torch.allclose(
+        Resample(dims, "down")(const)[(0, 0) + (slice(1, None),) * dims], torch.tensor(3.0)
+    )
     # a Nyquist checkerboard is removed by the [1, 2, 1] filter before decimation
     grid = torch.stack(torch.meshgrid(*[torch.arange(8)] * dims, indexing="ij")).sum(0)
     checker = ((-1.0) ** grid)[None, None]
@@ -92,7 +99,13 @@ def test_relativistic_loss_matches_its_formula():
 
 def _tiny_d():
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(8, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1), torch.nn.Flatten(0))
+    return torch.nn.Sequential(
+        torch.nn.Flatten(),
+        torch.nn.Linear(8, 4),
+        torch.nn.Tanh(),
+        torch.nn.Linear(4, 1),
+        torch.nn.Flatten(0),
+    )
 
 
 def test_penalties_from_the_shared_pass_equal_the_separate_penalties():
@@ -116,7 +129,9 @@ def test_lazy_regularisation_weights_and_skips():
     lazy = losses.build_loss("relativistic", r1_weight=2.0, r2_weight=0.0, reg_every=4)
     adv = lazy.d_loss(d(real), d(fake))
     on, logs = lazy.discriminator_objective(d, real, fake, regularize=True)
-    assert on.item() == pytest.approx((adv + 0.5 * 2.0 * 4 * losses.r1_penalty(d, real)).item(), rel=1e-6)
+    assert on.item() == pytest.approx(
+        (adv + 0.5 * 2.0 * 4 * losses.r1_penalty(d, real)).item(), rel=1e-6
+    )
     off, logs_off = lazy.discriminator_objective(d, real, fake, regularize=False)
     assert off.item() == pytest.approx(adv.item(), rel=1e-6) and "r1" not in logs_off
     with pytest.raises(ConfigError, match="reg_every"):
@@ -171,8 +186,16 @@ def test_ada_in_training_logs_p_and_resumes_bit_exactly(tmp_path):
 
     def make(out):
         return medgan.recipes.unconditional(
-            data, 16, seed=3, steps=8, device="cpu", batch_size=4, out_dir=out,
-            checkpoint_every=4, sample_every=100, augment=True,
+            data,
+            16,
+            seed=3,
+            steps=8,
+            device="cpu",
+            batch_size=4,
+            out_dir=out,
+            checkpoint_every=4,
+            sample_every=100,
+            augment=True,
         )
 
     full = make(tmp_path / "a").fit()
@@ -181,7 +204,9 @@ def test_ada_in_training_logs_p_and_resumes_bit_exactly(tmp_path):
     assert part.step == 4 and resumed.step == 8
     for a, b in zip(full.generator.state_dict().values(), resumed.generator.state_dict().values()):
         assert torch.equal(a, b)
-    for a, b in zip(full.discriminator.state_dict().values(), resumed.discriminator.state_dict().values()):
+    for a, b in zip(
+        full.discriminator.state_dict().values(), resumed.discriminator.state_dict().values()
+    ):
         assert torch.equal(a, b)
     rows = medgan.callbacks.read_metric_log(tmp_path / "a" / "metrics.csv")
     assert "aug_p" in rows[-1] and 0 <= rows[-1]["aug_p"] <= 1
@@ -206,8 +231,12 @@ def test_recipe_reads_shapes_from_the_data_and_refuses_mismatches():
 
 def test_max_minutes_stops_cleanly_and_checkpoints(tmp_path):
     tr = medgan.recipes.unconditional(
-        torch.rand(8, 1, 16, 16) * 2 - 1, steps=10**6, max_minutes=1e-4, device="cpu",
-        out_dir=tmp_path, batch_size=4,
+        torch.rand(8, 1, 16, 16) * 2 - 1,
+        steps=10**6,
+        max_minutes=1e-4,
+        device="cpu",
+        out_dir=tmp_path,
+        batch_size=4,
     )
     tr.fit()
     assert 1 <= tr.step < 10**6
@@ -234,7 +263,10 @@ def test_nan_is_caught_between_batched_checks():
     g = medgan.models.build("mlp_generator", hidden=8, depth=1)
     d = medgan.models.build("mlp_discriminator", hidden=8, depth=1)
     tr = medgan.Trainer(
-        g, d, torch.randn(64, 2), config=medgan.TrainConfig(batch_size=8, device="cpu", check_finite_every=4)
+        g,
+        d,
+        torch.randn(64, 2),
+        config=medgan.TrainConfig(batch_size=8, device="cpu", check_finite_every=4),
     )
     tr.fit(1)
     with torch.no_grad():
@@ -263,10 +295,15 @@ def test_sliced_wasserstein_1d_matches_scipy():
     ours = sliced_wasserstein_1d(a, b, 16, torch.Generator().manual_seed(7))
     dirs = torch.randn(5, 16, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
     dirs /= dirs.norm(dim=0, keepdim=True)
-    want = sum(
-        wasserstein_distance((a.double() @ dirs[:, j]).numpy(), (b.double() @ dirs[:, j]).numpy())
-        for j in range(16)
-    ) / 16
+    want = (
+        sum(
+            wasserstein_distance(
+                (a.double() @ dirs[:, j]).numpy(), (b.double() @ dirs[:, j]).numpy()
+            )
+            for j in range(16)
+        )
+        / 16
+    )
     assert ours == pytest.approx(want, rel=1e-9)
 
 

@@ -115,6 +115,8 @@ def build_trainer(cfg: ExperimentConfig):  # -> Trainer
             out_dir=cfg.out_dir,
             checkpoint_every=cfg.checkpoint_every,
             sample_every=cfg.sample_every,
+            log_every=cfg.log_every,
+            keep_last=cfg.keep_last,
             loss=dict(cfg.loss.kwargs) if cfg.loss is not None else None,
             **{k: train[k] for k in cfg.train_given},
         )

@@ -1,7 +1,7 @@
 """Measured-best defaults: one call gives a ready :class:`~medgan.Trainer`.
 
->>> trainer = medgan.recipes.unconditional(data, image_size=64, out_dir="runs/mri")  # doctest: +SKIP
->>> trainer.fit(progress=True)                                                     # doctest: +SKIP
+>>> trainer = medgan.recipes.unconditional(data, out_dir="runs/mri")  # doctest: +SKIP
+>>> trainer.fit(progress=True)                                      # doctest: +SKIP
 
 What :func:`unconditional` chooses, and why (the numbers are in ``docs/generation.md``,
 measured by ``benchmarks/time_to_quality.py`` at equal process-CPU time):
@@ -78,6 +78,8 @@ def unconditional(
     callbacks: Sequence[Any] = (),
     checkpoint_every: int = 500,
     sample_every: int = 500,
+    log_every: int = 10,
+    keep_last: int = 3,
     **overrides: Any,
 ) -> Trainer:
     """A noise-to-image trainer with the measured-best defaults.
@@ -98,7 +100,8 @@ def unconditional(
         augment: force adaptive augmentation on/off; default on below
             :data:`ADA_MAX_IMAGES` training images (never for points).
         callbacks: extra callbacks (after the recipe's own).
-        checkpoint_every, sample_every: intervals of the standard callbacks in steps.
+        checkpoint_every, sample_every, log_every, keep_last: settings of the standard
+            callbacks (intervals in steps; checkpoints kept).
         **overrides: any :class:`~medgan.TrainConfig` field (``lr_g``, ``batch_size``...).
             ``lr`` sets both learning rates.
     """
@@ -146,9 +149,9 @@ def unconditional(
     )
     config = {
         "steps": steps,
-        "batch_size": 32 if spatial_dims == 2 else 8,
-        "lr_g": 5e-4,
-        "lr_d": 5e-4,
+        "batch_size": 16 if spatial_dims == 2 else 8,
+        "lr_g": 1e-3,
+        "lr_d": 1e-3,
         "betas": (0.0, 0.99),
         "ema_halflife_kimg": 2.0,
         "ema_rampup": 0.05,
@@ -163,7 +166,7 @@ def unconditional(
         d = AugmentedDiscriminator(d, DiffAugment(p=0.0, seed=seed))
         own.append(cb.AdaptiveAugmentation(target=0.6, interval=4, speed_kimg=20.0))
     if out_dir is not None:
-        own += cb.standard_callbacks(out_dir, checkpoint_every, sample_every)
+        own += cb.standard_callbacks(out_dir, checkpoint_every, sample_every, log_every, keep_last)
         own.append(cb.RealVsGenerated(Path(out_dir) / "samples" / "real_vs_generated.png"))
     return Trainer(g, d, data, loss=loss_obj, config=train_config, callbacks=[*own, *callbacks])
 

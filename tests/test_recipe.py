@@ -318,3 +318,19 @@ def test_swd_is_small_for_one_distribution_and_grows_with_blur():
     assert set(sliced_wasserstein(x, y)) == {"swd", "swd_32", "swd_16"}
     levels = laplacian_pyramid(x)
     assert [lv.shape[-1] for lv in levels] == [32, 16]
+
+
+def test_gpu_check_script_runs_its_code_paths_on_the_cpu(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "benchmarks" / "gpu_check.py"
+    args = ["--allow-cpu", "--steps", "13", "--size", "16", "--images", "16", "--batch", "4"]
+    subprocess.run([sys.executable, str(script), *args, "--out", str(tmp_path)], check=True)
+    result = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert result["resume_bit_exact"] is True
+    assert [r["amp"] for r in result["amp"]] == ["off", "bf16"]
+    assert all(r["finite"] for r in result["amp"])
+    assert math.isfinite(result["fid_cpu"]) and result["fid_cpu"] >= 0

@@ -16,7 +16,7 @@ measured by ``benchmarks/time_to_quality.py`` at equal process-CPU time):
 * **EMA** of G with a short half-life (the runs are short), ramped up from the start.
 * **Augmentation**: adaptive (ADA, Karras et al. 2020a) on the discriminator when the data
   set has fewer than 30,000 images; p starts at 0 and moves towards r_t = 0.6.
-* **Memory layout**: channels_last.
+* **Throughput**: channels_last; the NaN check reads its device flag every 8 steps.
 
 Every choice is an override: ``unconditional(data, 64, lr=1e-4, loss={"r1_weight": 1.0},
 generator={"base_channels": 32})``.
@@ -158,6 +158,8 @@ def unconditional(
         "seed": seed,
         "max_minutes": max_minutes,
         "channels_last": True,
+        # one host-device sync per 8 steps for the NaN check (none missed: see TrainConfig)
+        "check_finite_every": 8,
     }
     train_config = _config(config, overrides)
     train_config = _fit_batch(train_config, n_images)
@@ -218,7 +220,9 @@ def _points(
         "mlp_generator", **{"latent_dim": 2, "data_dim": dim, "hidden": 128, **(generator or {})}
     )
     d = build("mlp_discriminator", **{"data_dim": dim, "hidden": 128, **(discriminator or {})})
-    loss_obj = build_loss("relativistic", **{"r1_weight": 0.1, "r2_weight": 0.1, **(loss or {})})
+    # gamma 0.01: 0.1 kept the 25-Gaussians grid at 3 of 25 modes after 3,000 steps
+    # (R1/R2 flatten D around modes 0.05 apart); 0.01 covers 25 of 25 (tests/test_stability.py)
+    loss_obj = build_loss("relativistic", **{"r1_weight": 0.01, "r2_weight": 0.01, **(loss or {})})
     defaults = {
         "steps": steps,
         "batch_size": 256,

@@ -19,7 +19,7 @@ from medgan.data.nifti import load_nifti, save_nifti
 from medgan.data.phantoms import CTPhantomSlices, ct_phantom_hu
 from medgan.data.resample import resample
 from medgan.data.sampling import ResumableSampler
-from medgan.data.toy import EightGaussians
+from medgan.data.toy import EightGaussians, GaussianMixture, TwentyFiveGaussians
 from medgan.data.volume import Volume
 
 __all__ = [
@@ -27,6 +27,8 @@ __all__ = [
     "CT_WINDOWS",
     "CTPhantomSlices",
     "EightGaussians",
+    "GaussianMixture",
+    "TwentyFiveGaussians",
     "IntensityWindow",
     "PNGFolder",
     "PairedSliceDataset",

@@ -42,7 +42,7 @@ def patches(posterior: bool, n: int, size: int = 32, seed: int = 0) -> torch.Ten
         p = half[a : a + size, b : b + size, c : c + size]
         if (p > -0.9).mean() >= 0.3:
             out.append(p)
-    return torch.from_numpy(np.stack(out))[:, None]
+    return torch.from_numpy(np.stack(out).astype(np.float32))[:, None]
 
 
 def train_for(trainer: medgan.Trainer, seconds: float) -> int:

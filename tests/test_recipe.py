@@ -275,6 +275,7 @@ def test_nan_is_caught_between_batched_checks():
         tr.fit(10)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_checkpoint_resumes_with_cpu_random_states(tmp_path):
     data = torch.rand(16, 1, 16, 16) * 2 - 1

@@ -48,16 +48,18 @@ def network_kwargs(image_size: int, spatial_dims: int = 2) -> dict[str, Any]:
     """The recipe's width/depth for an image side (16-256) and 2D/3D."""
     log2_size(image_size)
     if spatial_dims == 3:
-        base, top = 8, 128
+        # a full-resolution 3D stage dominates the cost (8 x 16 x 32^3 activations per
+        # layer): 4 channels without expansion there, 0.8 vs 2.0 CPU-s a step at 32^3
+        base, top, expansion = 4, 128, 1
     else:
-        base, top = (16, 256) if image_size <= 32 else (8, 256)
+        base, top, expansion = (16, 256, 2) if image_size <= 32 else (8, 256, 2)
     return {
         "image_size": image_size,
         "spatial_dims": spatial_dims,
         "base_channels": base,
         "max_channels": top,
         "blocks_per_stage": 1,
-        "expansion": 2,
+        "expansion": expansion,
         "group_width": 8,
     }
 

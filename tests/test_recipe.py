@@ -189,19 +189,23 @@ def test_ada_in_training_logs_p_and_resumes_bit_exactly(tmp_path):
             data,
             16,
             seed=3,
-            steps=8,
+            steps=7,
             device="cpu",
             batch_size=4,
             out_dir=out,
-            checkpoint_every=4,
+            checkpoint_every=3,
             sample_every=100,
             augment=True,
         )
 
+    # the checkpoint at step 3 falls inside an ADA interval (4) and between lazy
+    # penalties (every 4th update): both running states must travel with it
     full = make(tmp_path / "a").fit()
-    part = make(tmp_path / "b").fit(4)
+    part = make(tmp_path / "b").fit(3)
+    aug = part.discriminator.augment
+    assert aug.ada_stats[1].item() == 3  # three signals accumulated, not yet applied
     resumed = make(tmp_path / "c").resume(tmp_path / "b" / "checkpoints" / "last.pt").fit()
-    assert part.step == 4 and resumed.step == 8
+    assert part.step == 3 and resumed.step == 7
     for a, b in zip(full.generator.state_dict().values(), resumed.generator.state_dict().values()):
         assert torch.equal(a, b)
     for a, b in zip(
@@ -273,6 +277,28 @@ def test_nan_is_caught_between_batched_checks():
         next(g.parameters()).fill_(float("nan"))  # poisons every later step
     with pytest.raises(medgan.TrainingDivergedError, match="step 4"):
         tr.fit(10)
+    # a NaN after the last multiple is still caught at the end of fit
+    tr2 = medgan.Trainer(
+        g,
+        d,
+        torch.randn(64, 2),
+        config=medgan.TrainConfig(batch_size=8, device="cpu", check_finite_every=4),
+    )
+    with pytest.raises(medgan.TrainingDivergedError, match="step 3"):
+        tr2.fit(3)
+
+
+def test_compile_is_refused_with_penalties():
+    g = medgan.models.build("mlp_generator", hidden=8, depth=1)
+    d = medgan.models.build("mlp_discriminator", hidden=8, depth=1)
+    with pytest.raises(ConfigError, match="double backward"):
+        medgan.Trainer(
+            g,
+            d,
+            torch.randn(64, 2),
+            loss=losses.build_loss("relativistic"),
+            config=medgan.TrainConfig(batch_size=8, device="cpu", compile=True),
+        )
 
 
 @pytest.mark.cuda

@@ -70,7 +70,10 @@ class DiffAugment(nn.Module):
         self.generator.set_state(state.cpu())
 
     def _rand(self, x: Tensor, *shape: int) -> Tensor:
-        return torch.rand(shape, generator=self.generator).to(x.device)
+        r = torch.rand(shape, generator=self.generator)  # CPU stream: same on every device
+        if x.device.type == "cuda":  # pinned + non_blocking: the host does not wait
+            return r.pin_memory().to(x.device, non_blocking=True)
+        return r
 
     def _on(self, x: Tensor) -> Tensor:
         """(N,) bool: which samples get the transform (probability p each)."""

@@ -39,9 +39,9 @@ class TrainConfig:
         num_workers: DataLoader worker processes.
         check_finite_every: check losses for NaN/inf every this many steps (1 = always).
             Between checks the finiteness of every step's losses is folded into one device
-            flag, so a NaN is never missed, and on CUDA the host waits for the device only
-            once per check; a larger value saves that wait (the rollback target is the
-            last checkpoint either way).
+            flag, read at every multiple, at the last step of ``fit`` and before a
+            checkpoint is written (which is then refused), so no NaN slips through; on CUDA
+            the host waits for the device only at those steps.
         on_nan: "stop" (raise TrainingDivergedError) or "rollback" (reload the last
             checkpoint, keep the advanced random state, and continue).
         max_rollbacks: rollbacks allowed before giving up with an error.
@@ -52,7 +52,8 @@ class TrainConfig:
         channels_last: keep 4D/5D activations in channels-last memory order (faster
             convolutions on CUDA tensor cores and with oneDNN on CPU).
         compile: run G and D through ``torch.compile`` (the module's own ``compile()``, so
-            state-dict keys and checkpoints do not change); the first steps are slow.
+            state-dict keys and checkpoints do not change); the first steps are slow. Not
+            with R1/R2/GP penalties (double backward): the trainer refuses the pair.
     """
 
     steps: int = 1000

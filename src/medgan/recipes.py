@@ -16,7 +16,7 @@ measured by ``benchmarks/time_to_quality.py`` at equal process-CPU time):
 * **EMA** of G with a short half-life (the runs are short), ramped up from the start.
 * **Augmentation**: adaptive (ADA, Karras et al. 2020a) on the discriminator when the data
   set has fewer than 30,000 images; p starts at 0 and moves towards r_t = 0.6.
-* **Throughput**: channels_last; the NaN check reads its device flag every 8 steps.
+* **Throughput**: channels_last; the NaN check reads its device flag every 10 steps.
 
 Every choice is an override: ``unconditional(data, 64, lr=1e-4, loss={"r1_weight": 1.0},
 generator={"base_channels": 32})``.
@@ -24,6 +24,8 @@ generator={"base_channels": 32})``.
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,8 @@ from medgan.losses import build_loss
 from medgan.models import build
 from medgan.models.layers import log2_size
 from medgan.trainer import Trainer
+
+log = logging.getLogger(__name__)
 
 #: below this many training images the discriminator gets adaptive augmentation
 ADA_MAX_IMAGES = 30_000
@@ -112,17 +116,22 @@ def unconditional(
     seed_everything(seed)
     shape = _item_shape(data)
     if len(shape) == 1:
-        return _points(
+        if augment:
+            raise ConfigError("recipes.unconditional: augmentation is for images, not points")
+        g, d, loss_obj, train_config = _point_parts(
+            data, shape[0], seed, steps, max_minutes, generator, discriminator, loss, overrides
+        )
+        return _trainer(
+            g,
+            d,
             data,
-            shape[0],
+            loss_obj,
+            train_config,
+            False,
             seed,
-            steps,
-            max_minutes,
-            generator,
-            discriminator,
-            loss,
+            out_dir,
             callbacks,
-            overrides,
+            (checkpoint_every, sample_every, log_every, keep_last),
         )
     channels, spatial = shape[0], shape[1:]
     if spatial_dims is None:
@@ -144,7 +153,8 @@ def unconditional(
     n_images = len(data)
     use_ada = n_images < ADA_MAX_IMAGES if augment is None else augment
     # R1/R2 weight: R3GAN uses gamma 0.05 at 32^2 and 2 at 64^2 (FFHQ); we keep 1 at 64^2
-    # and scale it with the number of pixels, as the squared gradient norm grows with it.
+    # and, in 2D, scale it with the number of pixels, as the squared gradient norm grows
+    # with it (1 for every 3D size: not measured further).
     gamma = 1.0 * (image_size / 64) ** spatial_dims if spatial_dims == 2 else 1.0
     loss_obj = build_loss(
         "relativistic", **{"r1_weight": gamma, "r2_weight": gamma, "reg_every": 4, **(loss or {})}
@@ -160,19 +170,37 @@ def unconditional(
         "seed": seed,
         "max_minutes": max_minutes,
         "channels_last": True,
-        # one host-device sync per 8 steps for the NaN check (none missed: see TrainConfig)
-        "check_finite_every": 8,
+        # one host-device sync per 10 steps for the NaN check (none missed: see TrainConfig);
+        # 10 divides the checkpoint intervals, so a rollback can act before a save
+        "check_finite_every": 10,
     }
-    train_config = _config(config, overrides)
-    train_config = _fit_batch(train_config, n_images)
+    train_config = _fit_batch(_config(config, overrides), n_images)
+    return _trainer(
+        g,
+        d,
+        data,
+        loss_obj,
+        train_config,
+        use_ada,
+        seed,
+        out_dir,
+        callbacks,
+        (checkpoint_every, sample_every, log_every, keep_last),
+    )
+
+
+def _trainer(g, d, data, loss, config, use_ada, seed, out_dir, callbacks, intervals) -> Trainer:
+    """The Trainer with the recipe's own callbacks (ADA first, so ``aug_p`` is logged)."""
     own: list[Any] = []
     if use_ada:
-        d = AugmentedDiscriminator(d, DiffAugment(p=0.0, seed=seed))
+        # each torchrun rank draws its own transforms
+        rank = int(os.environ.get("RANK", "0"))
+        d = AugmentedDiscriminator(d, DiffAugment(p=0.0, seed=seed * 1000 + rank))
         own.append(cb.AdaptiveAugmentation(target=0.6, interval=4, speed_kimg=20.0))
     if out_dir is not None:
-        own += cb.standard_callbacks(out_dir, checkpoint_every, sample_every, log_every, keep_last)
+        own += cb.standard_callbacks(out_dir, *intervals)
         own.append(cb.RealVsGenerated(Path(out_dir) / "samples" / "real_vs_generated.png"))
-    return Trainer(g, d, data, loss=loss_obj, config=train_config, callbacks=[*own, *callbacks])
+    return Trainer(g, d, data, loss=loss, config=config, callbacks=[*own, *callbacks])
 
 
 def _fit_batch(config: TrainConfig, n_images: int) -> TrainConfig:
@@ -182,7 +210,15 @@ def _fit_batch(config: TrainConfig, n_images: int) -> TrainConfig:
     batch = config.batch_size
     while batch > 1 and batch > n_images:
         batch //= 2
-    return dataclasses.replace(config, batch_size=batch) if batch != config.batch_size else config
+    if batch == config.batch_size:
+        return config
+    log.warning(
+        "recipes: batch_size %d is larger than the %d training images; using %d",
+        config.batch_size,
+        n_images,
+        batch,
+    )
+    return dataclasses.replace(config, batch_size=batch)
 
 
 def _config(defaults: dict[str, Any], overrides: dict[str, Any]) -> TrainConfig:
@@ -213,9 +249,9 @@ def _item_shape(data: Dataset | torch.Tensor) -> tuple[int, ...]:
     return tuple(item.shape)
 
 
-def _points(
-    data, dim, seed, steps, max_minutes, generator, discriminator, loss, callbacks, overrides
-) -> Trainer:
+def _point_parts(
+    data, dim, seed, steps, max_minutes, generator, discriminator, loss, overrides
+) -> tuple[Any, Any, Any, TrainConfig]:
     """Low-dimensional point data (the Gaussian-mixture stability checks): MLPs, the same
     relativistic loss with R1 + R2 (the pairing spreads G over the modes), large batches."""
     g = build(
@@ -236,5 +272,4 @@ def _points(
         "seed": seed,
         "max_minutes": max_minutes,
     }
-    config = _fit_batch(_config(defaults, overrides), len(data))
-    return Trainer(g, d, data, loss=loss_obj, config=config, callbacks=list(callbacks))
+    return g, d, loss_obj, _fit_batch(_config(defaults, overrides), len(data))

@@ -113,6 +113,14 @@ class Trainer:
         self.ema: nn.Module | None = None
         if cfg.ema_halflife_kimg is not None:
             self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
+        if cfg.compile and any(
+            getattr(self.loss, w, 0) for w in ("r1_weight", "r2_weight", "gp_weight")
+        ):
+            raise ConfigError(
+                "TrainConfig.compile does not work with R1/R2/gradient penalties (they need a "
+                "double backward, which torch.compile's autograd does not support); set "
+                "compile=False or the penalty weights to 0"
+            )
         if cfg.compile:  # in place: parameters and state-dict keys stay those of the module
             self.generator.compile()
             self.discriminator.compile()
@@ -217,7 +225,7 @@ class Trainer:
         per_epoch = self.batch_sampler.batches_per_epoch()
         for batch in loader:
             self.batch_in_epoch += 1
-            if self.batch_in_epoch == per_epoch:
+            if self.batch_in_epoch >= per_epoch:
                 self.epoch, self.batch_in_epoch = self.epoch + 1, 0
             yield self._to_device(batch)
 
@@ -316,13 +324,15 @@ class Trainer:
             logs = self.train_step()
             self.step += 1
             self._finite &= _all_finite(logs)  # on the device: no host sync here
-            if self.step % self.config.check_finite_every == 0 and not bool(self._finite):
+            late = self.step < target and deadline.passed()
+            check = self.step % self.config.check_finite_every == 0 or self.step == target or late
+            if check and not bool(self._finite):  # also at the last step: none slips out
                 self._finite.fill_(True)
                 self._diverged(logs)
                 continue
             for cb in callbacks:
                 _call(cb, "on_step_end", self, logs)
-            if deadline.passed():
+            if late:
                 log.info("max_minutes=%s reached at step %d", self.config.max_minutes, self.step)
                 break
         for cb in callbacks:
@@ -354,7 +364,8 @@ class Trainer:
             f"last checkpoint: {self.last_checkpoint}" if self.last_checkpoint else "no checkpoint"
         )
         raise TrainingDivergedError(
-            f"loss became NaN/inf at step {self.step}: {values}. Training stopped and nothing "
+            f"loss became NaN/inf by step {self.step} (checked every "
+            f"{cfg.check_finite_every} steps; last logs {values}). Training stopped and nothing "
             f"was saved from this state ({where}). Try lower learning rates, an R1 penalty "
             "(r1_weight), grad_clip, amp='off', or TrainConfig(on_nan='rollback')."
         )
@@ -400,6 +411,13 @@ class Trainer:
         """Write a checkpoint atomically (rank 0 only); refuses non-finite weights."""
         if not self.is_main:
             return None
+        if not bool(self._finite):
+            raise TrainingDivergedError(
+                f"a loss became NaN/inf since the last finiteness check (every "
+                f"{self.config.check_finite_every} steps) before step {self.step}; refusing to "
+                f"write {path}. Make checkpoint intervals multiples of check_finite_every to "
+                "let on_nan='rollback' act first"
+            )
         for name, net in (("generator", self.generator), ("discriminator", self.discriminator)):
             if not all(torch.isfinite(p).all() for p in net.parameters()):
                 raise TrainingDivergedError(
@@ -435,11 +453,9 @@ class Trainer:
         self.sched_d.load_state_dict(state["sched_d"])
         self.scaler_g.load_state_dict(state["scaler_g"])
         self.scaler_d.load_state_dict(state["scaler_d"])
-        self.step, self.epoch, self.batch_in_epoch = (
-            state["step"],
-            state["epoch"],
-            state["batch_in_epoch"],
-        )
+        # an older format could store batch == batches per epoch: carry it into the epoch
+        extra, batch = divmod(state["batch_in_epoch"], self.batch_sampler.batches_per_epoch())
+        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"] + extra, batch
         if restore_rng:
             ckpt_io.set_rng_state(state["rng"], {"noise": self.noise_rng, "aux": self.aux_rng})
         self._batch_iter = None  # restart the data stream at the restored position
@@ -479,8 +495,9 @@ def _channels_last(net: nn.Module) -> None:
 def _adam(
     net: nn.Module, lr: float, betas: tuple[float, float], device: torch.device
 ) -> torch.optim.Adam:
-    """Adam with the multi-tensor (foreach) kernels, fused into one kernel on CUDA; the
-    arithmetic is Adam's either way, so checkpoints move between the two."""
+    """Adam with the multi-tensor (foreach) kernels, fused into one kernel on CUDA (the
+    arithmetic is Adam's either way; note that a loaded optimiser state keeps the flags it
+    was saved with)."""
     fused = device.type == "cuda"
     return torch.optim.Adam(
         net.parameters(), lr=lr, betas=betas, foreach=not fused, fused=fused or None

@@ -15,7 +15,6 @@ Also prints the process-CPU minutes each demo used (the target is <= 2).
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import tempfile
 from pathlib import Path
@@ -26,11 +25,7 @@ from medgan.cli import main as medgan_main
 from medgan.data import CTPhantomSlices
 from medgan.metrics import DensityCoverage, DomainEncoderFeatures
 from medgan.sampling import generate, load_generator
-
-
-def cpu_minutes() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return (r.ru_utime + r.ru_stime) / 60
+from medgan.utils import process_cpu_seconds
 
 
 def mean_pairwise_distance(x: torch.Tensor) -> float:
@@ -53,10 +48,10 @@ def main() -> None:
     for seed in args.seeds.split(","):
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "demo"
-            t0 = cpu_minutes()
+            t0 = process_cpu_seconds() / 60
             argv = ["demo", "--out", str(out), "--seed", seed, "--max-minutes", args.max_minutes]
             medgan_main([*argv, "--quiet"])
-            used = cpu_minutes() - t0
+            used = process_cpu_seconds() / 60 - t0
             g = load_generator(out / "checkpoints" / "last.pt")
             fake = generate(g, 64, seed=int(seed))
             steps = torch.load(out / "checkpoints" / "last.pt", weights_only=True)["step"]

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import time
 from pathlib import Path
@@ -45,12 +44,7 @@ import medgan
 from medgan.images import save_side_by_side
 from medgan.metrics import FID, DensityCoverage, DomainEncoderFeatures, PrecisionRecall
 from medgan.metrics.swd import sliced_wasserstein
-
-
-def cpu_seconds() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
+from medgan.utils import process_cpu_seconds
 
 # --------------------------------------------------------------------------- data
 
@@ -237,9 +231,9 @@ def run_seed(
         target += chunk
         for r in runners:
             while marks[r.name] and used[r.name] < target:
-                t0 = cpu_seconds()
+                t0 = process_cpu_seconds()
                 r.step()
-                used[r.name] += cpu_seconds() - t0
+                used[r.name] += process_cpu_seconds() - t0
                 steps[r.name] += 1
                 while marks[r.name] and used[r.name] >= marks[r.name][0]:
                     b = marks[r.name].pop(0)

@@ -11,7 +11,6 @@ half (voxel-disjoint; a left/right split would leak through the template's symme
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 
 import numpy as np
@@ -21,11 +20,7 @@ import medgan
 from medgan.data.embedded import embedded
 from medgan.images import save_side_by_side
 from medgan.metrics import FID, DomainEncoderFeatures, score_25d
-
-
-def cpu_seconds() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+from medgan.utils import process_cpu_seconds
 
 
 def patches(posterior: bool, n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
@@ -46,8 +41,8 @@ def patches(posterior: bool, n: int, size: int = 32, seed: int = 0) -> torch.Ten
 
 
 def train_for(trainer: medgan.Trainer, seconds: float) -> int:
-    start = cpu_seconds()
-    while cpu_seconds() - start < seconds:
+    start = process_cpu_seconds()
+    while process_cpu_seconds() - start < seconds:
         trainer.fit(trainer.step + 1)
     return trainer.step
 

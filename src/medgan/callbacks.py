@@ -60,6 +60,27 @@ class Checkpoint(Callback):
             self._save(trainer)
 
 
+def _fixed_inputs(trainer: Any, indices: Any, seed: int) -> Any:
+    """GANInputs for the training items ``indices`` with noise from a private generator
+    seeded by ``seed`` (so repeated grids are comparable and no training RNG is used)."""
+    from torch.utils.data import default_collate
+
+    batch = trainer._to_device(default_collate([trainer.dataset[int(i)] for i in indices]))
+    g = torch.Generator(trainer.device).manual_seed(seed)
+    return trainer.adapter(batch, lambda k: trainer.sample_noise(k, g))
+
+
+@torch.no_grad()
+def _generate(trainer: Any, inputs: Any) -> Tensor:
+    """The EMA generator's (else G's) output for ``inputs`` in eval mode, float32."""
+    net = trainer.ema if trainer.ema is not None else trainer.generator
+    was_training = net.training
+    net.eval()
+    fake = net(*inputs.g_args).float()
+    net.train(was_training)
+    return fake
+
+
 class SampleGrid(Callback):
     """PNG grids of the EMA generator (or G) on a fixed noise batch, every ``every`` steps.
 
@@ -73,24 +94,16 @@ class SampleGrid(Callback):
         self._inputs: Any = None
 
     def on_train_start(self, trainer: Any) -> None:
-        if not trainer.is_main:
-            return
-        from torch.utils.data import default_collate
-
-        n = min(self.n, len(trainer.dataset))
-        batch = trainer._to_device(default_collate([trainer.dataset[i] for i in range(n)]))
-        g = torch.Generator(trainer.device).manual_seed(self.seed)
-        self._inputs = trainer.adapter(batch, lambda k: trainer.sample_noise(k, g))
+        if trainer.is_main:
+            self._inputs = _fixed_inputs(
+                trainer, range(min(self.n, len(trainer.dataset))), self.seed
+            )
 
     @torch.no_grad()
     def write(self, trainer: Any, name: str | None = None) -> Path | None:
         if not trainer.is_main or self._inputs is None:
             return None
-        net = trainer.ema if trainer.ema is not None else trainer.generator
-        was_training = net.training
-        net.eval()
-        fake = net(*self._inputs.g_args).float()
-        net.train(was_training)
+        fake = _generate(trainer, self._inputs)
         if fake.dim() < 4:  # points: nothing to draw as an image
             return None
         path = self.folder / (name or f"samples_{trainer.step:08d}.png")
@@ -115,22 +128,12 @@ class RealVsGenerated(Callback):
     def on_train_end(self, trainer: Any) -> None:
         if not trainer.is_main:
             return
-        from torch.utils.data import default_collate
-
         from medgan.images import save_side_by_side
 
-        order = torch.randperm(
-            len(trainer.dataset), generator=torch.Generator().manual_seed(self.seed)
-        )
-        batch = default_collate([trainer.dataset[int(i)] for i in order[: self.n]])
-        g = torch.Generator(trainer.device).manual_seed(self.seed)
-        x = trainer.adapter(trainer._to_device(batch), lambda k: trainer.sample_noise(k, g))
-        net = trainer.ema if trainer.ema is not None else trainer.generator
-        was_training = net.training
-        net.eval()
-        fake = net(*x.g_args).float()
-        net.train(was_training)
-        real = x.real
+        gen = torch.Generator().manual_seed(self.seed)
+        order = torch.randperm(len(trainer.dataset), generator=gen)[: self.n].tolist()
+        x = _fixed_inputs(trainer, order, self.seed)
+        fake, real = _generate(trainer, x), x.real
         if fake.dim() >= 4:  # images or volumes, not points
             save_side_by_side(real, fake, self.path)
 

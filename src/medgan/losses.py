@@ -31,13 +31,19 @@ Cond = Any  # class labels (N,), a conditioning image, or None
 # --------------------------------------------------------------------------- penalties
 
 
+def _grad_sq_norm(logits: Tensor, x: Tensor) -> Tensor:
+    """||grad_x logits||^2 per sample, shape (N,), with a graph for the backward pass;
+    ``x`` must require grad and ``logits`` must have been computed from it."""
+    (grad,) = torch.autograd.grad(logits.float().sum(), x, create_graph=True)
+    return grad.flatten(1).pow(2).sum(1)
+
+
 def _input_grad_sq_norm(d: nn.Module, x: Tensor, cond: Cond) -> Tensor:
-    """||grad_x D(x)||^2 per sample, shape (N,), with a graph for the backward pass."""
+    """||grad_x D(x)||^2 per sample from a separate float32 pass of D."""
     x = x.detach().requires_grad_(True)
     with torch.autocast(device_type=x.device.type, enabled=False):
         logits = d(x.float(), cond) if cond is not None else d(x.float())
-    (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
-    return grad.flatten(1).pow(2).sum(1)
+    return _grad_sq_norm(logits, x)
 
 
 def r1_penalty(d: nn.Module, real: Tensor, cond: Cond = None) -> Tensor:
@@ -164,8 +170,7 @@ class GANLoss:
             if not on:
                 continue
             if shared:  # ||grad_x D(x)||^2 from the logits already computed
-                (grad,) = torch.autograd.grad(logits.float().sum(), x, create_graph=True)
-                pen = grad.flatten(1).pow(2).sum(1).mean()
+                pen = _grad_sq_norm(logits, x).mean()
             else:
                 pen = separate(d, x, cond)
             total = total + 0.5 * weight * lazy * pen

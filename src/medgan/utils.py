@@ -14,3 +14,12 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 (seeding the legacy global is the point)
     torch.manual_seed(seed)
+
+
+def process_cpu_seconds() -> float:
+    """User + system CPU seconds of this process, all threads (getrusage): the clock of
+    equal-compute comparisons, insensitive to other processes on the machine."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime

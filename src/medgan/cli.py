@@ -199,15 +199,33 @@ def _window(spec: str | None, vol: Volume) -> IntensityWindow:
 
 
 def _translate(args: argparse.Namespace) -> int:
-    from medgan.data import load, save_dicom_series, save_nifti
+    from medgan.data import load
+    from medgan.models.denoiser import NoiseLevelDenoiser
     from medgan.sampling import load_generator
-    from medgan.tasks import translate
+    from medgan.tasks import denoise, translate
 
     vol = load(args.input)
+    g = load_generator(args.checkpoint, ema=not args.no_ema)
+    if isinstance(g, NoiseLevelDenoiser):
+        if args.command != "enhance":
+            raise ConfigError(f"{args.checkpoint} holds a denoiser: use `medgan enhance`")
+        out = denoise(vol, g, args.sigma, args.axis, tile=args.tile, overlap=args.overlap)
+        _write_volume(out, args.output, args.command)
+        r = out.meta["denoise"]
+        print(
+            f"enhance: {args.input} ({vol.array.shape}) -> {args.output}; noise sigma "
+            f"{r['noise_sigma']:.3g} ({'estimated' if r['noise_sigma_estimated'] else 'given'}), "
+            f"change RMS {r['change_rms']:.3g} (PSNR vs input {r['change_psnr_db']:.1f} dB), "
+            f"histogram distance to training data {r['histogram_distance']:.2f}"
+        )
+        for w in r["warnings"]:
+            print(f"WARNING: {w}")
+        return 0
+    if getattr(args, "sigma", None) is not None:
+        raise ConfigError("--sigma applies to denoiser checkpoints only")
     window = _window(args.window, vol)
     out_spec = getattr(args, "out_window", None)
     out_window = _window(out_spec, vol) if out_spec else window
-    g = load_generator(args.checkpoint, ema=not args.no_ema)
     direction = getattr(args, "direction", None)
     if hasattr(g, "ab"):  # a CycleGAN pair: pick one translator
         if direction not in ("ab", "ba"):
@@ -228,16 +246,22 @@ def _translate(args: argparse.Namespace) -> int:
         overlap=args.overlap,
         translated_by=str(args.checkpoint),
     )
-    if str(args.output).lower().endswith((".nii", ".nii.gz")):
-        save_nifti(out, args.output)
+    _write_volume(out, args.output, args.command)
+    print(f"{args.command}: {args.input} ({vol.array.shape}, window {window}) -> {args.output}")
+    return 0
+
+
+def _write_volume(out: Volume, path: Path, command: str) -> None:
+    from medgan.data import save_dicom_series, save_nifti
+
+    if str(path).lower().endswith((".nii", ".nii.gz")):
+        save_nifti(out, path)
     elif out.array.ndim == 4:
         raise ConfigError(
             f"the output has {out.array.shape[0]} channels: write it as .nii/.nii.gz, not DICOM"
         )
     else:
-        save_dicom_series(out, args.output, series_description=f"medgan {args.command}")
-    print(f"{args.command}: {args.input} ({vol.array.shape}, window {window}) -> {args.output}")
-    return 0
+        save_dicom_series(out, path, series_description=f"medgan {command}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -320,9 +344,16 @@ def build_parser() -> argparse.ArgumentParser:
             "--window", default=None, help="CT window name or 'lo,hi' (default: by unit)"
         )
         e.add_argument("--axis", type=int, default=0, help="array axis to process slice by slice")
-        e.add_argument("--tile", type=int, default=64)
-        e.add_argument("--overlap", type=int, default=16)
+        e.add_argument("--tile", type=int, default=None, help="tile side (default: whole slices)")
+        e.add_argument("--overlap", type=int, default=32)
         e.add_argument("--no-ema", action="store_true")
+        if name == "enhance":
+            e.add_argument(
+                "--sigma",
+                type=float,
+                default=None,
+                help="denoisers: noise std in the input's units (default: estimated blind)",
+            )
         if name == "translate":
             e.add_argument(
                 "--out-window",

@@ -20,6 +20,7 @@ from torch import nn
 from medgan.models import (  # noqa: F401  (registers the built-ins)
     cycle,
     dcgan,
+    denoiser,
     mlp,
     modern,
     patchgan,

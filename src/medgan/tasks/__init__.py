@@ -11,8 +11,10 @@ from medgan.tasks.completion import (
     random_box_mask,
 )
 from medgan.tasks.degradations import bias_field, low_dose_ct_noise, rician_noise, thick_slices
+from medgan.tasks.denoising import DenoiseAugment, NoisyPatches, denoise, mr_training_images
 from medgan.tasks.enhancement import DegradedPairs, enhance
-from medgan.tasks.recipes import cyclegan_trainer, pix2pix_trainer
+from medgan.tasks.noise import estimate_noise_sigma, rician_bias_correct
+from medgan.tasks.recipes import cyclegan_trainer, denoiser_trainer, pix2pix_trainer
 from medgan.tasks.segmentation import (
     LabelsToOneHot,
     SegmentationLoss,
@@ -24,6 +26,8 @@ from medgan.tasks.translation import translate
 
 __all__ = [
     "DegradedPairs",
+    "DenoiseAugment",
+    "NoisyPatches",
     "InpaintingPairs",
     "LabelsToOneHot",
     "MissingSlicePairs",
@@ -31,12 +35,17 @@ __all__ = [
     "UNetSegmenter",
     "bias_field",
     "cyclegan_trainer",
+    "denoise",
+    "denoiser_trainer",
     "enhance",
+    "estimate_noise_sigma",
     "harmonic_fill",
     "inpaint",
     "low_dose_ct_noise",
+    "mr_training_images",
     "pix2pix_trainer",
     "random_box_mask",
+    "rician_bias_correct",
     "rician_noise",
     "segment",
     "soft_dice_loss",

@@ -2,9 +2,10 @@
 
 - :class:`DegradedPairs`: a Dataset of ``(degraded, clean)`` slices in [-1, 1], the degraded
   input drawn deterministically per (seed, index) from a degradation model.
-- :func:`enhance`: run a trained 2D generator over a whole :class:`~medgan.data.Volume`
-  slice by slice, in overlapping tiles blended with a separable triangular (linear) weight,
-  and return a Volume with the same affine, in the same physical units.
+- :func:`enhance`: the one entry point that runs a trained 2D enhancement model over a
+  whole :class:`~medgan.data.Volume` slice by slice (whole slices, or overlapping tiles
+  blended with a separable triangular weight) and returns a Volume with the same affine,
+  in the same physical units; MR denoisers go through :func:`~medgan.tasks.denoising.denoise`.
 """
 
 from __future__ import annotations
@@ -58,17 +59,46 @@ class DegradedPairs(Dataset):
 def enhance(
     volume: Volume,
     generator: nn.Module,
-    window: IntensityWindow,
+    window: IntensityWindow | None = None,
     axis: int = 0,
-    tile: int = 64,
-    overlap: int = 16,
-    batch_size: int = 16,
+    tile: int | None = None,
+    overlap: int = 32,
+    batch_size: int = 8,
     device: str | torch.device = "cpu",
+    sigma: float | None = None,
 ) -> Volume:
-    """Apply ``generator`` (``(B, 1, tile, tile)`` in [-1, 1] -> same) to every slice along
-    ``axis`` of ``volume`` in tiles overlapping by ``overlap`` pixels, blended with linear
-    weights (:func:`~medgan.tasks.translation.translate`); input and output share
-    ``window``, so the result is in the input's physical units, with the same affine."""
+    """Apply a trained enhancement model to every slice along ``axis`` of ``volume``; the
+    result is in the input's physical units, with the same affine.
+
+    - a :class:`~medgan.models.denoiser.NoiseLevelDenoiser` goes through
+      :func:`~medgan.tasks.denoising.denoise` (its own whole-volume scale and blind noise
+      estimate, or ``sigma``; ``window`` unused), with its report in ``meta["denoise"]``;
+    - any other generator (``(B, C, h, w)`` in [-1, 1] -> same) through
+      :func:`~medgan.tasks.translation.translate` with ``window`` for input and output.
+
+    ``tile=None`` (default) runs whole slices, so the result does not depend on a tiling;
+    an integer runs overlapping tiles of that side to bound memory."""
+    from medgan.models.denoiser import NoiseLevelDenoiser
+    from medgan.tasks.denoising import denoise
+
+    if isinstance(generator, NoiseLevelDenoiser):
+        return denoise(
+            volume,
+            generator,
+            sigma,
+            axis,
+            tile=tile,
+            overlap=overlap,
+            batch_size=batch_size,
+            device=device,
+        )
+    if window is None:
+        raise ValueError(
+            f"enhance with a {type(generator).__name__} needs the intensity window its "
+            "training used (window=IntensityWindow(lo, hi))"
+        )
+    if sigma is not None:
+        raise ValueError("sigma applies to a NoiseLevelDenoiser only")
     return translate(
         volume,
         generator,

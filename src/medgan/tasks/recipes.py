@@ -97,3 +97,42 @@ def cyclegan_trainer(
         config=TrainConfig(**{**DEFAULTS, "steps": steps, **config}),
         callbacks=list(callbacks),
     )
+
+
+def denoiser_trainer(
+    data: Dataset,
+    steps: int,
+    base_channels: int = 32,
+    depth: int = 3,
+    d_layers: int = 2,
+    l1_weight: float = 100.0,
+    callbacks: Sequence[Any] = (),
+    **config: Any,
+) -> Trainer:
+    """MR denoising GAN: a :class:`~medgan.models.denoiser.NoiseLevelDenoiser` (residual,
+    noise-level conditioned, no normalisation layers) against a PatchGAN conditioned on the
+    noisy input, ``pix2pix`` loss (L1 to the clean image plus the adversarial term). ``data``
+    yields ``([noisy, sigma map], clean)`` (:class:`~medgan.tasks.denoising.NoisyPatches`,
+    whose noise range and intensity histogram are recorded on the generator for
+    :func:`~medgan.tasks.denoising.denoise`'s checks)."""
+    from medgan.tasks.denoising import NoisyPatches, calibrate
+
+    g = build("noise_level_denoiser", base_channels=base_channels, depth=depth)
+    if isinstance(data, NoisyPatches):
+        calibrate(g, data)
+    d = build(
+        "patchgan_discriminator",
+        in_channels=1,
+        cond_channels=2,
+        base_channels=base_channels // 2,
+        n_layers=d_layers,
+    )
+    return Trainer(
+        g,
+        d,
+        data,
+        adapter=Paired(),
+        loss=build_loss("pix2pix", l1_weight=l1_weight),
+        config=TrainConfig(**{**DEFAULTS, "steps": steps, **config}),
+        callbacks=list(callbacks),
+    )

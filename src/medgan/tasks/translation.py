@@ -1,8 +1,10 @@
 """Image-to-image translation of whole Volumes (enhancement, missing-modality synthesis).
 
 :func:`translate` runs a trained 2D generator over every slice of a
-:class:`~medgan.data.Volume` along one axis, in overlapping tiles blended with a separable
-triangular (linear) weight, so that tile seams do not show and any slice size works.
+:class:`~medgan.data.Volume` along one axis: whole slices by default (reflect-padded to the
+generator's down-sampling multiple), so the result does not depend on a tiling; or, to bound
+memory, in overlapping tiles blended with a separable triangular (linear) weight
+(:func:`apply_slices`, shared with :func:`medgan.tasks.denoising.denoise`).
 """
 
 from __future__ import annotations
@@ -34,46 +36,52 @@ def _starts(size: int, tile: int, step: int) -> list[int]:
     return s
 
 
+def _pad_to(unit: np.ndarray, multiple: int, min_side: int) -> tuple[np.ndarray, int, int]:
+    """Reflect-pad the last two axes up to a multiple of ``multiple`` and at least
+    ``min_side`` (edge-pad when a side is too short to reflect)."""
+    h, w = unit.shape[-2:]
+    H = max(min_side, -(-h // multiple) * multiple)
+    W = max(min_side, -(-w // multiple) * multiple)
+    pad = ((0, 0), (0, 0), (0, H - h), (0, W - w))
+    mode = "reflect" if H - h < h and W - w < w else "edge"
+    return np.pad(unit, pad, mode=mode), h, w
+
+
 @torch.no_grad()
-def translate(
-    volume: Volume,
+def apply_slices(
+    unit: np.ndarray,
     generator: nn.Module,
-    window: IntensityWindow,
-    out_window: IntensityWindow | None = None,
-    axis: int = 0,
-    tile: int = 64,
-    overlap: int = 16,
-    batch_size: int = 16,
+    tile: int | None = None,
+    overlap: int = 32,
+    batch_size: int = 8,
     device: str | torch.device = "cpu",
-    **meta: Any,
-) -> Volume:
-    """Translate ``volume`` slice by slice with a 2D ``generator``.
+    multiple: int = 16,
+) -> np.ndarray:
+    """Run a 2D ``generator`` over slices ``unit`` ``(n, C_in, H, W)`` -> ``(n, C_out, H, W)``.
 
-    Args:
-        volume: ``(X, Y, Z)`` or ``(C_in, X, Y, Z)`` in physical units.
-        generator: ``(B, C_in, tile, tile)`` in [-1, 1] -> ``(B, C_out, tile, tile)`` in [-1, 1].
-        window: maps the input's units to [-1, 1].
-        out_window: maps [-1, 1] back to the output's units (default ``window``: same units).
-        axis: spatial axis (0..2) along which slices are taken.
-        tile, overlap: tile side and overlap in pixels; slices smaller than ``tile`` are
-            padded with -1 (the window's low value) and cropped back.
-        meta: entries added to the result's meta.
-
-    Returns:
-        A Volume with the same affine: ``(X, Y, Z)`` when ``C_out == 1``, else
-        ``(C_out, X, Y, Z)``, in ``out_window``'s units.
+    ``tile=None`` feeds whole slices, reflect-padded to a multiple of ``multiple`` (the
+    generator's total down-sampling) and cropped back: the result then does not depend on
+    any tiling. An integer ``tile`` (a multiple of ``multiple``) bounds memory instead: tiles
+    overlapping by ``overlap`` pixels, blended with separable triangular weights; for a
+    generator without per-image normalisation this matches whole slices up to the
+    receptive-field effects at tile borders, which the blend weights down.
     """
-    if not 0 <= axis <= 2:
-        raise ValueError(f"axis must be a spatial axis 0, 1 or 2, got {axis}")
-    out_window = out_window or window
     generator = generator.eval().to(device)
-    arr = np.asarray(volume.array, np.float32)
-    arr = arr if arr.ndim == 4 else arr[None]
-    unit = np.moveaxis(window.to_unit(arr), axis + 1, 0)  # (n, C_in, H, W)
-    n, _, h, w = unit.shape
-    ph, pw = max(0, tile - h), max(0, tile - w)
-    unit = np.pad(unit, ((0, 0), (0, 0), (0, ph), (0, pw)), constant_values=-1.0)
-    H, W = unit.shape[2:]
+    n = unit.shape[0]
+    if tile is None:
+        padded, h, w = _pad_to(unit, multiple, multiple)
+        outs = []
+        for k0 in range(0, n, batch_size):
+            t = torch.from_numpy(np.ascontiguousarray(padded[k0 : k0 + batch_size]))
+            outs.append(generator(t.to(device)).float().cpu().numpy())
+        return np.concatenate(outs)[:, :, :h, :w]
+    if tile % multiple or not 0 <= overlap < tile:
+        raise ValueError(
+            f"tile must be a multiple of {multiple} and overlap in [0, tile), got "
+            f"tile={tile}, overlap={overlap}"
+        )
+    padded, h, w = _pad_to(unit, multiple, tile)
+    H, W = padded.shape[2:]
     weight = np.outer(_ramp(tile, overlap), _ramp(tile, overlap))
     coords = [
         (y, x) for y in _starts(H, tile, tile - overlap) for x in _starts(W, tile, tile - overlap)
@@ -83,7 +91,7 @@ def translate(
         norm[y : y + tile, x : x + tile] += weight
     out: np.ndarray | None = None
     for k0 in range(0, n, batch_size):
-        block = unit[k0 : k0 + batch_size]
+        block = padded[k0 : k0 + batch_size]
         for y, x in coords:
             t = torch.from_numpy(np.ascontiguousarray(block[:, :, y : y + tile, x : x + tile]))
             pred = generator(t.to(device)).float().cpu().numpy()
@@ -91,8 +99,56 @@ def translate(
                 out = np.zeros((n, pred.shape[1], H, W), np.float32)
             out[k0 : k0 + batch_size, :, y : y + tile, x : x + tile] += pred * weight
     assert out is not None
-    out = np.clip(out / norm, -1, 1)[:, :, :h, :w]
+    return (out / norm)[:, :, :h, :w]
+
+
+@torch.no_grad()
+def translate(
+    volume: Volume,
+    generator: nn.Module,
+    window: IntensityWindow,
+    out_window: IntensityWindow | None = None,
+    axis: int = 0,
+    tile: int | None = None,
+    overlap: int = 32,
+    batch_size: int = 8,
+    device: str | torch.device = "cpu",
+    **meta: Any,
+) -> Volume:
+    """Translate ``volume`` slice by slice with a 2D ``generator``.
+
+    Args:
+        volume: ``(X, Y, Z)`` or ``(C_in, X, Y, Z)`` in physical units.
+        generator: ``(B, C_in, h, w)`` in [-1, 1] -> ``(B, C_out, h, w)`` in [-1, 1].
+        window: maps the input's units to [-1, 1].
+        out_window: maps [-1, 1] back to the output's units (default ``window``: same units).
+        axis: spatial axis (0..2) along which slices are taken.
+        tile, overlap: ``None`` (default) runs whole slices; an integer runs tiles of that
+            side overlapping by ``overlap`` pixels (see :func:`apply_slices`).
+        meta: entries added to the result's meta.
+
+    Returns:
+        A Volume with the same affine: ``(X, Y, Z)`` when ``C_out == 1``, else
+        ``(C_out, X, Y, Z)``, in ``out_window``'s units.
+    """
+    if not 0 <= axis <= 2:
+        raise ValueError(f"axis must be a spatial axis 0, 1 or 2, got {axis}")
+    out_window = out_window or window
+    arr = np.asarray(volume.array, np.float32)
+    arr = arr if arr.ndim == 4 else arr[None]
+    unit = np.moveaxis(window.to_unit(arr), axis + 1, 0)  # (n, C_in, H, W)
+    out = np.clip(
+        apply_slices(unit, generator, tile, overlap, batch_size, device, _multiple(generator)),
+        -1,
+        1,
+    )
     result = np.moveaxis(out_window.from_unit(out), 0, axis + 1).astype(np.float32)
     if result.shape[0] == 1:
         result = result[0]
     return volume.with_array(result, **meta)
+
+
+def _multiple(generator: nn.Module) -> int:
+    """The side every input must divide into: ``2**depth`` for U-Nets, else 16."""
+    depth = getattr(generator, "depth", None)
+    return 2 ** int(depth) if isinstance(depth, int) else 16

@@ -1,0 +1,63 @@
+"""A noise-level-conditioned residual denoiser for magnitude (MR) images.
+
+Input ``(N, 2, H, W)``: channel 0 the noisy image x in [-1, 1] units (0 .. the image's
+99.5th percentile mapped to -1 .. 1; brighter voxels go above 1), channel 1 a constant map
+of the noise standard deviation sigma in the same units (``2 * sigma / scale``). Output
+``(N, 1, H, W)`` in the same units:
+
+    y = x - sigma * g([x, sigma / sigma_ref])
+
+g is a U-Net with no normalisation layers (its output does not depend on how a slice is
+tiled) whose last layer starts at zero. The model predicts the noise (residual learning,
+Zhang et al. 2017, DnCNN) in units of sigma, which makes two guarantees structural: at
+sigma = 0 the output is the input exactly, and the change is proportional to the noise
+level it is told (or estimates), so a clean image is changed little. Conditioning on sigma
+follows FFDNet (Zhang, Zuo & Zhang 2018): one network covers a range of noise levels, and
+the Rician bias of dark regions (about 1.25 sigma) is a function of sigma it can learn.
+
+``trained_sigma`` (a buffer, 0..255 units of the 99.5th percentile) records the noise range
+of its training data, and ``reference_hist`` the intensity histogram of its training
+inputs, so :func:`medgan.tasks.denoising.denoise` can warn when an input looks unlike them.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from medgan.models.unet import UNetGenerator
+from medgan.registry import MODELS
+
+HIST_BINS = 64
+HIST_RANGE = (-1.0, 2.0)  # unit range of the reference histogram
+
+
+@MODELS.register("noise_level_denoiser")
+class NoiseLevelDenoiser(nn.Module):
+    sigma_ref: float = 0.1  # ~13 levels of 255: keeps the sigma channel O(1)
+
+    def __init__(self, base_channels: int = 32, depth: int = 3, max_channels: int = 128) -> None:
+        super().__init__()
+        self.depth = depth
+        self.net = UNetGenerator(
+            in_channels=2,
+            out_channels=1,
+            base_channels=base_channels,
+            depth=depth,
+            norm="none",
+            out_activation="none",
+            max_channels=max_channels,
+        )
+        nn.init.zeros_(self.net.out.weight)
+        nn.init.zeros_(self.net.out.bias)
+        self.register_buffer("trained_sigma", torch.tensor([0.0, 0.0]))
+        self.register_buffer("reference_hist", torch.zeros(HIST_BINS))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != 2:
+            raise ValueError(
+                f"expected (N, 2, H, W) = [noisy image, sigma map], got {tuple(x.shape)}"
+            )
+        noisy, sigma = x[:, :1], x[:, 1:]
+        g = self.net(torch.cat([noisy, sigma / self.sigma_ref], 1))
+        return noisy - sigma * g

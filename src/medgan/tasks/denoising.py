@@ -1,0 +1,298 @@
+"""MR denoising that does no harm on a user's own scans.
+
+- :class:`DenoiseAugment`: what the training pairs vary (noise level, intensity window,
+  gamma, bias field, random contrast remaps, zoom, orientation), so that a model trained on
+  one template meets other scanners' intensity distributions and resolutions in training.
+- :class:`NoisyPatches`: a Dataset of ``([noisy, sigma map] (2, P, P), clean (1, P, P))``
+  random patches, drawn deterministically per (seed, index) from clean 2D images.
+- :func:`mr_training_images`: the embedded training images (MNI152 T1 along its three
+  axes, and synthetic contrasts painted on its tissue maps).
+- :func:`denoise`: apply a :class:`~medgan.models.denoiser.NoiseLevelDenoiser` to a Volume:
+  one intensity scale and one (blind) noise estimate for the whole volume, whole slices
+  (tiling-independent), a report of what it did, and warnings when the input looks unlike
+  the training data.
+
+Units: images are scaled so the 99.5th percentile is 255 (``percentile`` of the volume at
+inference); the noise std sigma is in those 0..255 units, and in [-1, 1] units it is
+``2 sigma / 255``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy import ndimage
+from torch.utils.data import Dataset
+
+from medgan.data.volume import Volume
+from medgan.models.denoiser import HIST_BINS, HIST_RANGE, NoiseLevelDenoiser
+from medgan.tasks.degradations import bias_field, rician_noise
+from medgan.tasks.noise import estimate_noise_sigma
+from medgan.tasks.translation import apply_slices
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DenoiseAugment:
+    """Ranges of the random variations of :class:`NoisyPatches` (uniform unless noted).
+
+    sigma: Rician noise std, 0..255 units; ``p_clean`` of the patches get none (the model
+        must learn to leave a clean image alone). ``sigma_jitter``: relative error
+        (log-normal std) of the sigma the model is told, as a blind estimate would err.
+    percentile: the percentile of the source image mapped to 255 (the intensity window).
+    gamma: log-uniform exponent applied to the [0, 1] image. ``bias``: max bias-field
+        strength (:func:`~medgan.tasks.degradations.bias_field`).
+    p_remap: probability of a random piecewise-linear intensity map with 0 -> 0 (new
+        tissue contrasts, e.g. bright fluid). ``zoom``: log-uniform resampling factor
+        (other pixel sizes).
+    """
+
+    sigma: tuple[float, float] = (0.0, 30.0)
+    p_clean: float = 0.1
+    sigma_jitter: float = 0.1
+    percentile: tuple[float, float] = (97.0, 100.0)
+    gamma: tuple[float, float] = (0.6, 1.7)
+    bias: float = 0.5
+    p_remap: float = 0.5
+    zoom: tuple[float, float] = (0.6, 2.0)
+
+
+def _loguniform(rng: np.random.Generator, lo_hi: tuple[float, float]) -> float:
+    return float(np.exp(rng.uniform(np.log(lo_hi[0]), np.log(lo_hi[1]))))
+
+
+def _remap(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random piecewise-linear intensity map on [0, 1] with 0 -> 0, extrapolated
+    linearly above 1; renormalised so its largest knot value is 1."""
+    knots = np.linspace(0.0, 1.0, 6)
+    values = np.concatenate([[0.0], rng.uniform(0.05, 1.0, 5)])
+    values /= values.max()
+    slope = (values[-1] - values[-2]) / (knots[-1] - knots[-2])
+    y = np.interp(x, knots, values)
+    y = np.where(x > 1.0, values[-1] + slope * (x - 1.0), y)
+    return np.clip(y, 0.0, None).astype(np.float32)
+
+
+class NoisyPatches(Dataset):
+    """``(source (2, P, P), target (1, P, P))`` in [-1, 1] units (see the module doc).
+
+    Args:
+        images: clean non-negative 2D images ``(H, W)`` of any sizes, in any units.
+        patch: side P, a multiple of the model's down-sampling.
+        length: items per epoch (each index draws a new random patch).
+        augment: the random variations.
+    """
+
+    def __init__(
+        self,
+        images: Sequence[np.ndarray],
+        patch: int = 64,
+        length: int = 4096,
+        augment: DenoiseAugment = DenoiseAugment(),  # noqa: B008 (frozen)
+        seed: int = 0,
+    ) -> None:
+        if not images:
+            raise ValueError("NoisyPatches needs at least one image")
+        self.images = [np.asarray(i, np.float32) for i in images]
+        for k, im in enumerate(self.images):
+            if im.ndim != 2:
+                raise ValueError(f"image {k} has shape {im.shape}; expected 2D (H, W)")
+        self.patch, self.length, self.augment, self.seed = patch, length, augment, seed
+        lo, hi = augment.percentile
+        qs = np.linspace(lo, hi, 7)
+        self._qs = qs
+        self._pct = [np.maximum(np.percentile(im, qs), 1e-6) for im in self.images]
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _crop(self, im: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        p = self.patch
+        z = _loguniform(rng, self.augment.zoom)
+        c = max(4, int(math.ceil(p / z)))
+        if min(im.shape) < c:
+            im = np.pad(im, [(0, max(0, c - s)) for s in im.shape], mode="reflect")
+        y = int(rng.integers(0, im.shape[0] - c + 1))
+        x = int(rng.integers(0, im.shape[1] - c + 1))
+        crop = ndimage.zoom(
+            im[y : y + c, x : x + c], p / c, order=1, grid_mode=True, mode="nearest"
+        )[:p, :p]
+        crop = np.rot90(crop, int(rng.integers(4)))
+        return np.ascontiguousarray(crop[:, ::-1] if rng.random() < 0.5 else crop)
+
+    def clean(self, i: int) -> tuple[np.ndarray, np.random.Generator]:
+        """The clean patch ``(P, P)`` in 0..255 units of item ``i``, and its generator."""
+        a, rng = self.augment, np.random.default_rng([self.seed, i])
+        k = int(rng.integers(len(self.images)))
+        scale = float(np.interp(rng.uniform(*a.percentile), self._qs, self._pct[k]))
+        x = np.clip(self._crop(self.images[k], rng) / scale, 0.0, None)
+        if rng.random() < a.p_remap:
+            x = _remap(x, rng)
+        x = x ** _loguniform(rng, a.gamma)
+        if a.bias > 0:
+            x = bias_field(x, rng, strength=float(rng.uniform(0.0, a.bias)))
+        return (255.0 * x).astype(np.float32), rng
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not 0 <= i < self.length:
+            raise IndexError(i)
+        clean, rng = self.clean(i)
+        a = self.augment
+        sigma = 0.0 if rng.random() < a.p_clean else float(rng.uniform(*a.sigma))
+        noisy = rician_noise(clean, rng, sigma) if sigma > 0 else clean
+        told = sigma * float(np.exp(a.sigma_jitter * rng.standard_normal()))
+        src = np.stack([noisy / 127.5 - 1.0, np.full_like(noisy, told / 127.5)])
+        return torch.from_numpy(src.astype(np.float32)), torch.from_numpy(
+            (clean / 127.5 - 1.0)[None].astype(np.float32)
+        )
+
+
+def mr_training_images(synthetic_contrasts: int = 2, seed: int = 0) -> list[np.ndarray]:
+    """Clean 2D training images from the embedded MNI152 data: T1 slices along each of the
+    three axes with some brain in them, plus, for each of ``synthetic_contrasts`` random
+    draws, the same slices repainted from the tissue maps with random grey-matter,
+    white-matter and fluid intensities (T2- or PD-like contrasts; the method of SynthSeg,
+    Billot et al. 2023)."""
+    from medgan.data.embedded import embedded
+
+    t1 = embedded("mni152_t1").array
+    prob = embedded("mni152_tissue_prob").array  # (2, X, Y, Z): grey, white
+    head = ndimage.binary_fill_holes(ndimage.binary_closing(t1 > 10, iterations=2))
+    rng = np.random.default_rng(seed)
+    volumes = [t1]
+    for _ in range(synthetic_contrasts):
+        gm, wm, fluid, other = rng.uniform(0.1, 1.0, 4)
+        csf = np.clip(head - prob[0] - prob[1], 0, 1) * (t1 < 60)
+        rest = np.clip(head - prob[0] - prob[1] - csf, 0, 1)
+        img = (
+            255
+            * (gm * prob[0] + wm * prob[1] + fluid * csf + other * rest)
+            / max(gm, wm, fluid, other)
+        )
+        volumes.append(ndimage.gaussian_filter(img, 0.5).astype(np.float32))
+    out = []
+    for vol in volumes:
+        for axis in range(3):
+            moved = np.moveaxis(vol, axis, 0)
+            for s in moved[::2]:
+                if (s > 20).mean() > 0.15:
+                    out.append(np.ascontiguousarray(s, dtype=np.float32))
+    return out
+
+
+def intensity_histogram(unit: np.ndarray) -> np.ndarray:
+    """Normalised histogram of ``unit`` values over ``HIST_RANGE`` in ``HIST_BINS`` bins
+    (values outside are counted in the end bins)."""
+    lo, hi = HIST_RANGE
+    h = np.histogram(np.clip(unit, lo, hi), bins=HIST_BINS, range=(lo, hi))[0]
+    return (h / max(h.sum(), 1)).astype(np.float32)
+
+
+def histogram_distance(p: np.ndarray, q: np.ndarray) -> float:
+    """Wasserstein-1 distance between two histograms on ``HIST_RANGE`` (in [-1, 1] units):
+    the mean intensity shift it would take to turn one into the other."""
+    width = (HIST_RANGE[1] - HIST_RANGE[0]) / HIST_BINS
+    return float(np.abs(np.cumsum(p) - np.cumsum(q)).sum() * width)
+
+
+def calibrate(model: NoiseLevelDenoiser, data: NoisyPatches, n: int = 256) -> None:
+    """Record on ``model`` the noise range and the input histogram of ``data`` (call
+    after building the model for it; :func:`~medgan.tasks.recipes.denoiser_trainer` does)."""
+    model.trained_sigma.copy_(torch.tensor(data.augment.sigma, dtype=torch.float32))
+    hists = [intensity_histogram(data[i][0][0].numpy()) for i in range(min(n, len(data)))]
+    model.reference_hist.copy_(torch.from_numpy(np.mean(hists, 0)))
+
+
+# an input further than this from the training histogram (W1, [-1, 1] units) gets a warning:
+# the held-out MR of benchmarks/heldout_enhance.py lie at 0.05-0.16, CT in HU at > 0.5
+HISTOGRAM_WARN = 0.25
+
+
+@torch.no_grad()
+def denoise(
+    volume: Volume,
+    model: NoiseLevelDenoiser,
+    sigma: float | None = None,
+    axis: int = 0,
+    percentile: float = 99.5,
+    tile: int | None = None,
+    overlap: int = 32,
+    batch_size: int = 8,
+    device: str | torch.device = "cpu",
+) -> Volume:
+    """Denoise a magnitude-image volume ``(X, Y, Z)`` (or one slice ``(1, H, W)``) slice by
+    slice along ``axis``; returns a Volume in the same units with the same affine.
+
+    One scale (the volume's ``percentile``) and one noise level for the whole volume, and
+    whole slices unless ``tile`` is given, so the result does not depend on a tiling.
+    ``sigma`` is the noise std in the volume's units; ``None`` estimates it blind
+    (:func:`~medgan.tasks.noise.estimate_noise_sigma`). ``meta["denoise"]`` of the result
+    reports the noise level, whether it was estimated, the change made (RMS and PSNR of
+    output vs input) and the input's histogram distance to the training data; an input
+    unlike the training data (noise outside the trained range, negative intensities,
+    histogram distance above ``HISTOGRAM_WARN``) is logged as a warning naming the source.
+    """
+    if not isinstance(model, NoiseLevelDenoiser):
+        raise TypeError(f"denoise needs a NoiseLevelDenoiser, got {type(model).__name__}")
+    arr = np.asarray(volume.array, np.float32)
+    if arr.ndim != 3:
+        raise ValueError(f"denoise expects a single-channel volume (X, Y, Z), got {arr.shape}")
+    where = ", ".join(map(str, volume.meta.get("sources", []))) or "the input volume"
+    scale = float(np.percentile(arr, percentile))
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{where}: contains NaN or infinite values")
+    if scale <= 0:
+        raise ValueError(
+            f"{where}: the {percentile}th percentile is {scale:g}; denoise needs a magnitude "
+            "image with positive intensities"
+        )
+    estimated = sigma is None
+    if sigma is None:
+        sigma = estimate_noise_sigma(arr, axis=axis)
+    unit = np.moveaxis(arr, axis, 0)[:, None] / scale * 2.0 - 1.0  # (n, 1, H, W)
+    sigma_unit = 2.0 * sigma / scale
+    src = np.concatenate([unit, np.full_like(unit, sigma_unit)], 1)
+    model = model.to(device)
+    out = apply_slices(src, model, tile, overlap, batch_size, device, 2**model.depth)
+    result = np.moveaxis((out[:, 0] + 1.0) * (scale / 2.0), 0, axis).astype(np.float32)
+
+    change = float(np.sqrt(np.mean((result.astype(np.float64) - arr) ** 2)))
+    ref = model.reference_hist.cpu().numpy()
+    dist = histogram_distance(intensity_histogram(unit), ref) if ref.sum() > 0 else float("nan")
+    lo, hi = (float(v) for v in model.trained_sigma.cpu())
+    sigma_255 = sigma / scale * 255.0
+    report = {
+        "noise_sigma": float(sigma),
+        "noise_sigma_estimated": estimated,
+        "noise_sigma_255": sigma_255,
+        "scale": scale,
+        "change_rms": change,
+        "change_psnr_db": float(20 * np.log10(scale / change)) if change > 0 else float("inf"),
+        "histogram_distance": dist,
+    }
+    problems = []
+    if hi > 0 and not lo <= sigma_255 <= hi:
+        problems.append(
+            f"noise level {sigma_255:.1f} (of 255 at the {percentile}th percentile) is outside "
+            f"the trained range {lo:g}-{hi:g}"
+        )
+    if (arr < 0).mean() > 0.01:
+        problems.append(
+            f"{100 * (arr < 0).mean():.0f}% of voxels are negative (not a magnitude image?)"
+        )
+    if dist > HISTOGRAM_WARN:
+        problems.append(
+            f"its intensity histogram is {dist:.2f} (W1, [-1, 1] units) from the training "
+            f"data's (warning above {HISTOGRAM_WARN})"
+        )
+    if problems:
+        log.warning("%s looks unlike the denoiser's training data: %s", where, "; ".join(problems))
+    report["warnings"] = problems
+    log.info("denoise %s: %s", where, report)
+    return volume.with_array(result, denoise=report, enhanced_by=type(model).__name__)

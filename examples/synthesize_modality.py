@@ -80,7 +80,7 @@ def main() -> None:
             vol, win = np.concatenate([lookup(test_t1), test_t1[None] / 255]), PROB_WINDOW
         else:
             vol, win = test_t1, T1_WINDOW
-        out = translate(Volume(vol, np.eye(4)), net, win, PROB_WINDOW, axis=0, tile=96)
+        out = translate(Volume(vol, np.eye(4)), net, win, PROB_WINDOW, axis=0)
         return out.array.transpose(1, 0, 2, 3)  # (2, N, H, W) -> (N, 2, H, W)
 
     medgan.seed_everything(0)

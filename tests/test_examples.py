@@ -13,9 +13,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 CASES = {
-    "denoise_mri.py": (["--steps", "2"], "non-local means", "denoise_mri.png"),
-    "denoise_low_dose_ct.py": (["--steps", "2"], "real CT slice", "denoise_low_dose_ct.png"),
-    "superres_mri.py": (["--steps", "2"], "cubic B-spline", "superres_mri.png"),
+    "denoise_mri.py": (["--steps", "2"], "bias-corrected NLM", "denoise_mri.png"),
+    "denoise_low_dose_ct.py": (["--steps", "2"], "clean-input check", "denoise_low_dose_ct.png"),
+    "superres_mri.py": (["--steps", "2"], "clean-input check", "superres_mri.png"),
     "inpaint_mri.py": (["--steps", "2"], "biharmonic", "inpaint_mri.png"),
     "segment_brain.py": (["--steps", "2"], "adversarial", "segment_brain.png"),
     "synthesize_modality.py": (

@@ -16,8 +16,9 @@ follows FFDNet (Zhang, Zuo & Zhang 2018): one network covers a range of noise le
 the Rician bias of dark regions (about 1.25 sigma) is a function of sigma it can learn.
 
 ``trained_sigma`` (a buffer, 0..255 units of the 99.5th percentile) records the noise range
-of its training data, and ``reference_hist`` the intensity histogram of its training
-inputs, so :func:`medgan.tasks.denoising.denoise` can warn when an input looks unlike them.
+of its training data, and ``reference_hist`` (``(HIST_REFERENCES, HIST_BINS)``) the
+intensity histograms of whole training inputs, so :func:`medgan.tasks.denoising.denoise`
+can warn when an input looks unlike them.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from medgan.models.unet import UNetGenerator
 from medgan.registry import MODELS
 
 HIST_BINS = 64
+HIST_REFERENCES = 128
 HIST_RANGE = (-1.0, 2.0)  # unit range of the reference histogram
 
 
@@ -51,7 +53,7 @@ class NoiseLevelDenoiser(nn.Module):
         nn.init.zeros_(self.net.out.weight)
         nn.init.zeros_(self.net.out.bias)
         self.register_buffer("trained_sigma", torch.tensor([0.0, 0.0]))
-        self.register_buffer("reference_hist", torch.zeros(HIST_BINS))
+        self.register_buffer("reference_hist", torch.zeros(HIST_REFERENCES, HIST_BINS))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != 2:

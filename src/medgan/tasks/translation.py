@@ -75,6 +75,12 @@ def apply_slices(
             t = torch.from_numpy(np.ascontiguousarray(padded[k0 : k0 + batch_size]))
             outs.append(generator(t.to(device)).float().cpu().numpy())
         return np.concatenate(outs)[:, :, :h, :w]
+    if any(isinstance(m, nn.modules.instancenorm._InstanceNorm) for m in generator.modules()):
+        raise ValueError(
+            f"{type(generator).__name__} has instance normalisation, whose statistics change "
+            "with each tile's content: run it on whole slices (tile=None), or train it "
+            "without normalisation (e.g. pix2pix_trainer(..., norm='none')) to tile"
+        )
     if tile % multiple or not 0 <= overlap < tile:
         raise ValueError(
             f"tile must be a multiple of {multiple} and overlap in [0, tile), got "

@@ -209,6 +209,11 @@ def _translate(args: argparse.Namespace) -> int:
     if isinstance(g, NoiseLevelDenoiser):
         if args.command != "enhance":
             raise ConfigError(f"{args.checkpoint} holds a denoiser: use `medgan enhance`")
+        if args.window:
+            raise ConfigError(
+                f"{args.checkpoint} holds a denoiser, which scales each volume by its own "
+                "99.5th percentile: drop --window"
+            )
         out = denoise(vol, g, args.sigma, args.axis, tile=args.tile, overlap=args.overlap)
         _write_volume(out, args.output, args.command)
         r = out.meta["denoise"]
@@ -217,9 +222,8 @@ def _translate(args: argparse.Namespace) -> int:
             f"{r['noise_sigma']:.3g} ({'estimated' if r['noise_sigma_estimated'] else 'given'}), "
             f"change RMS {r['change_rms']:.3g} (PSNR vs input {r['change_psnr_db']:.1f} dB), "
             f"histogram distance to training data {r['histogram_distance']:.2f}"
+            + (f"; {len(r['warnings'])} warning(s) on stderr" if r["warnings"] else "")
         )
-        for w in r["warnings"]:
-            print(f"WARNING: {w}")
         return 0
     if getattr(args, "sigma", None) is not None:
         raise ConfigError("--sigma applies to denoiser checkpoints only")
@@ -345,7 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
         )
         e.add_argument("--axis", type=int, default=0, help="array axis to process slice by slice")
         e.add_argument("--tile", type=int, default=None, help="tile side (default: whole slices)")
-        e.add_argument("--overlap", type=int, default=32)
+        e.add_argument(
+            "--overlap", type=int, default=None, help="tile overlap (default: half a tile)"
+        )
         e.add_argument("--no-ema", action="store_true")
         if name == "enhance":
             e.add_argument(

@@ -10,13 +10,14 @@ of the noise standard deviation sigma in the same units (``2 * sigma / scale``).
 g is a U-Net with no normalisation layers (its output does not depend on how a slice is
 tiled) whose last layer starts at zero. The model predicts the noise (residual learning,
 Zhang et al. 2017, DnCNN) in units of sigma, which makes two guarantees structural: at
-sigma = 0 the output is the input exactly, and the change is proportional to the noise
-level it is told (or estimates), so a clean image is changed little. Conditioning on sigma
+sigma = 0 the output is the input exactly, and the change vanishes with the noise level it
+is told (or estimates), so an image with little noise is changed little. Conditioning on sigma
 follows FFDNet (Zhang, Zuo & Zhang 2018): one network covers a range of noise levels, and
 the Rician bias of dark regions (about 1.25 sigma) is a function of sigma it can learn.
 
-``trained_sigma`` (a buffer, 0..255 units of the 99.5th percentile) records the noise range
-of its training data, and ``reference_hist`` (``(HIST_REFERENCES, HIST_BINS)``) the
+``trained_sigma`` (a buffer, 0..255 units) records the noise range of its training data
+(approximately in units of an input's 99.5th percentile: training patches are scaled at
+their source's 97th-100th percentile before gamma, floor and bias field), and ``reference_hist`` (``(HIST_REFERENCES, HIST_BINS)``) the
 intensity histograms of whole training inputs, so :func:`medgan.tasks.denoising.denoise`
 can warn when an input looks unlike them.
 """
@@ -36,6 +37,9 @@ HIST_RANGE = (-1.0, 2.0)  # unit range of the reference histogram
 
 @MODELS.register("noise_level_denoiser")
 class NoiseLevelDenoiser(nn.Module):
+    """Args: ``base_channels``, ``depth`` (down-samplings; sides must divide by
+    ``2**depth``) and ``max_channels`` of the U-Net g."""
+
     sigma_ref: float = 0.1  # ~13 levels of 255: keeps the sigma channel O(1)
 
     def __init__(self, base_channels: int = 32, depth: int = 3, max_channels: int = 128) -> None:

@@ -13,7 +13,7 @@ from medgan.tasks.completion import (
 from medgan.tasks.degradations import bias_field, low_dose_ct_noise, rician_noise, thick_slices
 from medgan.tasks.denoising import DenoiseAugment, NoisyPatches, denoise, mr_training_images
 from medgan.tasks.enhancement import DegradedPairs, enhance
-from medgan.tasks.noise import estimate_noise_sigma, rician_bias_correct
+from medgan.tasks.noise import estimate_noise_sigma, rician_mean_inverse
 from medgan.tasks.recipes import cyclegan_trainer, denoiser_trainer, pix2pix_trainer
 from medgan.tasks.segmentation import (
     LabelsToOneHot,
@@ -45,7 +45,7 @@ __all__ = [
     "mr_training_images",
     "pix2pix_trainer",
     "random_box_mask",
-    "rician_bias_correct",
+    "rician_mean_inverse",
     "rician_noise",
     "segment",
     "soft_dice_loss",

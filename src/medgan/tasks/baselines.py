@@ -89,9 +89,10 @@ def nlm_rician(stack: np.ndarray, h_factor: float, noise_sigma: float) -> np.nda
     return rician_mean_inverse(nlm_denoise(stack, h_factor, noise_sigma), noise_sigma)
 
 
-def dipy_nlmeans(stack: np.ndarray, h_factor: float, noise_sigma: float) -> np.ndarray:
-    """dipy's blockwise non-local means with its Rician correction (``rician=True``,
-    3x3 patches, 11x11 search), per slice, filter strength ``h_factor * noise_sigma``."""
+def dipy_nlmeans(stack: np.ndarray, noise_sigma: float) -> np.ndarray:
+    """dipy's blockwise non-local means with its Rician correction (``rician=True``, 3x3
+    patches, 11x11 search), per slice, at the noise level ``noise_sigma`` (dipy uses the one
+    value both as filter strength and for the bias correction, so it is not swept)."""
     try:
         from dipy.denoise.nlmeans import nlmeans
     except ImportError as e:
@@ -100,7 +101,7 @@ def dipy_nlmeans(stack: np.ndarray, h_factor: float, noise_sigma: float) -> np.n
         [
             nlmeans(
                 s[..., None],
-                h_factor * noise_sigma,
+                noise_sigma,
                 rician=True,
                 patch_radius=1,
                 block_radius=5,

@@ -30,21 +30,27 @@ from scipy import ndimage
 from torch.utils.data import Dataset
 
 from medgan.data.volume import Volume
+from medgan.errors import ConfigError, DataError
+from medgan.metrics.image_quality import psnr_db
 from medgan.models.denoiser import HIST_BINS, HIST_RANGE, NoiseLevelDenoiser
 from medgan.tasks.degradations import bias_field, rician_noise
 from medgan.tasks.noise import estimate_noise_sigma
-from medgan.tasks.translation import apply_slices
+from medgan.tasks.translation import apply_slices, multiple_of
 
 log = logging.getLogger(__name__)
+
+PERCENTILE = 99.5  # the intensity that maps to 255 (to 1 in [-1, 1] units), per volume
 
 
 @dataclass(frozen=True)
 class DenoiseAugment:
     """Ranges of the random variations of :class:`NoisyPatches` (uniform unless noted).
 
-    sigma: Rician noise std, 0..255 units; ``p_clean`` of the patches get none (the model
-        must learn to leave a clean image alone). ``sigma_jitter``: relative error
-        (log-normal std) of the sigma the model is told, as a blind estimate would err.
+    sigma: Rician noise std, 0..255 units; ``p_clean`` of the patches get none but the model
+        is still told a level drawn from ``sigma`` (it must learn to leave an image with
+        less noise than it is told alone, as when a blind estimate counts texture as
+        noise). ``sigma_jitter``: relative error (log-normal std) of the sigma the model is
+        told about noisy patches, as a blind estimate would err.
     percentile: the percentile of the source image mapped to 255 (the intensity window).
     gamma: log-uniform exponent applied to the [0, 1] image. ``bias``: max bias-field
         strength (:func:`~medgan.tasks.degradations.bias_field`).
@@ -67,6 +73,27 @@ class DenoiseAugment:
     zoom: tuple[float, float] = (0.5, 1.5)
     p_floor: float = 0.5
     floor: tuple[float, float] = (0.0, 0.35)
+
+    def __post_init__(self) -> None:
+        ranges = {
+            "sigma": (0, None),
+            "percentile": (0, 100),
+            "gamma": (1e-9, None),
+            "zoom": (1e-9, None),
+            "floor": (0, 0.999),
+        }
+        for name, (low, high) in ranges.items():
+            lo, hi = getattr(self, name)
+            if not (low <= lo <= hi and (high is None or hi <= high)):
+                bound = f"[{low}, {high}]" if high is not None else f">= {low}"
+                raise ConfigError(
+                    f"DenoiseAugment.{name} must be (lo, hi), lo <= hi, {bound}; got {(lo, hi)}"
+                )
+        for name in ("p_clean", "p_remap", "p_floor"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"DenoiseAugment.{name} must be a probability in [0, 1]")
+        if self.bias < 0 or self.sigma_jitter < 0:
+            raise ConfigError("DenoiseAugment.bias and sigma_jitter must be >= 0")
 
 
 def _loguniform(rng: np.random.Generator, lo_hi: tuple[float, float]) -> float:
@@ -93,6 +120,7 @@ class NoisyPatches(Dataset):
         patch: side P, a multiple of the model's down-sampling.
         length: items per epoch (each index draws a new random patch).
         augment: the random variations.
+        seed: with the index, seeds each item's draw (items are reproducible).
     """
 
     def __init__(
@@ -105,6 +133,8 @@ class NoisyPatches(Dataset):
     ) -> None:
         if not images:
             raise ValueError("NoisyPatches needs at least one image")
+        if patch < 8 or patch % 8:
+            raise ConfigError(f"patch must be a multiple of 8 (>= 8), got {patch}")
         self.images = [np.asarray(i, np.float32) for i in images]
         for k, im in enumerate(self.images):
             if im.ndim != 2:
@@ -134,7 +164,7 @@ class NoisyPatches(Dataset):
 
     def clean(self, i: int, whole: bool = False) -> tuple[np.ndarray, np.random.Generator]:
         """The clean patch ``(P, P)`` in 0..255 units of item ``i`` (with ``whole``, its
-        source image, intensity-augmented but not cropped), and the item's generator."""
+        source image, intensity-augmented but not cropped), and the item's ``rng``."""
         a, rng = self.augment, np.random.default_rng([self.seed, i])
         k = int(rng.integers(len(self.images)))
         scale = float(np.interp(rng.uniform(*a.percentile), self._qs, self._pct[k]))
@@ -150,18 +180,21 @@ class NoisyPatches(Dataset):
             x = bias_field(x, rng, strength=float(rng.uniform(0.0, a.bias)))
         return (255.0 * x).astype(np.float32), rng
 
-    def noisy(self, clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float]:
-        """``(noisy image, noise sigma)``: Rician noise of a random level (0..255 units)."""
+    def noisy(self, clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float, float]:
+        """``(noisy image, noise sigma, sigma told to the model)`` in 0..255 units: Rician
+        noise of a random level, none for a ``p_clean`` share of the items."""
         a = self.augment
-        sigma = 0.0 if rng.random() < a.p_clean else float(rng.uniform(*a.sigma))
-        return (rician_noise(clean, rng, sigma) if sigma > 0 else clean), sigma
+        level = float(rng.uniform(*a.sigma))
+        if rng.random() < a.p_clean:
+            return clean, 0.0, level
+        told = level * float(np.exp(a.sigma_jitter * rng.standard_normal()))
+        return rician_noise(clean, rng, level) if level > 0 else clean, level, told
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         if not 0 <= i < self.length:
             raise IndexError(i)
         clean, rng = self.clean(i)
-        noisy, sigma = self.noisy(clean, rng)
-        told = sigma * float(np.exp(self.augment.sigma_jitter * rng.standard_normal()))
+        noisy, _, told = self.noisy(clean, rng)
         src = np.stack([noisy / 127.5 - 1.0, np.full_like(noisy, told / 127.5)])
         return torch.from_numpy(src.astype(np.float32)), torch.from_numpy(
             (clean / 127.5 - 1.0)[None].astype(np.float32)
@@ -181,10 +214,10 @@ def mr_training_images(synthetic_contrasts: int = 2, seed: int = 0) -> list[np.n
     head = ndimage.binary_fill_holes(ndimage.binary_closing(t1 > 10, iterations=2))
     rng = np.random.default_rng(seed)
     volumes = [t1]
+    csf = np.clip(head - prob[0] - prob[1], 0, 1) * (t1 < 60)
+    rest = np.clip(head - prob[0] - prob[1] - csf, 0, 1)
     for _ in range(synthetic_contrasts):
         gm, wm, fluid, other = rng.uniform(0.1, 1.0, 4)
-        csf = np.clip(head - prob[0] - prob[1], 0, 1) * (t1 < 60)
-        rest = np.clip(head - prob[0] - prob[1] - csf, 0, 1)
         img = (
             255
             * (gm * prob[0] + wm * prob[1] + fluid * csf + other * rest)
@@ -225,8 +258,9 @@ def calibrate(model: NoiseLevelDenoiser, data: NoisyPatches) -> None:
     bank = []
     for i in range(model.reference_hist.shape[0]):
         clean, rng = data.clean(i, whole=True)
-        noisy, _ = data.noisy(clean, rng)
-        bank.append(intensity_histogram(noisy / max(np.percentile(noisy, 99.5), 1e-6) * 2 - 1))
+        noisy = data.noisy(clean, rng)[0]
+        scale = max(float(np.percentile(noisy, PERCENTILE)), 1e-6)
+        bank.append(intensity_histogram(noisy / scale * 2 - 1))
     model.reference_hist.copy_(torch.from_numpy(np.stack(bank)))
 
 
@@ -249,52 +283,70 @@ def training_distance(model: NoiseLevelDenoiser, unit: np.ndarray) -> float:
 HISTOGRAM_WARN = 0.3
 
 
+def _describe(volume: Volume) -> str:
+    """The volume's source for messages: its first file (and how many more)."""
+    sources = [str(s) for s in volume.meta.get("sources", [])]
+    if not sources:
+        return "the input volume"
+    return sources[0] + (f" (and {len(sources) - 1} more files)" if len(sources) > 1 else "")
+
+
 @torch.no_grad()
 def denoise(
     volume: Volume,
     model: NoiseLevelDenoiser,
     sigma: float | None = None,
     axis: int = 0,
-    percentile: float = 99.5,
     tile: int | None = None,
-    overlap: int = 32,
+    overlap: int | None = None,
     batch_size: int = 8,
     device: str | torch.device = "cpu",
 ) -> Volume:
     """Denoise a magnitude-image volume ``(X, Y, Z)`` (or one slice ``(1, H, W)``) slice by
     slice along ``axis``; returns a Volume in the same units with the same affine.
 
-    One scale (the volume's ``percentile``) and one noise level for the whole volume, and
+    One scale (the volume's 99.5th percentile, ``PERCENTILE``) and one noise level for the
+    whole volume, and
     whole slices unless ``tile`` is given, so the result does not depend on a tiling.
     ``sigma`` is the noise std in the volume's units; ``None`` estimates it blind
     (:func:`~medgan.tasks.noise.estimate_noise_sigma`). ``meta["denoise"]`` of the result
     reports the noise level, whether it was estimated, the change made (RMS and PSNR of
     output vs input) and the input's histogram distance to the training data; an input
     unlike the training data (noise outside the trained range, negative intensities,
-    histogram distance above ``HISTOGRAM_WARN``) is logged as a warning naming the source.
+    histogram distance above ``HISTOGRAM_WARN``) is logged as a warning naming the source
+    and listed in ``meta["denoise"]["warnings"]``.
     """
     if not isinstance(model, NoiseLevelDenoiser):
         raise TypeError(f"denoise needs a NoiseLevelDenoiser, got {type(model).__name__}")
     arr = np.asarray(volume.array, np.float32)
+    where = _describe(volume)
     if arr.ndim != 3:
-        raise ValueError(f"denoise expects a single-channel volume (X, Y, Z), got {arr.shape}")
-    where = ", ".join(map(str, volume.meta.get("sources", []))) or "the input volume"
-    scale = float(np.percentile(arr, percentile))
+        raise DataError(
+            f"{where}: denoise expects a single-channel volume (X, Y, Z), got shape "
+            f"{arr.shape}; denoise each channel or time point as its own Volume"
+        )
+    if not 0 <= axis <= 2:
+        raise ConfigError(f"axis must be a spatial axis 0, 1 or 2, got {axis}")
+    if sigma is not None and not (math.isfinite(sigma) and sigma >= 0):
+        raise ConfigError(f"sigma must be a finite noise std >= 0, got {sigma}")
     if not np.isfinite(arr).all():
-        raise ValueError(f"{where}: contains NaN or infinite values")
+        raise DataError(f"{where}: contains NaN or infinite values")
+    scale = float(np.percentile(arr, PERCENTILE))
     if scale <= 0:
-        raise ValueError(
-            f"{where}: the {percentile}th percentile is {scale:g}; denoise needs a magnitude "
+        raise DataError(
+            f"{where}: the {PERCENTILE}th percentile is {scale:g}; denoise needs a magnitude "
             "image with positive intensities"
         )
     estimated = sigma is None
     if sigma is None:
-        sigma = estimate_noise_sigma(arr, axis=axis)
+        try:
+            sigma = estimate_noise_sigma(arr, axis=axis)
+        except ValueError as e:
+            raise DataError(f"{where}: {e}; pass the noise level (sigma=...)") from e
     unit = np.moveaxis(arr, axis, 0)[:, None] / scale * 2.0 - 1.0  # (n, 1, H, W)
     sigma_unit = 2.0 * sigma / scale
     src = np.concatenate([unit, np.full_like(unit, sigma_unit)], 1)
-    model = model.to(device)
-    out = apply_slices(src, model, tile, overlap, batch_size, device, 2**model.depth)
+    out = apply_slices(src, model, tile, overlap, batch_size, device, multiple_of(model))
     result = np.moveaxis((out[:, 0] + 1.0) * (scale / 2.0), 0, axis).astype(np.float32)
 
     change = float(np.sqrt(np.mean((result.astype(np.float64) - arr) ** 2)))
@@ -307,19 +359,18 @@ def denoise(
         "noise_sigma_255": sigma_255,
         "scale": scale,
         "change_rms": change,
-        "change_psnr_db": float(20 * np.log10(scale / change)) if change > 0 else float("inf"),
+        "change_psnr_db": psnr_db(change, scale),
         "histogram_distance": dist,
     }
     problems = []
     if hi > 0 and not lo <= sigma_255 <= hi:
         problems.append(
-            f"noise level {sigma_255:.1f} (of 255 at the {percentile}th percentile) is outside "
+            f"noise level {sigma_255:.1f} (of 255 at the {PERCENTILE}th percentile) is outside "
             f"the trained range {lo:g}-{hi:g}"
         )
-    if (arr < 0).mean() > 0.01:
-        problems.append(
-            f"{100 * (arr < 0).mean():.0f}% of voxels are negative (not a magnitude image?)"
-        )
+    negative = float((arr < 0).mean())
+    if negative > 0.01:
+        problems.append(f"{100 * negative:.0f}% of voxels are negative (not a magnitude image?)")
     if dist > HISTOGRAM_WARN:
         problems.append(
             f"its intensity histogram is {dist:.2f} (W1, [-1, 1] units) from the training "

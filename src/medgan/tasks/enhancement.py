@@ -19,7 +19,9 @@ from torch.utils.data import Dataset
 
 from medgan.data.intensity import IntensityWindow
 from medgan.data.volume import Volume
-from medgan.tasks.translation import translate
+from medgan.errors import ConfigError
+from medgan.metrics.image_quality import psnr_db
+from medgan.tasks.translation import has_content_normalisation, translate
 
 Degrade = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
@@ -62,7 +64,7 @@ def enhance(
     window: IntensityWindow | None = None,
     axis: int = 0,
     tile: int | None = None,
-    overlap: int = 32,
+    overlap: int | None = None,
     batch_size: int = 8,
     device: str | torch.device = "cpu",
     sigma: float | None = None,
@@ -93,12 +95,12 @@ def enhance(
             device=device,
         )
     if window is None:
-        raise ValueError(
+        raise ConfigError(
             f"enhance with a {type(generator).__name__} needs the intensity window its "
             "training used (window=IntensityWindow(lo, hi))"
         )
     if sigma is not None:
-        raise ValueError("sigma applies to a NoiseLevelDenoiser only")
+        raise ConfigError("sigma applies to a NoiseLevelDenoiser only")
     return translate(
         volume,
         generator,
@@ -126,19 +128,18 @@ def harm_checks(
     the window's width, or the 99.5th percentile for a denoiser), high when the model leaves
     a good image alone; and ``tiling_max_diff`` / ``tiling_mean_diff``: the largest and
     mean absolute difference between tiled (``tile``, ``overlap``) and whole-slice
-    inference, as fractions of that range (``nan`` when the model cannot be tiled)."""
+    inference, as fractions of that range (``nan`` for a model with instance, group or
+    layer normalisation, which runs on whole slices only)."""
     arr = np.asarray(clean.array, np.float64)
     if window is not None:
         data_range = float(window.hi - window.lo)
     else:
         data_range = float(np.percentile(arr, 99.5))
     whole = enhance(clean, generator, window, axis=axis).array
-    mse = float(np.mean((whole - arr) ** 2))
-    out = {"clean_psnr_db": float(10 * np.log10(data_range**2 / mse)) if mse else float("inf")}
-    try:
-        tiled = enhance(clean, generator, window, axis=axis, tile=tile, overlap=overlap).array
-        diff = np.abs(tiled.astype(np.float64) - whole) / data_range
-        out |= {"tiling_max_diff": float(diff.max()), "tiling_mean_diff": float(diff.mean())}
-    except ValueError:  # instance normalisation: whole slices only
-        out |= {"tiling_max_diff": float("nan"), "tiling_mean_diff": float("nan")}
-    return out
+    rmse = float(np.sqrt(np.mean((whole - arr) ** 2)))
+    out = {"clean_psnr_db": psnr_db(rmse, data_range)}
+    if has_content_normalisation(generator):  # whole slices only
+        return out | {"tiling_max_diff": float("nan"), "tiling_mean_diff": float("nan")}
+    tiled = enhance(clean, generator, window, axis=axis, tile=tile, overlap=overlap).array
+    diff = np.abs(tiled.astype(np.float64) - whole) / data_range
+    return out | {"tiling_max_diff": float(diff.max()), "tiling_mean_diff": float(diff.mean())}

@@ -44,7 +44,10 @@ def scale_to_255(a: np.ndarray) -> np.ndarray:
     """Shift so the minimum is >= 0, then map the 99.5th percentile to 255 (float32)."""
     a = np.asarray(a, np.float32)
     a = a - min(0.0, float(a.min()))
-    return (a / np.percentile(a, 99.5) * 255.0).astype(np.float32)
+    top = float(np.percentile(a, 99.5))
+    if top <= 0:
+        raise DataError("the image is blank: its 99.5th percentile is 0")
+    return (a / top * 255.0).astype(np.float32)
 
 
 def heldout_mr_images() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -120,14 +123,14 @@ def evaluate_denoiser(model: Any, sigma: float = 15.0, with_dipy: bool = True) -
     tune, report = heldout_mr_images()
     n_tune, n_report = add_noise(tune, sigma), add_noise(report, sigma)
     methods = baselines(with_dipy)
-    h = {name: best_h(m, tune, n_tune, sigma) for name, m in methods.items()}
+    h = {name: best_h(m, grid, tune, n_tune, sigma) for name, (m, grid) in methods.items()}
     rows: dict[str, dict[str, tuple[float, float]]] = {}
     clean_change, sigma_hat = {}, {}
     for k, clean in report.items():
         out = denoise(Volume(n_report[k][None], np.eye(4), {"sources": [k]}), model)
         sigma_hat[k] = out.meta["denoise"]["noise_sigma"]
         r = {"noisy input": _score(n_report[k], clean), "GAN": _score(out.array[0], clean)}
-        for name, m in methods.items():
+        for name, (m, _) in methods.items():
             r[f"{name} (h={h[name]}s)"] = _score(m(n_report[k][None], h[name], sigma)[0], clean)
         rows[k] = r
         same = denoise(Volume(clean[None], np.eye(4), {"sources": [k]}), model)
@@ -154,12 +157,12 @@ def format_table(result: dict[str, Any]) -> str:
     lines = [
         f"held-out real MR (report set), Rician sigma={result['sigma']} of 255; PSNR dB / SSIM; "
         f"baselines' h chosen on the tune set",
-        f"{'image':26s}" + "".join(f"{c[:24]:>26s}" for c in cols) + f"{'sigma est':>10s}",
+        f"{'image':26s}" + "".join(f"{c[:28]:>30s}" for c in cols) + f"{'sigma est':>10s}",
     ]
     for k, r in rows.items():
-        cells = "".join(f"{r[c][0]:>17.2f} / {r[c][1]:.3f}" for c in cols)
+        cells = "".join(f"{r[c][0]:>22.2f} / {r[c][1]:.3f}" for c in cols)
         lines.append(f"{k[:26]:26s}{cells}{result['sigma_estimate'][k]:>10.2f}")
-    lines.append(f"{'mean':26s}" + "".join(f"{mean[c][0]:>17.2f} / {mean[c][1]:.3f}" for c in cols))
+    lines.append(f"{'mean':26s}" + "".join(f"{mean[c][0]:>22.2f} / {mean[c][1]:.3f}" for c in cols))
     wins = sum(r["GAN"][0] > r["noisy input"][0] for r in rows.values())
     base = [c for c in cols if c not in ("noisy input", "GAN")]
     best = max(base, key=lambda c: mean[c][0])

@@ -10,8 +10,6 @@
   estimate unbiased for white noise. Only the foreground counts: in MR background the
   magnitude noise is Rayleigh, narrower (std 0.655 sigma), so blocks whose darkest local
   mean is below ``3 sigma`` of the current estimate are left out (three rounds).
-- :func:`rician_bias_correct`: ``sqrt(max(A^2 - 2 sigma^2, 0))``, since E[M^2] = A^2 + 2 sigma^2
-  for a Rician magnitude M of signal A (Gudbjartsson & Patz 1995): for averages of M^2.
 - :func:`rician_mean_inverse`: the signal A whose Rician magnitude has mean m, inverting
   E[M] = sigma sqrt(pi/2) L_{1/2}(-A^2 / 2 sigma^2) (Rice 1944; L_{1/2} the Laguerre
   function), for averages of M such as a non-local mean: with nu = A / sigma,
@@ -70,12 +68,6 @@ def estimate_noise_sigma(image: np.ndarray, axis: int = 0, foreground: bool = Tr
     return sigma
 
 
-def rician_bias_correct(x: np.ndarray, sigma: float) -> np.ndarray:
-    """``sqrt(max(x^2 - 2 sigma^2, 0))`` for magnitude images ``x`` (any shape), float32."""
-    x = np.asarray(x, np.float64)
-    return np.sqrt(np.maximum(x * x - 2.0 * sigma * sigma, 0.0)).astype(np.float32)
-
-
 def rician_mean(nu: np.ndarray) -> np.ndarray:
     """E[M] / sigma of a Rician magnitude with signal-to-noise ratio ``nu = A / sigma``."""
     q = np.asarray(nu, np.float64) ** 2 / 4.0
@@ -93,7 +85,5 @@ def rician_mean_inverse(m: np.ndarray, sigma: float) -> np.ndarray:
     if sigma <= 0:
         return m.astype(np.float32)
     r = m / sigma
-    nu = np.interp(r, _MEAN, _NU)
-    far = r > _MEAN[-1]
-    nu[far] = np.sqrt(r[far] ** 2 - 1.0)
+    nu = np.where(r > _MEAN[-1], np.sqrt(np.maximum(r * r - 1.0, 0.0)), np.interp(r, _MEAN, _NU))
     return (nu * sigma).astype(np.float32)

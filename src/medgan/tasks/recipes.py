@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from torch import nn
 from torch.utils.data import Dataset
 
 from medgan.batches import Paired, Unpaired
@@ -54,11 +55,39 @@ def pix2pix_trainer(
         residual=residual,
         norm=norm,
     )
+    return _paired(
+        g,
+        data,
+        steps,
+        in_channels,
+        out_channels,
+        base_channels,
+        d_layers,
+        l1_weight,
+        callbacks,
+        config,
+    )
+
+
+def _paired(
+    g: nn.Module,
+    data: Dataset,
+    steps: int,
+    cond_channels: int,
+    out_channels: int,
+    d_channels: int,
+    d_layers: int,
+    l1_weight: float,
+    callbacks: Sequence[Any],
+    config: dict[str, Any],
+) -> Trainer:
+    """The paired GAN around generator ``g``: a PatchGAN conditioned on the source and the
+    ``pix2pix`` loss, with the CPU-sized ``DEFAULTS`` under ``config``."""
     d = build(
         "patchgan_discriminator",
         in_channels=out_channels,
-        cond_channels=in_channels,
-        base_channels=base_channels,
+        cond_channels=cond_channels,
+        base_channels=d_channels,
         n_layers=d_layers,
     )
     return Trainer(
@@ -118,27 +147,12 @@ def denoiser_trainer(
     noisy input, ``pix2pix`` loss (L1 to the clean image plus the adversarial term). ``data``
     yields ``([noisy, sigma map], clean)`` (:class:`~medgan.tasks.denoising.NoisyPatches`,
     whose noise range and intensity histogram are recorded on the generator for
-    :func:`~medgan.tasks.denoising.denoise`'s checks). ``l1_weight`` 1000: with 100 the
-    discriminator won (g_adv ~2 by 1,500 steps) and the held-out PSNR fell by 4 dB, the
-    adversarial term painting texture that is not in the scan."""
+    :func:`~medgan.tasks.denoising.denoise`'s checks). ``l1_weight`` 1000: in a run with 100
+    (and 24 channels, 48-px patches) the discriminator won (g_adv ~2 by 1,500 steps) and
+    the held-out mean PSNR was 25.1 dB against 30.7 dB with 1000 (32 channels, 64 px)."""
     from medgan.tasks.denoising import NoisyPatches, calibrate
 
     g = build("noise_level_denoiser", base_channels=base_channels, depth=depth)
     if isinstance(data, NoisyPatches):
         calibrate(g, data)
-    d = build(
-        "patchgan_discriminator",
-        in_channels=1,
-        cond_channels=2,
-        base_channels=base_channels // 2,
-        n_layers=d_layers,
-    )
-    return Trainer(
-        g,
-        d,
-        data,
-        adapter=Paired(),
-        loss=build_loss("pix2pix", l1_weight=l1_weight),
-        config=TrainConfig(**{**DEFAULTS, "steps": steps, **config}),
-        callbacks=list(callbacks),
-    )
+    return _paired(g, data, steps, 2, 1, base_channels // 2, d_layers, l1_weight, callbacks, config)

@@ -17,6 +17,7 @@ from torch import nn
 
 from medgan.data.intensity import IntensityWindow
 from medgan.data.volume import Volume
+from medgan.errors import ConfigError
 
 
 def _ramp(n: int, overlap: int) -> np.ndarray:
@@ -36,6 +37,21 @@ def _starts(size: int, tile: int, step: int) -> list[int]:
     return s
 
 
+_CONTENT_NORMS = (
+    nn.InstanceNorm1d,
+    nn.InstanceNorm2d,
+    nn.InstanceNorm3d,
+    nn.GroupNorm,
+    nn.LayerNorm,
+)
+
+
+def has_content_normalisation(model: nn.Module) -> bool:
+    """True when ``model`` normalises by statistics of its input (instance, group or layer
+    norm): its output on a tile then depends on what else is in the tile."""
+    return any(isinstance(m, _CONTENT_NORMS) for m in model.modules())
+
+
 def _pad_to(unit: np.ndarray, multiple: int, min_side: int) -> tuple[np.ndarray, int, int]:
     """Reflect-pad the last two axes up to a multiple of ``multiple`` and at least
     ``min_side`` (edge-pad when a side is too short to reflect)."""
@@ -43,8 +59,7 @@ def _pad_to(unit: np.ndarray, multiple: int, min_side: int) -> tuple[np.ndarray,
     H = max(min_side, -(-h // multiple) * multiple)
     W = max(min_side, -(-w // multiple) * multiple)
     pad = ((0, 0), (0, 0), (0, H - h), (0, W - w))
-    mode = "reflect" if H - h < h and W - w < w else "edge"
-    return np.pad(unit, pad, mode=mode), h, w
+    return np.pad(unit, pad, mode="reflect" if min(h, w) > 1 else "edge"), h, w
 
 
 @torch.no_grad()
@@ -52,7 +67,7 @@ def apply_slices(
     unit: np.ndarray,
     generator: nn.Module,
     tile: int | None = None,
-    overlap: int = 32,
+    overlap: int | None = None,
     batch_size: int = 8,
     device: str | torch.device = "cpu",
     multiple: int = 16,
@@ -62,7 +77,8 @@ def apply_slices(
     ``tile=None`` feeds whole slices, reflect-padded to a multiple of ``multiple`` (the
     generator's total down-sampling) and cropped back: the result then does not depend on
     any tiling. An integer ``tile`` (a multiple of ``multiple``) bounds memory instead: tiles
-    overlapping by ``overlap`` pixels, blended with separable triangular weights; for a
+    overlapping by ``overlap`` pixels (default ``tile // 2``), blended with separable
+    triangular weights; for a
     generator without per-image normalisation this matches whole slices up to the
     receptive-field effects at tile borders, which the blend weights down.
     """
@@ -75,14 +91,16 @@ def apply_slices(
             t = torch.from_numpy(np.ascontiguousarray(padded[k0 : k0 + batch_size]))
             outs.append(generator(t.to(device)).float().cpu().numpy())
         return np.concatenate(outs)[:, :, :h, :w]
-    if any(isinstance(m, nn.modules.instancenorm._InstanceNorm) for m in generator.modules()):
-        raise ValueError(
-            f"{type(generator).__name__} has instance normalisation, whose statistics change "
-            "with each tile's content: run it on whole slices (tile=None), or train it "
-            "without normalisation (e.g. pix2pix_trainer(..., norm='none')) to tile"
+    if has_content_normalisation(generator):
+        raise ConfigError(
+            f"{type(generator).__name__} has instance normalisation (or group/layer norm), "
+            "whose statistics change with each tile's content: run it on whole slices "
+            "(tile=None), or train it without normalisation (e.g. pix2pix_trainer(..., "
+            "norm='none')) to tile"
         )
+    overlap = tile // 2 if overlap is None else overlap
     if tile % multiple or not 0 <= overlap < tile:
-        raise ValueError(
+        raise ConfigError(
             f"tile must be a multiple of {multiple} and overlap in [0, tile), got "
             f"tile={tile}, overlap={overlap}"
         )
@@ -116,7 +134,7 @@ def translate(
     out_window: IntensityWindow | None = None,
     axis: int = 0,
     tile: int | None = None,
-    overlap: int = 32,
+    overlap: int | None = None,
     batch_size: int = 8,
     device: str | torch.device = "cpu",
     **meta: Any,
@@ -130,7 +148,8 @@ def translate(
         out_window: maps [-1, 1] back to the output's units (default ``window``: same units).
         axis: spatial axis (0..2) along which slices are taken.
         tile, overlap: ``None`` (default) runs whole slices; an integer runs tiles of that
-            side overlapping by ``overlap`` pixels (see :func:`apply_slices`).
+            side overlapping by ``overlap`` pixels (default ``tile // 2``; see
+            :func:`apply_slices`).
         meta: entries added to the result's meta.
 
     Returns:
@@ -138,13 +157,13 @@ def translate(
         ``(C_out, X, Y, Z)``, in ``out_window``'s units.
     """
     if not 0 <= axis <= 2:
-        raise ValueError(f"axis must be a spatial axis 0, 1 or 2, got {axis}")
+        raise ConfigError(f"axis must be a spatial axis 0, 1 or 2, got {axis}")
     out_window = out_window or window
     arr = np.asarray(volume.array, np.float32)
     arr = arr if arr.ndim == 4 else arr[None]
     unit = np.moveaxis(window.to_unit(arr), axis + 1, 0)  # (n, C_in, H, W)
     out = np.clip(
-        apply_slices(unit, generator, tile, overlap, batch_size, device, _multiple(generator)),
+        apply_slices(unit, generator, tile, overlap, batch_size, device, multiple_of(generator)),
         -1,
         1,
     )
@@ -154,7 +173,7 @@ def translate(
     return volume.with_array(result, **meta)
 
 
-def _multiple(generator: nn.Module) -> int:
+def multiple_of(generator: nn.Module) -> int:
     """The side every input must divide into: ``2**depth`` for U-Nets, else 16."""
     depth = getattr(generator, "depth", None)
     return 2 ** int(depth) if isinstance(depth, int) else 16

@@ -17,8 +17,9 @@ the Rician bias of dark regions (about 1.25 sigma) is a function of sigma it can
 
 ``trained_sigma`` (a buffer, 0..255 units) records the noise range of its training data
 (approximately in units of an input's 99.5th percentile: training patches are scaled at
-their source's 97th-100th percentile before gamma, floor and bias field), and ``reference_hist`` (``(HIST_REFERENCES, HIST_BINS)``) the
-intensity histograms of whole training inputs, so :func:`medgan.tasks.denoising.denoise`
+their source's 97th-100th percentile before gamma, floor and bias field), and
+``reference_hist`` (``(HIST_REFERENCES, HIST_BINS)``) the intensity histograms of whole
+training inputs, so :func:`medgan.tasks.denoising.denoise`
 can warn when an input looks unlike them.
 """
 

@@ -92,23 +92,33 @@ def _score(out: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
 Method = Callable[[np.ndarray, float, float], np.ndarray]
 
 
-def baselines(with_dipy: bool = True) -> dict[str, Method]:
-    """The classical MR denoisers (stack, h_factor, sigma) -> stack; dipy's when installed."""
-    methods: dict[str, Method] = {"bias-corrected NLM": nlm_rician}
+def baselines(with_dipy: bool = True) -> dict[str, tuple[Method, tuple[float, ...]]]:
+    """The classical MR denoisers ``(stack, h_factor, sigma) -> stack`` with the filter
+    strengths to try: bias-corrected NLM over ``H_FACTORS``; dipy's Rician nlmeans (when
+    installed) at the true sigma only (its strength and bias correction are one value)."""
+    methods: dict[str, tuple[Method, tuple[float, ...]]] = {
+        "bias-corrected NLM": (nlm_rician, H_FACTORS)
+    }
     if with_dipy and importlib.util.find_spec("dipy") is not None:
-        methods["dipy nlmeans"] = dipy_nlmeans
+        methods["dipy nlmeans"] = (lambda stack, h, sigma: dipy_nlmeans(stack, sigma), (1.0,))
     return methods
 
 
 def best_h(
-    method: Method, clean: dict[str, np.ndarray], noisy: dict[str, np.ndarray], sigma: float
+    method: Method,
+    grid: tuple[float, ...],
+    clean: dict[str, np.ndarray],
+    noisy: dict[str, np.ndarray],
+    sigma: float,
 ) -> float:
-    """The filter strength in ``H_FACTORS`` with the best mean PSNR on ``clean``/``noisy``."""
+    """The filter strength in ``grid`` with the best mean PSNR on ``clean``/``noisy``."""
+    if len(grid) == 1:
+        return grid[0]
     means = {
         h: float(
             np.mean([_score(method(noisy[k][None], h, sigma)[0], c)[0] for k, c in clean.items()])
         )
-        for h in H_FACTORS
+        for h in grid
     }
     return max(means, key=means.__getitem__)
 

@@ -9,7 +9,7 @@ set of medgan.tasks.heldout: Toshiba head, Siemens abdomen, Philips shoulder, EP
 with a blind noise estimate, against its noisy input and bias-corrected non-local means
 (and dipy's Rician nlmeans when dipy is installed) tuned on a separate tune set.
 
-    python examples/denoise_mri.py [--steps 1500] [--sigma 15] [--out docs/figures]
+    python examples/denoise_mri.py [--steps 2500] [--sigma 15] [--out docs/figures]
                                    [--checkpoint medgan-denoise-mri/denoiser.pt]
 
 Then use it on your own scans: ``medgan enhance scan.nii.gz out.nii.gz --checkpoint
@@ -37,7 +37,7 @@ from medgan.tasks.heldout import add_noise, evaluate_denoiser, format_table, hel
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--steps", type=int, default=2500)
     ap.add_argument("--sigma", type=float, default=15.0, help="Rician noise sigma (of 255)")
     ap.add_argument("--out", default="docs/figures")
     ap.add_argument("--checkpoint", default="medgan-denoise-mri/denoiser.pt")

@@ -57,12 +57,13 @@ def main() -> None:
         model = trainer.ema
 
     try:
-        result = evaluate_denoiser(model, args.sigma)
-        _, report = heldout_mr_images()
+        images = heldout_mr_images()
+        result = evaluate_denoiser(model, args.sigma, images=images)
     except DataError as e:
         print(f"held-out evaluation skipped: {e}")
         return
     print(format_table(result))
+    report = images[1]
     noisy = add_noise(report, args.sigma)
     tiles = []
     for name in ("MR_small (Toshiba head)", "Siemens abdomen", "example4d EPI z=12"):

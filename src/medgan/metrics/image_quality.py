@@ -14,6 +14,8 @@ model-range [-1, 1] images, e.g. 2000.0 for HU in [-1000, 1000]).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -24,8 +26,6 @@ MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 def psnr_db(rms_error: float, data_range: float) -> float:
     """PSNR in dB of a root-mean-square error: 20 log10(data_range / RMSE); a large finite
     999.0 for RMSE 0 (identical images), so reports stay valid JSON."""
-    import math
-
     return 20.0 * math.log10(data_range / rms_error) if rms_error > 0 else 999.0
 
 

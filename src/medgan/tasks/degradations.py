@@ -21,6 +21,8 @@ All functions take numpy arrays in physical units (HU for CT) or in [-1, 1] and 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from scipy import ndimage
 
@@ -56,17 +58,25 @@ def rician_noise(x: np.ndarray, rng: np.random.Generator, sigma: float) -> np.nd
     return np.sqrt(re**2 + im**2).astype(np.float32)
 
 
+@lru_cache(maxsize=16)
+def _monomials(h: int, w: int, order: int) -> tuple[np.ndarray, ...]:
+    """x^i y^j (i + j <= order) on the [-1, 1]^2 grid of an h x w image, in the order the
+    coefficients are drawn; cached (read-only) since training draws one per item."""
+    yy, xx = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
+    out = tuple(xx**i * yy**j for i in range(order + 1) for j in range(order + 1 - i))
+    for m in out:
+        m.flags.writeable = False
+    return out
+
+
 def bias_field(
     x: np.ndarray, rng: np.random.Generator, strength: float = 0.3, order: int = 3
 ) -> np.ndarray:
     """Multiply each 2D slice (last two axes) by exp(strength * p), p a polynomial of total
     degree ``order`` in the normalised coordinates with coefficients ~ U(-1, 1), scaled so
     that max |p| = 1: gains between exp(-strength) and exp(strength)."""
-    h, w = x.shape[-2:]
-    yy, xx = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
-    p = sum(
-        rng.uniform(-1, 1) * xx**i * yy**j for i in range(order + 1) for j in range(order + 1 - i)
-    )
+    monomials = _monomials(*x.shape[-2:], order)
+    p = sum(rng.uniform(-1, 1) * m for m in monomials)
     p = p / max(float(np.abs(p).max()), 1e-12)
     return (x * np.exp(strength * p)).astype(np.float32)
 

@@ -35,7 +35,7 @@ from medgan.metrics.image_quality import psnr_db
 from medgan.models.denoiser import HIST_BINS, HIST_RANGE, NoiseLevelDenoiser
 from medgan.tasks.degradations import bias_field, rician_noise
 from medgan.tasks.noise import estimate_noise_sigma
-from medgan.tasks.translation import apply_slices, multiple_of
+from medgan.tasks.translation import apply_slices, check_axis, multiple_of
 
 log = logging.getLogger(__name__)
 
@@ -324,8 +324,7 @@ def denoise(
             f"{where}: denoise expects a single-channel volume (X, Y, Z), got shape "
             f"{arr.shape}; denoise each channel or time point as its own Volume"
         )
-    if not 0 <= axis <= 2:
-        raise ConfigError(f"axis must be a spatial axis 0, 1 or 2, got {axis}")
+    check_axis(axis)
     if sigma is not None and not (math.isfinite(sigma) and sigma >= 0):
         raise ConfigError(f"sigma must be a finite noise std >= 0, got {sigma}")
     if not np.isfinite(arr).all():

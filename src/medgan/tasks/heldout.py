@@ -123,14 +123,20 @@ def best_h(
     return max(means, key=means.__getitem__)
 
 
-def evaluate_denoiser(model: Any, sigma: float = 15.0, with_dipy: bool = True) -> dict[str, Any]:
+def evaluate_denoiser(
+    model: Any,
+    sigma: float = 15.0,
+    with_dipy: bool = True,
+    images: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None,
+) -> dict[str, Any]:
     """Per-image ``(PSNR dB, SSIM)`` on the report set for the noisy input, ``model``
     through :func:`~medgan.tasks.denoising.denoise` (blind noise estimate) and each
     baseline at its tune-set parameter; plus the clean-input check (PSNR of the model's
-    output against its clean input) and the blind noise estimates."""
+    output against its clean input) and the blind noise estimates. ``images``: the
+    ``(tune, report)`` sets when already loaded (default :func:`heldout_mr_images`)."""
     from medgan.tasks.denoising import denoise
 
-    tune, report = heldout_mr_images()
+    tune, report = images if images is not None else heldout_mr_images()
     n_tune, n_report = add_noise(tune, sigma), add_noise(report, sigma)
     methods = baselines(with_dipy)
     h = {name: best_h(m, grid, tune, n_tune, sigma) for name, (m, grid) in methods.items()}

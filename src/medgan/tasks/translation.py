@@ -156,8 +156,7 @@ def translate(
         A Volume with the same affine: ``(X, Y, Z)`` when ``C_out == 1``, else
         ``(C_out, X, Y, Z)``, in ``out_window``'s units.
     """
-    if not 0 <= axis <= 2:
-        raise ConfigError(f"axis must be a spatial axis 0, 1 or 2, got {axis}")
+    check_axis(axis)
     out_window = out_window or window
     arr = np.asarray(volume.array, np.float32)
     arr = arr if arr.ndim == 4 else arr[None]
@@ -171,6 +170,12 @@ def translate(
     if result.shape[0] == 1:
         result = result[0]
     return volume.with_array(result, **meta)
+
+
+def check_axis(axis: int) -> None:
+    """Refuse a slicing axis that is not one of the three spatial axes."""
+    if not 0 <= axis <= 2:
+        raise ConfigError(f"axis must be a spatial axis 0, 1 or 2, got {axis}")
 
 
 def multiple_of(generator: nn.Module) -> int:

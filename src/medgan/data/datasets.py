@@ -324,8 +324,27 @@ def _image(item: Any) -> torch.Tensor:
 
 
 @DATASETS.register("png_folder")
+def _shared_png_scale(paths: list[Path], folder: Path) -> float:
+    """The one bit depth of all the PNGs (read from headers): each image is scaled by what
+    its type can hold, never by its own maximum, so a dark 16-bit image stays dark."""
+    from medgan.data.io import png_max_value
+
+    first: dict[float, Path] = {}
+    for p in paths:
+        first.setdefault(png_max_value(p), p)
+    if len(first) > 1:
+        found = ", ".join(f"{v:g} ({p.name})" for v, p in sorted(first.items()))
+        raise DataError(
+            f"{folder}: PNGs of different bit depths (max values {found}); one data set needs "
+            "one intensity scale: convert them to the same bit depth"
+        )
+    return next(iter(first))
+
+
 class PNGFolder(Dataset):
-    """All ``*.png`` under ``folder`` as grey ``(1, size, size)`` in [-1, 1] (v/127.5 - 1)."""
+    """All ``*.png`` under ``folder`` as grey ``(1, size, size)`` in [-1, 1]: ``v / (m/2) - 1``
+    with ``m`` the largest value of the folder's one bit depth (255 for 8-bit, 65535 for
+    16-bit), so all images share one scale."""
 
     def __init__(
         self,
@@ -338,6 +357,7 @@ class PNGFolder(Dataset):
         if not self.paths:
             raise DataError(f"{self.folder}: no .png files found")
         self.size, self.transform = size, transform
+        self.max_value = _shared_png_scale(self.paths, self.folder)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -346,7 +366,11 @@ class PNGFolder(Dataset):
         from medgan.data.io import load_png
 
         vol = load_png(self.paths[i])
-        scale = 65535.0 if vol.array.max() > 255 else 255.0
-        x = torch.from_numpy(vol.array / (scale / 2) - 1.0).float()
+        if vol.meta["max_value"] != self.max_value:  # replaced since the folder was listed
+            raise DataError(
+                f"{self.paths[i]}: bit depth changed (max value {vol.meta['max_value']:g}, the "
+                f"folder's images have {self.max_value:g})"
+            )
+        x = torch.from_numpy(vol.array / (self.max_value / 2) - 1.0).float()
         x = _square(x, self.size)
         return self.transform(x) if self.transform else x

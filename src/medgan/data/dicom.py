@@ -35,6 +35,8 @@ _NON_IMAGE_MODALITIES = {"SR", "RTPLAN", "RTSTRUCT", "RTRECORD", "ECG", "KO", "P
 
 # relative tolerance for "equal" slice gaps, and absolute for orientation cosines
 GAP_RTOL, GAP_ATOL_MM, ORIENT_ATOL = 0.01, 0.01, 1e-4
+# how far direction cosines may be from unit length / right angles (rounding in the header)
+ORIENT_UNIT_TOL = 1e-2
 
 
 def _pydicom():
@@ -70,9 +72,25 @@ def _check_image(ds: Any, path: Path, header_only: bool = False) -> None:
         raise DataError(
             f"{path}: a {modality} object ({ds.get('SOPClassUID', '?')!s}) holds no image"
         )
+    if header_only and ("Rows" not in ds or "Columns" not in ds):
+        raise DataError(f"{path}: the DICOM file has no image (no Rows/Columns)")
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    if photometric not in ("MONOCHROME1", "MONOCHROME2") or samples != 1:
+        raise DataError(
+            f"{path}: PhotometricInterpretation {photometric} with {samples} sample(s) per "
+            "pixel: a colour or palette image, not grey-scale intensities; medgan reads "
+            "MONOCHROME1/MONOCHROME2 only (convert the image to grey-scale first)"
+        )
+    image_type = [str(v).upper() for v in _as_list(ds.get("ImageType", []))]
+    if "MOSAIC" in image_type or (0x0019, 0x100A) in ds:
+        n = ds.get((0x0019, 0x100A))
+        tiles = f"{n.value} slices" if n is not None else "several slices"
+        raise DataError(
+            f"{path}: a Siemens MOSAIC image ({tiles} tiled in one frame); medgan does not "
+            "unpack mosaics: convert the series to NIfTI first (e.g. `dcm2niix`) and load that"
+        )
     if header_only:
-        if "Rows" not in ds or "Columns" not in ds:
-            raise DataError(f"{path}: the DICOM file has no image (no Rows/Columns)")
         return
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
         raise DataError(f"{path}: the DICOM file has no pixel data")
@@ -100,7 +118,45 @@ def _pixels(ds: Any, path: Path) -> np.ndarray:
         raise DataError(
             f"{path}: pixel data unreadable (truncated?): {type(e).__name__}: {msg}"
         ) from None
-    return np.asarray(arr)
+    arr = np.asarray(arr)
+    _check_pixel_length(ds, arr, path)
+    return arr
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, str | bytes):
+        return [value]
+    try:
+        return list(value)
+    except TypeError:
+        return [value]
+
+
+def _check_pixel_length(ds: Any, arr: np.ndarray, path: Path) -> None:
+    """Uncompressed pixel data must hold exactly Rows x Columns x frames values (plus the
+    one pad byte DICOM allows): more means the header does not describe the data."""
+    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    expected_shape = (rows, cols) if frames == 1 else (frames, rows, cols)
+    if arr.shape != expected_shape:
+        raise DataError(
+            f"{path}: decoded pixel array {arr.shape} does not match Rows x Columns x "
+            f"NumberOfFrames {expected_shape}"
+        )
+    ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if "PixelData" not in ds or (ts is not None and getattr(ts, "is_compressed", False)):
+        return
+    bits = int(ds.get("BitsAllocated", 16) or 16)
+    expected = -(-rows * cols * frames * bits // 8)
+    actual = len(ds.PixelData)
+    if actual > expected + 1:
+        raise DataError(
+            f"{path}: PixelData holds {actual} bytes but Rows x Columns x NumberOfFrames x "
+            f"BitsAllocated = {rows} x {cols} x {frames} x {bits} bits = {expected} bytes; "
+            "the header does not describe the pixel data (wrong Rows/Columns/NumberOfFrames?)"
+        )
 
 
 def _float_list(value: Any, n: int, what: str, path: Path) -> np.ndarray:
@@ -114,9 +170,17 @@ def _float_list(value: Any, n: int, what: str, path: Path) -> np.ndarray:
 
 
 def _rescale(values: np.ndarray, ds_or_item: Any, ds: Any, path: Path) -> tuple[np.ndarray, str]:
-    slope = float(ds_or_item.get("RescaleSlope", 1.0) or 1.0)
-    intercept = float(ds_or_item.get("RescaleIntercept", 0.0) or 0.0)
-    out = values.astype(np.float32) * np.float32(slope) + np.float32(intercept)
+    slope = _rescale_value(ds_or_item, "RescaleSlope", 1.0, path)
+    intercept = _rescale_value(ds_or_item, "RescaleIntercept", 0.0, path)
+    if slope == 0.0:
+        raise DataError(f"{path}: RescaleSlope is 0, which would erase the image")
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = values.astype(np.float32) * np.float32(slope) + np.float32(intercept)
+    if not np.isfinite(out).all():
+        raise DataError(
+            f"{path}: RescaleSlope {slope:g} / RescaleIntercept {intercept:g} take the stored "
+            "values beyond float32 (inf/NaN voxels); the rescale tags are damaged"
+        )
     if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
         # invert within the range of representable values, so max<->min are swapped
         bits = int(ds.get("BitsStored", 16))
@@ -131,6 +195,65 @@ def _rescale(values: np.ndarray, ds_or_item: Any, ds: Any, path: Path) -> tuple[
     return out, unit
 
 
+def _rescale_value(ds: Any, tag: str, default: float, path: Path) -> float:
+    raw = ds.get(tag)
+    if raw is None or str(raw).strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise DataError(f"{path}: {tag} is not a number: {raw!r}") from None
+    if not np.isfinite(value):
+        raise DataError(f"{path}: {tag} is {value}; the voxels would all be NaN/inf")
+    return value
+
+
+def _check_geometry(
+    s: np.ndarray, iop: np.ndarray, sp: np.ndarray, path: Path
+) -> tuple[np.ndarray, np.ndarray]:
+    """Refuse a position, orientation or spacing that would give a NaN or singular affine;
+    return the unit row and column cosines (X, Y)."""
+    if not np.isfinite(s).all():
+        raise GeometryError(
+            f"{path}: ImagePositionPatient {s.tolist()} is not finite; the slice has no position"
+        )
+    if not (np.isfinite(sp).all() and (sp > 0).all()):
+        raise GeometryError(
+            f"{path}: PixelSpacing {sp.tolist()} must be two finite, positive distances in mm"
+        )
+    x, y = iop[:3], iop[3:]
+    nx, ny = np.linalg.norm(x), np.linalg.norm(y)
+    if not np.isfinite(iop).all() or min(nx, ny) < 1e-6:
+        raise GeometryError(
+            f"{path}: ImageOrientationPatient {iop.tolist()} is not two direction cosines "
+            "(NaN/inf or a zero vector)"
+        )
+    cos = float(np.dot(x, y) / (nx * ny))
+    if abs(nx - 1) > ORIENT_UNIT_TOL or abs(ny - 1) > ORIENT_UNIT_TOL or abs(cos) > ORIENT_UNIT_TOL:
+        raise GeometryError(
+            f"{path}: ImageOrientationPatient {iop.tolist()} is not orthonormal (|row| = "
+            f"{nx:.4f}, |column| = {ny:.4f}, row . column = {cos:.4f}); the row and column "
+            "directions must be unit vectors at right angles"
+        )
+    return x / nx, y / ny
+
+
+def _thickness(ds: Any, path: Path) -> float:
+    """Slice thickness of a lone slice (SpacingBetweenSlices, else SliceThickness, else 1 mm)."""
+    for tag in ("SpacingBetweenSlices", "SliceThickness"):
+        raw = ds.get(tag)
+        if raw is None or str(raw).strip() == "":
+            continue
+        try:
+            value = abs(float(raw))
+        except (TypeError, ValueError):
+            raise GeometryError(f"{path}: {tag} is not a number: {raw!r}") from None
+        if not np.isfinite(value) or value == 0:
+            raise GeometryError(f"{path}: {tag} {raw!r} must be a finite, non-zero distance")
+        return value
+    return 1.0
+
+
 def _geometry(ds: Any, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(position S, row cosine X, column cosine Y, spacing (dr, dc)) of a classic slice."""
     for tag in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing"):
@@ -139,7 +262,8 @@ def _geometry(ds: Any, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     s = _float_list(ds.ImagePositionPatient, 3, "ImagePositionPatient", path)
     iop = _float_list(ds.ImageOrientationPatient, 6, "ImageOrientationPatient", path)
     sp = _float_list(ds.PixelSpacing, 2, "PixelSpacing", path)
-    return s, iop[:3], iop[3:], sp
+    x, y = _check_geometry(s, iop, sp, path)
+    return s, x, y, sp
 
 
 def _affine(
@@ -243,6 +367,16 @@ def _stack(files: list[Path], where: str) -> Volume:
             raise DataError(
                 f"{p}: a multi-frame file inside a series of single frames; load it alone"
             )
+    modalities = {str(h.get("Modality", "")) for h in headers}
+    if len(modalities) > 1:
+        first = {}
+        for h, p in zip(headers, files, strict=True):
+            first.setdefault(str(h.get("Modality", "")), p.name)
+        raise DataError(
+            f"{where}: one series mixes modalities "
+            + ", ".join(f"{m or '(none)'} ({name})" for m, name in sorted(first.items()))
+            + "; their intensities are not comparable: load them separately"
+        )
     geo = [_geometry(h, p) for h, p in zip(headers, files, strict=True)]
     x0, y0, sp0 = geo[0][1], geo[0][2], geo[0][3]
     for (_, x, y, sp), p in zip(geo, files, strict=True):
@@ -275,7 +409,18 @@ def _stack(files: list[Path], where: str) -> Volume:
         units.add(unit)
     h0 = headers[order[0]]
     affine = _affine(positions[order[0]], step, x0, y0, sp0)
-    return Volume(np.stack(slices), affine, _meta(h0, [files[k] for k in order], units.pop()))
+    return Volume(
+        np.stack(slices), affine, _meta(h0, [files[k] for k in order], _one_unit(units, where))
+    )
+
+
+def _one_unit(units: set[str], where: str | Path) -> str:
+    if len(units) > 1:
+        raise DataError(
+            f"{where}: slices/frames in different units {sorted(units)} (RescaleType); "
+            "they cannot form one volume"
+        )
+    return units.pop()
 
 
 def _meta(h: Any, paths: list[Path], unit: str) -> dict[str, Any]:
@@ -300,10 +445,6 @@ def load_dicom_file(path: str | Path) -> Volume:
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     if "PerFrameFunctionalGroupsSequence" in ds:
         return _enhanced(ds, values if frames > 1 else values[None], path)
-    if values.ndim == 3 and str(ds.get("SamplesPerPixel", 1)) != "1" and frames == 1:
-        raise DataError(
-            f"{path}: colour image ({ds.PhotometricInterpretation}); medgan expects grey-scale"
-        )
     values = values if frames > 1 else values[None]
     out, unit = _rescale(values, ds, ds, path)
     if "ImagePositionPatient" in ds and "ImageOrientationPatient" in ds and "PixelSpacing" in ds:
@@ -313,7 +454,7 @@ def load_dicom_file(path: str | Path) -> Volume:
                 f"{path}: a classic multi-frame image without per-frame positions; "
                 "its slice geometry is unknown"
             )
-        thickness = float(ds.get("SpacingBetweenSlices", ds.get("SliceThickness", 1.0)) or 1.0)
+        thickness = _thickness(ds, path)
         affine = _affine(s, np.cross(x, y) * thickness, x, y, sp)
     else:
         if "PixelSpacing" not in ds and "ImagerPixelSpacing" not in ds:
@@ -323,6 +464,7 @@ def load_dicom_file(path: str | Path) -> Volume:
         sp = _float_list(
             ds.get("PixelSpacing", ds.get("ImagerPixelSpacing")), 2, "PixelSpacing", path
         )
+        _check_geometry(np.zeros(3), np.array([1.0, 0, 0, 0, 1, 0]), sp, path)
         affine = np.diag([1.0, sp[0], sp[1], 1.0])  # projection image: no patient position
         log.info(
             "%s: projection image without patient position; affine uses pixel spacing only", path
@@ -355,6 +497,7 @@ def _enhanced(ds: Any, values: np.ndarray, path: Path) -> Volume:
             "ImageOrientationPatient",
             path,
         )
+        _check_geometry(pos, iop, np.ones(2), path)
         if iop0 is None:
             iop0 = iop
         elif not np.allclose(iop, iop0, atol=ORIENT_ATOL):
@@ -368,14 +511,14 @@ def _enhanced(ds: Any, values: np.ndarray, path: Path) -> Volume:
         units.add(unit)
         positions.append(pos)
     sp = _float_list(group(0, "PixelMeasuresSequence").PixelSpacing, 2, "PixelSpacing", path)
-    x, y = iop0[:3], iop0[3:]
+    x, y = _check_geometry(positions[0], iop0, sp, path)
     normal = np.cross(x, y)
     positions = np.stack(positions)
     names = [f"frame {i}" for i in range(len(positions))]
     order, step = _order_and_step(positions, normal, names, str(path))
     if len(order) == 1:
-        thickness = float(group(0, "PixelMeasuresSequence").get("SliceThickness", 1.0) or 1.0)
+        thickness = _thickness(group(0, "PixelMeasuresSequence"), path)
         step = normal * thickness
     affine = _affine(positions[order[0]], step, x, y, sp)
     arr = np.stack([rescaled[k] for k in order])
-    return Volume(arr, affine, _meta(ds, [path], units.pop()))
+    return Volume(arr, affine, _meta(ds, [path], _one_unit(units, path)))

@@ -11,6 +11,7 @@ from medgan.data.dicom import load_dicom_file, load_dicom_series
 from medgan.data.nifti import load_nifti, save_nifti
 from medgan.data.volume import LPS_TO_RAS, Volume
 from medgan.errors import DataError
+from medgan.limits import check_size
 
 __all__ = ["load", "load_png", "save_dicom_series", "save_nifti", "save_png"]
 
@@ -32,26 +33,79 @@ def load(path: str | Path, **kwargs) -> Volume:
     return load_dicom_file(path)
 
 
-def load_png(path: str | Path) -> Volume:
-    """A grey-scale PNG as a 1-slice Volume (unit: the stored integer value; 1 mm pixels)."""
+#: the largest stored value of each PNG mode medgan reads (PIL's mode names)
+PNG_MAX_VALUE = {
+    "1": 1.0,
+    "L": 255.0,
+    "P": 255.0,
+    "RGB": 255.0,
+    "RGBA": 255.0,
+    "LA": 255.0,
+    "I;16": 65535.0,
+    "I;16B": 65535.0,
+    "I": 65535.0,  # PIL's mode for 16-bit grey PNGs in older versions
+}
+
+
+def png_max_value(path: str | Path) -> float:
+    """The largest value the PNG's bit depth can store (1, 255 or 65535), read from its header
+    only: the scale a data set of such images shares, whatever each file's own maximum."""
+    with _open_png(Path(path)) as im:
+        return PNG_MAX_VALUE[im.mode]
+
+
+def _open_png(path: Path):
+    """PIL image of ``path``, header read, size checked against the memory limit."""
     from PIL import Image, UnidentifiedImageError
 
-    path = Path(path)
     try:
-        with Image.open(path) as im:
-            if im.mode not in ("L", "I", "I;16", "I;16B", "1", "P", "RGB", "RGBA", "LA"):
-                raise DataError(f"{path}: unsupported PNG mode {im.mode}")
-            if im.mode in ("RGB", "RGBA", "P", "LA"):
-                im = im.convert("L")
-            arr = np.asarray(im, dtype=np.float32)
+        im = Image.open(path)
+    except Image.DecompressionBombError as e:
+        raise DataError(f"{path}: refused as a decompression bomb by PIL ({e})") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise DataError(f"{path}: not a readable PNG ({e})") from None
+    if im.mode not in PNG_MAX_VALUE:
+        im.close()
+        raise DataError(f"{path}: unsupported PNG mode {im.mode}")
+    try:
+        check_size(4 * im.size[0] * im.size[1], f"{path}: a {im.size[0]} x {im.size[1]} PNG")
+    except DataError:
+        im.close()
+        raise
+    return im
+
+
+def load_png(path: str | Path) -> Volume:
+    """A grey-scale PNG as a 1-slice Volume (unit: the stored integer value; 1 mm pixels).
+
+    ``meta["max_value"]`` is the largest value its bit depth can hold (255 or 65535)."""
+    import warnings
+
+    from PIL import Image
+
+    path = Path(path)
+    with _open_png(path) as im:
+        max_value = PNG_MAX_VALUE[im.mode]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # size checked
+                if im.mode in ("RGB", "RGBA", "P", "LA"):
+                    im = im.convert("L")
+                arr = np.asarray(im, dtype=np.float32)
+        except (OSError, SyntaxError, ValueError) as e:
+            raise DataError(f"{path}: not a readable PNG ({e})") from None
     # rows run top->bottom, no patient position: index (0, r, c) -> (c, r, 0) mm
     affine = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]], dtype=float)
     return Volume(
         arr[None],
         affine,
-        {"modality": "OT", "sources": [str(path)], "unit": "pixel value", "format": "png"},
+        {
+            "modality": "OT",
+            "sources": [str(path)],
+            "unit": "pixel value",
+            "format": "png",
+            "max_value": max_value,
+        },
     )
 
 

@@ -7,13 +7,15 @@ image's best affine (sform, else qform), mapping array indices (i, j, k) to RAS+
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
 import numpy as np
 
 from medgan.data.volume import Volume
-from medgan.errors import DataError
+from medgan.errors import DataError, GeometryError, MedganError
+from medgan.limits import check_size
 
 
 def load_nifti(
@@ -37,13 +39,16 @@ def load_nifti(
         raise DataError(f"{path}: no such file")
     try:
         img = nib.load(path)
+        _check_header(img, path)
         if canonical:
             img = nib.as_closest_canonical(img)
         data = np.asarray(img.get_fdata(dtype=np.float32))
+    except MedganError:
+        raise
     except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as e:
         raise DataError(f"{path}: truncated or corrupt file ({type(e).__name__}: {e})") from None
-    except nib.filebasedimages.ImageFileError as e:
-        raise DataError(f"{path}: not a NIfTI image ({e})") from None
+    except (nib.filebasedimages.ImageFileError, nib.spatialimages.HeaderDataError) as e:
+        raise DataError(f"{path}: not a valid NIfTI image ({e})") from None
     except ValueError as e:  # nibabel: "Expected N bytes, got M" on short data
         raise DataError(f"{path}: unreadable image data, truncated? ({e})") from None
     if data.ndim == 5 and data.shape[3] == 1:
@@ -74,6 +79,33 @@ def load_nifti(
         if key in ("modality", "unit") and value:
             meta[key] = value
     return Volume(np.ascontiguousarray(data), img.affine, meta)
+
+
+def _check_header(img, path: Path) -> None:
+    """Refuse, from the header alone, data medgan cannot represent and geometry that would
+    give a NaN or singular affine; and anything that would allocate more than the limit."""
+    dtype = img.get_data_dtype()
+    if dtype.kind == "c":
+        raise DataError(
+            f"{path}: complex-valued data ({dtype}); medgan reads real intensities and will not "
+            "drop the imaginary part: save the magnitude (or real and imaginary parts as a 4D "
+            "image) and load that"
+        )
+    if dtype.kind not in "iufb":
+        raise DataError(f"{path}: voxel type {dtype} is not a scalar intensity (RGB?)")
+    shape = tuple(int(n) for n in img.header.get_data_shape())
+    check_size(4 * math.prod(shape), f"{path}: header shape {shape}")
+    affine = img.affine
+    if affine is None or not np.isfinite(affine).all():
+        raise GeometryError(
+            f"{path}: the header's affine (sform/qform) has NaN/inf entries: no voxel geometry"
+        )
+    if abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+        source = "sform" if int(img.header["sform_code"]) > 0 else "qform"
+        raise GeometryError(
+            f"{path}: the header's {source} affine is singular (zero or repeated axes: "
+            f"{np.round(affine[:3, :3], 4).tolist()}); voxels have no position in space"
+        )
 
 
 def save_nifti(volume: Volume, path: str | Path) -> Path:

@@ -1,0 +1,266 @@
+"""Issue #11: every malformed DICOM/NIfTI/PNG input is refused with an error naming the file
+and the problem, never loaded with a NaN or singular affine, NaN voxels or a wrong shape."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+
+from medgan.data import load
+from medgan.errors import DataError, GeometryError
+
+CT5N = Path(get_testdata_file("CT_small.dcm")).parent / "dicomdirtests" / "98892001" / "CT5N"
+
+
+def _single(tmp: Path, name: str, edit: Callable[[pydicom.Dataset], None], src="CT_small.dcm"):
+    ds = pydicom.dcmread(get_testdata_file(src))
+    edit(ds)
+    p = tmp / f"{name}.dcm"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns about the invalid values we write
+        ds.save_as(p)
+    return p
+
+
+def _series(tmp: Path, name: str, edit: Callable[[pydicom.Dataset], None]) -> tuple[Path, str]:
+    """CT5N (5 slices) with one slice edited; returns the folder and the edited file's name."""
+    folder = tmp / name
+    shutil.copytree(CT5N, folder)
+    victim = sorted(folder.iterdir())[2]
+    ds = pydicom.dcmread(victim)
+    edit(ds)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.save_as(victim)
+    return folder, victim.name
+
+
+def _set(keyword: str, value) -> Callable[[pydicom.Dataset], None]:
+    def edit(ds: pydicom.Dataset) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            setattr(ds, keyword, value)
+
+    return edit
+
+
+SINGLE_CASES = {
+    "PixelSpacing NaN": (_set("PixelSpacing", ["nan", "0.5"]), GeometryError, "PixelSpacing"),
+    "PixelSpacing zero": (_set("PixelSpacing", ["0", "0.5"]), GeometryError, "PixelSpacing"),
+    "PixelSpacing negative": (_set("PixelSpacing", ["-1", "0.5"]), GeometryError, "PixelSpacing"),
+    "IPP inf": (_set("ImagePositionPatient", ["inf", "0", "0"]), GeometryError, "Position"),
+    "IOP all zeros": (_set("ImageOrientationPatient", [0] * 6), GeometryError, "Orientation"),
+    "IOP row == column": (
+        _set("ImageOrientationPatient", [1, 0, 0, 1, 0, 0]),
+        GeometryError,
+        "not orthonormal",
+    ),
+    "IOP not unit": (
+        _set("ImageOrientationPatient", [2, 0, 0, 0, 1, 0]),
+        GeometryError,
+        "not orthonormal",
+    ),
+    "SpacingBetweenSlices NaN": (
+        _set("SpacingBetweenSlices", "nan"),
+        GeometryError,
+        "SpacingBetweenSlices",
+    ),
+    "RescaleSlope NaN": (_set("RescaleSlope", "nan"), DataError, "RescaleSlope"),
+    "RescaleSlope overflow": (_set("RescaleSlope", "1e300"), DataError, "RescaleSlope"),
+    "RescaleSlope zero": (_set("RescaleSlope", "0"), DataError, "RescaleSlope is 0"),
+    "RescaleIntercept inf": (_set("RescaleIntercept", "inf"), DataError, "RescaleIntercept"),
+    "pixel data too long": (
+        lambda ds: setattr(ds, "PixelData", ds.PixelData + bytes(2 * 128 * 3)),
+        DataError,
+        "PixelData holds",
+    ),
+    "Siemens mosaic": (
+        lambda ds: (
+            setattr(ds, "ImageType", ["ORIGINAL", "PRIMARY", "M", "MOSAIC"]),
+            ds.add_new((0x0019, 0x100A), "US", 48),
+        ),
+        DataError,
+        "MOSAIC.*48 slices.*dcm2niix",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SINGLE_CASES))
+def test_damaged_single_dicom_is_refused_naming_file_and_tag(tmp_path, case):
+    edit, error, pattern = SINGLE_CASES[case]
+    path = _single(tmp_path, case.replace(" ", "_").replace("=", ""), edit)
+    with pytest.raises(error, match=pattern) as e:
+        load(path)
+    assert path.name in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "name, pattern",
+    [("OBXXXX1A.dcm", "PALETTE COLOR"), ("SC_rgb_2frame.dcm", "RGB with 3 sample")],
+)
+def test_colour_and_palette_images_are_not_read_as_intensities(name, pattern):
+    path = Path(get_testdata_file(name))
+    with pytest.raises(DataError, match=pattern) as e:
+        load(path)
+    assert path.name in str(e.value)
+
+
+SERIES_CASES = {
+    "IPP NaN in one slice": (
+        _set("ImagePositionPatient", ["nan", "0", "0"]),
+        GeometryError,
+        "ImagePositionPatient.*not finite",
+    ),
+    "mixed modalities": (_set("Modality", "MR"), DataError, "mixes modalities CT.*MR"),
+    "IOP row == column in one slice": (
+        _set("ImageOrientationPatient", [1, 0, 0, 1, 0, 0]),
+        GeometryError,
+        "not orthonormal",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SERIES_CASES))
+def test_damaged_slice_in_a_series_is_refused_naming_it(tmp_path, case):
+    edit, error, pattern = SERIES_CASES[case]
+    folder, victim = _series(tmp_path, "series", edit)
+    with pytest.raises(error, match=pattern) as e:
+        load(folder)
+    msg = str(e.value)
+    assert victim in msg or folder.name in msg
+
+
+def test_valid_files_still_load_with_finite_non_singular_geometry():
+    for path in (CT5N, Path(get_testdata_file("CT_small.dcm")), get_testdata_file("MR_small.dcm")):
+        vol = load(path)
+        assert np.isfinite(vol.affine).all() and abs(np.linalg.det(vol.affine[:3, :3])) > 0
+        assert np.isfinite(vol.array).all()
+
+
+# ------------------------------------------------------------------ NIfTI
+
+
+def _nifti_with_srows(path: Path, rows) -> Path:
+    """A 4^3 NIfTI whose sform rows are ``rows`` (qform off), written byte by byte: nibabel's
+    writer refuses to build such affines itself."""
+    import nibabel as nib
+
+    hdr = nib.Nifti1Image(np.ones((4, 4, 4), np.float32), np.eye(4)).header
+    hdr["qform_code"], hdr["sform_code"] = 0, 1
+    hdr["srow_x"], hdr["srow_y"], hdr["srow_z"] = rows
+    path.write_bytes(hdr.binaryblock + bytes(4) + np.ones(64, np.float32).tobytes())
+    return path
+
+
+@pytest.mark.parametrize(
+    "name, rows, pattern",
+    [
+        ("zero", [[0, 0, 0, 0]] * 3, "singular"),
+        ("repeated_axis", [[1, 0, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0]], "singular"),
+        ("nan", [[np.nan, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]], "NaN/inf"),
+    ],
+)
+def test_nifti_with_unusable_affine_is_a_geometry_error(tmp_path, name, rows, pattern):
+    path = _nifti_with_srows(tmp_path / f"{name}.nii", rows)
+    with pytest.raises(GeometryError, match=pattern) as e:
+        load(path)
+    assert path.name in str(e.value)
+
+
+def test_complex_nifti_is_refused_not_silently_made_real(tmp_path):
+    import nibabel as nib
+
+    data = (np.ones((4, 4, 4)) + 2j * np.ones((4, 4, 4))).astype(np.complex64)
+    path = tmp_path / "complex.nii"
+    nib.save(nib.Nifti1Image(data, np.eye(4)), path)
+    with pytest.raises(DataError, match="complex-valued.*imaginary") as e:
+        load(path)
+    assert path.name in str(e.value)
+
+
+def test_decompression_bomb_nifti_is_refused_before_allocating(tmp_path, monkeypatch):
+    """A small .nii.gz whose header declares 2 GiB (zeros compress ~1000:1); and a header
+    claiming 4096^3 voxels: both refused from the header alone, within the memory limit."""
+    import gzip
+    import resource
+
+    import nibabel as nib
+
+    hdr = nib.Nifti1Image(np.zeros((2, 2, 2), np.float32), np.eye(4)).header
+    hdr.set_data_shape((1024, 1024, 512))  # 2 GiB of float32
+    path = tmp_path / "bomb.nii.gz"
+    with gzip.open(path, "wb", compresslevel=1) as f:
+        f.write(hdr.binaryblock + bytes(4))
+        chunk = bytes(1 << 24)
+        for _ in range(8):  # only 128 MiB actually stored: the header is what matters
+            f.write(chunk)
+    monkeypatch.setenv("MEDGAN_MAX_BYTES", "1G")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(
+        DataError, match=r"bomb\.nii\.gz.*2\.0 GiB.*1\.0 GiB limit.*MEDGAN_MAX_BYTES"
+    ):
+        load(path)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB
+
+    hdr.set_data_shape((4096, 4096, 4096))
+    path = tmp_path / "huge.nii"
+    path.write_bytes(hdr.binaryblock + bytes(4))
+    monkeypatch.delenv("MEDGAN_MAX_BYTES")
+    with pytest.raises(DataError, match=r"huge\.nii.*256\.0 GiB"):
+        load(path)
+
+
+def test_max_bytes_setting_is_validated(monkeypatch):
+    from medgan.errors import ConfigError
+    from medgan.limits import DEFAULT_MAX_BYTES, max_bytes
+
+    assert max_bytes() == DEFAULT_MAX_BYTES
+    monkeypatch.setenv("MEDGAN_MAX_BYTES", "8G")
+    assert max_bytes() == 8 * 1024**3
+    monkeypatch.setenv("MEDGAN_MAX_BYTES", "lots")
+    with pytest.raises(ConfigError, match="MEDGAN_MAX_BYTES"):
+        max_bytes()
+
+
+# ------------------------------------------------------------------ PNG
+
+
+def test_huge_png_is_refused_with_a_named_error_not_a_pil_traceback(tmp_path, monkeypatch):
+    from PIL import Image
+
+    path = tmp_path / "wide.png"
+    Image.new("L", (15000, 15000)).save(path)  # 225 Mpixel: PIL's DecompressionBombError
+    with pytest.raises(DataError, match="wide.png.*decompression bomb"):
+        load(path)
+    path = tmp_path / "big.png"
+    Image.new("L", (3000, 3000)).save(path)
+    monkeypatch.setenv("MEDGAN_MAX_BYTES", "10M")
+    with pytest.raises(DataError, match=r"big\.png.*3000 x 3000.*limit"):
+        load(path)
+
+
+def test_png_folder_scales_by_bit_depth_not_by_each_files_maximum(tmp_path):
+    from PIL import Image
+
+    from medgan.data import PNGFolder
+
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    dark = np.full((8, 8), 200, np.uint16)  # a dark 16-bit image: max <= 255
+    bright = np.full((8, 8), 60000, np.uint16)
+    Image.fromarray(dark).save(folder / "a.png")
+    Image.fromarray(bright).save(folder / "b.png")
+    ds = PNGFolder(folder)
+    assert ds.max_value == 65535
+    assert float(ds[0].mean()) == pytest.approx(200 / 32767.5 - 1, abs=1e-6)
+    assert float(ds[1].mean()) == pytest.approx(60000 / 32767.5 - 1, abs=1e-6)
+    Image.fromarray(np.full((8, 8), 200, np.uint8)).save(folder / "c.png")
+    with pytest.raises(DataError, match="different bit depths.*255 \\(c.png\\).*65535"):
+        PNGFolder(folder)

@@ -181,7 +181,8 @@ def test_written_series_is_marked_synthetic_and_anonymous(tmp_path):
         assert "synthetic" in ds.ImageComments
         assert ds.SeriesInstanceUID != original.SeriesInstanceUID
         assert ds.PatientName != original.PatientName and ds.PatientID == "SYNTHETIC"
-        assert "PatientBirthDate" not in ds and "InstitutionName" not in ds
+        assert ds.PatientBirthDate == "" and ds.PatientSex == ""  # type 2: present, empty
+        assert "InstitutionName" not in ds
     back = load(tmp_path / "out")
     np.testing.assert_array_equal(back.array, vol.array)
     np.testing.assert_allclose(back.affine, vol.affine, atol=1e-5)

@@ -264,3 +264,78 @@ def test_png_folder_scales_by_bit_depth_not_by_each_files_maximum(tmp_path):
     Image.fromarray(np.full((8, 8), 200, np.uint8)).save(folder / "c.png")
     with pytest.raises(DataError, match="different bit depths.*255 \\(c.png\\).*65535"):
         PNGFolder(folder)
+
+
+# ------------------------------------------------------------------ DICOM writer
+
+
+def _volume(shape=(3, 8, 8)):
+    from medgan.data.volume import Volume
+
+    affine = np.diag([2.123456789012, 0.712345678901, 0.712345678901, 1.0])
+    affine[:3, 3] = [-123456.789123, 98765.4321987, -0.000012345678]  # long decimal strings
+    return Volume(np.linspace(-1000, 1000, np.prod(shape)).reshape(shape), affine)
+
+
+def test_save_dicom_series_refuses_non_finite_voxels(tmp_path):
+    from medgan.data import save_dicom_series
+
+    vol = _volume()
+    arr = vol.array.copy()
+    arr[1, 2, 3] = np.nan
+    with pytest.raises(DataError, match="1 NaN/inf voxel"):
+        save_dicom_series(vol.with_array(arr), tmp_path / "out", modality="CT")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_save_dicom_series_enforces_value_lengths(tmp_path):
+    from medgan.data import save_dicom_series
+    from medgan.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="65 characters.*at most 64"):
+        save_dicom_series(_volume(), tmp_path / "o", "CT", series_description="x" * 65)
+
+
+@pytest.mark.parametrize("modality", ["CT", "MR"])
+def test_written_series_holds_type2_attributes_and_valid_decimal_strings(tmp_path, modality):
+    from pydicom import config as pdconfig
+
+    from medgan.data import save_dicom_series
+
+    vol = _volume()
+    paths = save_dicom_series(vol, tmp_path / modality, modality=modality)
+    required = [
+        "PatientName",
+        "PatientID",
+        "PatientBirthDate",
+        "PatientSex",
+        "StudyDate",
+        "StudyTime",
+        "StudyID",
+        "AccessionNumber",
+        "ReferringPhysicianName",
+        "Manufacturer",
+        "PositionReferenceIndicator",
+        "SeriesNumber",
+        "InstanceNumber",
+        "SliceThickness",
+    ]
+    if modality == "MR":
+        required += ["ScanningSequence", "SequenceVariant", "EchoTime", "MRAcquisitionType"]
+    old = pdconfig.settings.reading_validation_mode
+    pdconfig.settings.reading_validation_mode = pdconfig.RAISE  # invalid VRs raise
+    try:
+        for p in paths:
+            ds = pydicom.dcmread(p)
+            missing = [k for k in required if k not in ds]
+            assert not missing, (p.name, missing)
+            for kw in ("ImagePositionPatient", "PixelSpacing", "RescaleSlope", "SliceLocation"):
+                for v in np.atleast_1d(ds[kw].value):
+                    assert len(str(v)) <= 16, (kw, str(v))
+    finally:
+        pdconfig.settings.reading_validation_mode = old
+    back = load(tmp_path / modality)  # may come back slice-flipped (sorted along the normal)
+    np.testing.assert_allclose(back.affine[:3, 1:3], vol.affine[:3, 1:3], rtol=1e-6)
+    ends = [vol.index_to_world([k, 0, 0]) for k in (0, vol.array.shape[0] - 1)]
+    got = [back.index_to_world([k, 0, 0]) for k in (0, back.array.shape[0] - 1)]
+    np.testing.assert_allclose(sorted(map(tuple, got)), sorted(map(tuple, ends)), rtol=1e-7)

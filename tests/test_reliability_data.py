@@ -339,3 +339,82 @@ def test_written_series_holds_type2_attributes_and_valid_decimal_strings(tmp_pat
     ends = [vol.index_to_world([k, 0, 0]) for k in (0, vol.array.shape[0] - 1)]
     got = [back.index_to_world([k, 0, 0]) for k in (0, back.array.shape[0] - 1)]
     np.testing.assert_allclose(sorted(map(tuple, got)), sorted(map(tuple, ends)), rtol=1e-7)
+
+
+# ------------------------------------------------------------------ medgan enhance arguments
+
+
+@pytest.fixture(scope="module")
+def enhance_checkpoint(tmp_path_factory):
+    import torch
+
+    import medgan
+    from medgan.batches import Paired
+
+    g = medgan.models.build("unet_generator", base_channels=4, depth=2, norm="none")
+    d = medgan.models.build("patchgan_discriminator", base_channels=4, n_layers=2)
+    x = torch.rand(8, 1, 32, 32) * 2 - 1
+    tr = medgan.Trainer(
+        g,
+        d,
+        torch.utils.data.TensorDataset(x, x),
+        adapter=Paired(),
+        config=medgan.TrainConfig(steps=1, batch_size=4, device="cpu"),
+    )
+    tr.fit()
+    folder = tmp_path_factory.mktemp("enhance")
+    tr.save(folder / "c.pt")
+    from medgan.data import save_nifti
+    from medgan.data.volume import Volume
+
+    vol = Volume(np.random.default_rng(0).uniform(0, 255, (3, 40, 36)), np.eye(4))
+    save_nifti(vol, folder / "in.nii.gz")
+    return folder
+
+
+@pytest.mark.parametrize(
+    "args, pattern",
+    [
+        (["--tile", "32", "--overlap", "-4"], "overlap"),
+        (["--tile", "32", "--overlap", "32"], "overlap"),
+        (["--tile", "0"], "tile"),
+        (["--tile", "33"], "multiple of"),
+        (["--tile", "-32"], "tile"),
+        (["--axis", "5"], "axis"),
+        (["--axis", "-1"], "axis"),
+        (["--window", "5,1"], "hi > lo"),
+        (["--window", "0,inf"], "finite"),
+        (["--window", "nan,1"], "finite"),
+        (["--window", "a,b"], "window"),
+        (["--window", "nosuchwindow"], "window"),
+    ],
+)
+def test_enhance_refuses_bad_tiling_axis_and_window_without_writing(
+    enhance_checkpoint, tmp_path, capsys, args, pattern
+):
+    from medgan.cli import main
+
+    out = tmp_path / "out.nii.gz"
+    argv = ["enhance", str(enhance_checkpoint / "in.nii.gz"), str(out)]
+    argv += ["--checkpoint", str(enhance_checkpoint / "c.pt")]
+    if "--window" not in args:
+        argv += ["--window", "0,255"]
+    code = main(argv + args)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert pattern in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_a_model_that_outputs_nan_writes_nothing():
+    import torch
+
+    from medgan.tasks.translation import apply_slices
+
+    class Broken(torch.nn.Module):
+        def forward(self, x):
+            return x * float("nan")
+
+    with pytest.raises(DataError, match="Broken produced .* NaN/inf"):
+        apply_slices(np.zeros((2, 1, 16, 16), np.float32), Broken())

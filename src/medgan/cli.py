@@ -192,7 +192,14 @@ def _window(spec: str | None, vol: Volume) -> IntensityWindow:
 
     if spec:
         lo, _, hi = spec.partition(",")
-        return IntensityWindow(float(lo), float(hi)) if hi else IntensityWindow.ct(spec)
+        if not hi:
+            return IntensityWindow.ct(spec)
+        try:
+            return IntensityWindow(float(lo), float(hi))
+        except ValueError as e:
+            if isinstance(e, MedganError):
+                raise
+            raise ConfigError(f"--window {spec!r}: expected a CT window name or 'lo,hi'") from None
     if vol.meta.get("unit") == "HU":
         return IntensityWindow.ct("full")
     return IntensityWindow.percentile(vol.array)

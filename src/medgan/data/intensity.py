@@ -8,6 +8,8 @@ CT window (level L, width W), as on a radiology workstation: HU values in
 
 from __future__ import annotations
 
+import math
+
 from typing import TypeVar
 
 import numpy as np
@@ -63,8 +65,8 @@ class IntensityWindow:
     """
 
     def __init__(self, lo: float, hi: float, unit: str = "") -> None:
-        if not hi > lo:
-            raise ConfigError(f"intensity window needs hi > lo, got [{lo}, {hi}]")
+        if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
+            raise ConfigError(f"intensity window needs finite hi > lo, got [{lo}, {hi}]")
         self.lo, self.hi, self.unit = float(lo), float(hi), unit
 
     @classmethod

@@ -17,7 +17,7 @@ from torch import nn
 
 from medgan.data.intensity import IntensityWindow
 from medgan.data.volume import Volume
-from medgan.errors import ConfigError
+from medgan.errors import ConfigError, DataError
 
 
 def _ramp(n: int, overlap: int) -> np.ndarray:
@@ -90,7 +90,7 @@ def apply_slices(
         for k0 in range(0, n, batch_size):
             t = torch.from_numpy(np.ascontiguousarray(padded[k0 : k0 + batch_size]))
             outs.append(generator(t.to(device)).float().cpu().numpy())
-        return np.concatenate(outs)[:, :, :h, :w]
+        return _finite(np.concatenate(outs)[:, :, :h, :w], generator)
     if has_content_normalisation(generator):
         raise ConfigError(
             f"{type(generator).__name__} has instance normalisation (or group/layer norm), "
@@ -123,7 +123,18 @@ def apply_slices(
                 out = np.zeros((n, pred.shape[1], H, W), np.float32)
             out[k0 : k0 + batch_size, :, y : y + tile, x : x + tile] += pred * weight
     assert out is not None
-    return (out / norm)[:, :, :h, :w]
+    return _finite((out / norm)[:, :, :h, :w], generator)
+
+
+def _finite(out: np.ndarray, generator: nn.Module) -> np.ndarray:
+    """Refuse a NaN/inf result (damaged weights, an unsuited input) before anything is saved."""
+    bad = int(np.count_nonzero(~np.isfinite(out)))
+    if bad:
+        raise DataError(
+            f"{type(generator).__name__} produced {bad} NaN/inf value(s); nothing was written. "
+            "Check the checkpoint's weights and the input's intensity window"
+        )
+    return out
 
 
 @torch.no_grad()

@@ -9,7 +9,6 @@ CT window (level L, width W), as on a radiology workstation: HU values in
 from __future__ import annotations
 
 import math
-
 from typing import TypeVar
 
 import numpy as np

@@ -137,3 +137,19 @@ def test_objective_adds_weighted_penalty():
     base, _ = losses.NonSaturating().discriminator_objective(d, real, fake)
     total, logs = losses.NonSaturating(r1_weight=2.0).discriminator_objective(d, real, fake)
     assert total.item() == pytest.approx(base.item() + logs["r1"].item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("name", ["pix2pix", "cycle_gan", "segmentation"])
+def test_task_losses_keep_the_adversarial_losss_penalties(name):
+    """Issue #11: with adversarial="wasserstein" the task loss trained with gp_weight 0."""
+    import medgan.tasks  # noqa: F401  (registers "segmentation")
+
+    loss = losses.build_loss(name, adversarial="wasserstein")
+    assert loss.gp_weight == 10.0 and loss.r1_weight == 0.0
+    d = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 1))
+    real, fake = torch.randn(4, 1, 4, 4), torch.randn(4, 1, 4, 4)
+    _, logs = loss.discriminator_objective(d, real, fake)
+    assert "gp" in logs and float(logs["gp"]) > 0
+    assert losses.build_loss(name, adversarial="wasserstein", gp_weight=0.0).gp_weight == 0.0
+    assert losses.build_loss(name, adversarial="hinge", r1_weight=2.0).r1_weight == 2.0
+    assert losses.build_loss(name).gp_weight == 0.0  # non-saturating: no penalty by default

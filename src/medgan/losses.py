@@ -330,12 +330,24 @@ def build_loss(name: str, **kwargs: Any) -> GANLoss:
 class WithAdversarial(GANLoss):
     """Base of losses that add task terms to a registered adversarial loss (``adversarial``
     names it; its ``d_loss``/``g_loss`` are used). Subclasses list their weights in
-    ``_weights`` so they are validated (>= 0) in one place."""
+    ``_weights`` so they are validated (>= 0) in one place.
+
+    The penalty weights ``r1_weight``/``r2_weight``/``gp_weight`` left at None take the
+    adversarial loss's own defaults (so ``adversarial="wasserstein"`` trains with its
+    gradient penalty, ``gp_weight=10``); a number overrides them.
+    """
 
     adversarial: str = "non_saturating"
+    r1_weight: float | None = None  # type: ignore[assignment]
+    r2_weight: float | None = None  # type: ignore[assignment]
+    gp_weight: float | None = None  # type: ignore[assignment]
     _weights: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
+        defaults = LOSSES.get(self.adversarial)()  # unknown names fail here, listing the known
+        for name in ("r1_weight", "r2_weight", "gp_weight"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, getattr(defaults, name))
         super().__post_init__()
         for name in self._weights:
             if getattr(self, name) < 0:

@@ -2,21 +2,34 @@
 
 medgan demo [--out DIR] [--steps N]         train a small CT GAN on embedded data
 medgan train --config FILE.json             train anything the registries can build
-medgan sample CKPT -n N --out DIR           draw samples from a checkpoint
+medgan sample CKPT -n N --out DIR           draw samples from a checkpoint (grid: DIR_grid.png)
+medgan fid REAL GENERATED                   FID (KID, precision/recall) of two image sets
+medgan audit --generated --train --held-out memorisation audit
+medgan enhance | translate IN OUT --checkpoint CKPT   image-to-image on a volume
 medgan models | losses | datasets           list registered names
+
+Errors: a refused argument, any :class:`~medgan.errors.MedganError` and any OSError while
+reading or writing files (no space left on device, permission denied, a file where a folder
+should be) end as one line on stderr, ``medgan <command>: error: <message>`` naming the
+parameter or the path, with exit status 2, and no traceback. The status is 2 for I/O
+failures too: in every case the command did not do its job and the message says why.
+Anything else is a bug in medgan and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medgan.errors import ConfigError, MedganError
+from medgan.config import SEED_LIMIT, check_output_folder
+from medgan.errors import ConfigError, DataError, MedganError
 
 if TYPE_CHECKING:
     from medgan.data import IntensityWindow, Volume
@@ -25,6 +38,7 @@ if TYPE_CHECKING:
 def _demo(args: argparse.Namespace) -> int:
     from medgan.experiment import ExperimentConfig, build_trainer
 
+    check_output_folder(args.out, "--out")
     size = args.size
     cfg = ExperimentConfig.from_dict(
         {
@@ -48,10 +62,11 @@ def _demo(args: argparse.Namespace) -> int:
     )
     t0 = time.perf_counter()
     trainer = build_trainer(cfg)
-    (Path(args.out)).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-    trainer.fit(progress=not args.quiet)
     out = Path(args.out)
+    with _writing(out):
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        trainer.fit(progress=not args.quiet)
     print(f"done in {time.perf_counter() - t0:.0f} s on {trainer.device}.")
     print(f"  samples:    {out / 'samples' / 'samples_final.png'}")
     print(f"  real | gen: {out / 'samples' / 'real_vs_generated.png'}")
@@ -71,7 +86,8 @@ def _train(args: argparse.Namespace) -> int:
     cfg = ExperimentConfig.from_json(args.config)
     trainer = build_trainer(cfg)
     start = trainer.step
-    trainer.fit(progress=not args.quiet)
+    with _writing(cfg.out_dir):
+        trainer.fit(progress=not args.quiet)
     if trainer.is_main:
         print(f"trained steps {start}..{trainer.step}; outputs in {cfg.out_dir}")
     return 0
@@ -81,24 +97,40 @@ def _sample(args: argparse.Namespace) -> int:
     from medgan.images import save_grid, save_pngs
     from medgan.sampling import generate, load_generator
 
+    out = Path(args.out)
+    check_output_folder(out, "--out")
+    old = sorted(out.glob("sample_*")) if out.is_dir() else []
+    if old:
+        raise ConfigError(
+            f"--out {out} already holds {len(old)} sample file(s) ({old[0].name}, ...); new "
+            "samples would mix with them: choose an empty folder or delete them"
+        )
     g = load_generator(args.checkpoint, ema=not args.no_ema, device=args.device)
     x = generate(g, args.n, seed=args.seed, device=args.device)
-    out = Path(args.out)
-    if x.dim() == 5:
-        import nibabel as nib
-        import numpy as np
+    with _writing(out):
+        if x.dim() == 5:
+            import nibabel as nib
+            import numpy as np
 
-        out.mkdir(parents=True, exist_ok=True)
-        for i, vol in enumerate(x):
-            nib.save(
-                nib.Nifti1Image(vol.numpy().transpose(1, 2, 3, 0).squeeze(-1), np.eye(4)),
-                out / f"sample_{i:05d}.nii.gz",
-            )
-    else:
-        save_pngs(x, out)
-    grid = save_grid(x[:64], out / "grid.png")
+            out.mkdir(parents=True, exist_ok=True)
+            for i, vol in enumerate(x):
+                nib.save(
+                    nib.Nifti1Image(vol.numpy().transpose(1, 2, 3, 0).squeeze(-1), np.eye(4)),
+                    out / f"sample_{i:05d}.nii.gz",
+                )
+        else:
+            save_pngs(x, out)
+        # beside the folder, not in it: the folder holds exactly the samples (for `medgan fid`)
+        grid = save_grid(x[:64], _grid_path(out))
     print(f"wrote {len(x)} samples to {out} (grid: {grid})")
     return 0
+
+
+def _grid_path(sample_folder: Path) -> Path:
+    """Where ``medgan sample`` puts its overview grid: ``<folder>_grid.png`` beside the folder
+    (``.`` and ``..`` are resolved first, so the grid never lands inside)."""
+    folder = sample_folder if sample_folder.name not in ("", ".", "..") else sample_folder.resolve()
+    return folder.parent / f"{folder.name}_grid.png"
 
 
 def _list(registry_name: str) -> int:
@@ -113,7 +145,41 @@ def _list(registry_name: str) -> int:
 def _collect(path: Path, args: argparse.Namespace):
     from medgan.metrics.inputs import image_batches
 
+    legacy = path / "grid.png"
+    if path.is_dir() and legacy.is_file() and next(path.glob("sample_*"), None) is not None:
+        raise DataError(
+            f"{legacy} is the overview grid an older `medgan sample` wrote among the samples, "
+            "not a sample: move it out of the folder so that only the samples are scored"
+        )
     return list(image_batches(path, axis=args.axis))
+
+
+def _features(args: argparse.Namespace):
+    """The feature extractor of ``--features``; a ``--weights`` file that is not one is a
+    ConfigError naming it."""
+    from medgan.metrics.features import build_features
+
+    if args.weights is not None and args.features != "inception":
+        raise ConfigError(
+            f"--weights is the Inception weights file; --features {args.features} does not "
+            "use it: drop --weights or pass --features inception"
+        )
+    try:
+        return build_features(args.features, args.weights)
+    except MedganError:
+        raise
+    except Exception as e:  # noqa: BLE001 - torch.load's many ways to refuse a file
+        if args.weights is None:
+            raise
+        raise ConfigError(
+            f"--weights {args.weights} is not a readable FID Inception weights file "
+            f"({type(e).__name__}: {_first_line(e)})"
+        ) from None
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def _fid(args: argparse.Namespace) -> int:
@@ -122,10 +188,9 @@ def _fid(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from medgan.metrics import FID, KID, PrecisionRecall
-    from medgan.metrics.features import build_features
     from medgan.metrics.frechet import FeatureStats
 
-    extractor = build_features(args.features, args.weights)
+    extractor = _features(args)
     fid = FID(extractor, batch_size=args.batch_size)
     extra = []
     if args.kid:
@@ -142,6 +207,12 @@ def _fid(args: argparse.Namespace) -> int:
                 raise MedganError(f"{path}: KID/precision-recall need images, not .npz statistics")
             continue
         batches = _collect(path, args)
+        count = sum(len(b) for b in batches)
+        if count < 2:
+            raise DataError(
+                f"{path}: {count} image(s); FID needs at least 2 images per side (its "
+                "covariance is undefined for 1), and hundreds to thousands for a stable score"
+            )
         for x in tqdm(batches, desc=path.name, unit="batch", disable=args.quiet):
             feats = fid.features(x)
             fid.update_features(feats, real=real)
@@ -154,8 +225,8 @@ def _fid(args: argparse.Namespace) -> int:
             result |= m.compute()
     result |= {"n1": fid.real.n, "n2": fid.fake.n, **fid.provenance()}
     if args.save_stats:
-        fid.real.save(args.save_stats)
-        result["saved_stats"] = str(args.save_stats)
+        with _writing(args.save_stats):
+            result["saved_stats"] = str(fid.real.save(args.save_stats))
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     print(json.dumps(result, indent=2))
@@ -165,20 +236,24 @@ def _fid(args: argparse.Namespace) -> int:
 def _audit(args: argparse.Namespace) -> int:
     import torch
 
-    from medgan.metrics.features import build_features
     from medgan.metrics.memorization import memorization_audit, save_closest_pairs
 
     def tensor(path: Path) -> torch.Tensor:
         batches = _collect(path, args)
-        if len({tuple(b.shape[1:]) for b in batches}) > 1:
-            raise MedganError(f"{path}: images of different sizes; resample them to one size first")
+        sizes = sorted({tuple(b.shape[1:]) for b in batches})
+        if len(sizes) > 1:
+            raise DataError(
+                f"{path}: images of different sizes {sizes}; resample them to one size first"
+            )
         return torch.cat(batches)
 
+    check_output_folder(args.out, "--out")
     gen, train, held = tensor(args.generated), tensor(args.train), tensor(args.held_out)
-    report = memorization_audit(gen, train, held, build_features(args.features, args.weights))
-    args.out.mkdir(parents=True, exist_ok=True)
-    grid = save_closest_pairs(report, gen, train, args.out / "closest_pairs.png")
-    (args.out / "audit.json").write_text(json.dumps(report.to_dict(), indent=2))
+    report = memorization_audit(gen, train, held, _features(args))
+    with _writing(args.out):
+        args.out.mkdir(parents=True, exist_ok=True)
+        grid = save_closest_pairs(report, gen, train, args.out / "closest_pairs.png")
+        (args.out / "audit.json").write_text(json.dumps(report.to_dict(), indent=2))
     print(json.dumps(report.to_dict(), indent=2))
     print(f"closest pairs: {grid}")
     if report.flagged:
@@ -222,7 +297,8 @@ def _translate(args: argparse.Namespace) -> int:
                 "99.5th percentile: drop --window"
             )
         out = denoise(vol, g, args.sigma, args.axis, tile=args.tile, overlap=args.overlap)
-        _write_volume(out, args.output, args.command)
+        with _writing(args.output):
+            _write_volume(out, args.output, args.command)
         r = out.meta["denoise"]
         print(
             f"enhance: {args.input} ({vol.array.shape}) -> {args.output}; noise sigma "
@@ -257,7 +333,8 @@ def _translate(args: argparse.Namespace) -> int:
         overlap=args.overlap,
         translated_by=str(args.checkpoint),
     )
-    _write_volume(out, args.output, args.command)
+    with _writing(args.output):
+        _write_volume(out, args.output, args.command)
     print(f"{args.command}: {args.input} ({vol.array.shape}, window {window}) -> {args.output}")
     return 0
 
@@ -275,14 +352,64 @@ def _write_volume(out: Volume, path: Path, command: str) -> None:
         save_dicom_series(out, path, series_description=f"medgan {command}")
 
 
+@contextlib.contextmanager
+def _writing(path: str | Path) -> Iterator[None]:
+    """OSErrors that do not name a file (``write()`` on a full disk) name ``path``."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is None:
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
+        raise
+
+
+class _UsageError(Exception):
+    """A refused command line: ``prog`` and argparse's message."""
+
+    def __init__(self, prog: str, message: str) -> None:
+        super().__init__(message)
+        self.prog = prog
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (no usage block): main prints them."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise _UsageError(self.prog, message)
+
+
+def _int_at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"  # argparse names the type by it
+    return parse
+
+
+_positive = _int_at_least(1)
+
+
+def _seed(text: str) -> int:
+    value = _int_at_least(0)(text)
+    if value >= SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2**53), got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="medgan", description="GANs for medical images.")
+    p = _Parser(prog="medgan", description="GANs for medical images.")
     p.add_argument("-v", "--verbose", action="store_true", help="log INFO messages")
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo", help="train a small GAN on embedded CT data (a few CPU minutes)")
     d.add_argument("--out", type=Path, default=Path("medgan-demo"))
-    d.add_argument("--steps", type=int, default=1000)
+    d.add_argument("--steps", type=_positive, default=1000)
     d.add_argument(
         "--max-minutes", type=float, default=1.5, help="wall-clock budget (stops cleanly)"
     )
@@ -294,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
         "ct_phantoms: procedural CT in HU)",
     )
     d.add_argument("--device", default="auto")
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--seed", type=_seed, default=0)
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(fn=_demo)
 
@@ -305,9 +432,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="draw samples from a checkpoint")
     s.add_argument("checkpoint", type=Path)
-    s.add_argument("-n", type=int, default=64)
-    s.add_argument("--out", type=Path, required=True)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("-n", type=_positive, default=64, help="number of samples")
+    s.add_argument(
+        "--out", type=Path, required=True, help="folder of the samples (grid: OUT_grid.png)"
+    )
+    s.add_argument("--seed", type=_seed, default=0)
     s.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
     s.add_argument("--device", default="cpu")
     s.set_defaults(fn=_sample)
@@ -324,7 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--weights", default=None, help="Inception weights file (or $MEDGAN_INCEPTION_WEIGHTS)"
     )
     f.add_argument("--axis", default="axial", help="slicing axis for volumes")
-    f.add_argument("--batch-size", type=int, default=50)
+    f.add_argument("--batch-size", type=_positive, default=50)
     f.add_argument("--kid", action="store_true")
     f.add_argument("--pr", action="store_true", help="also precision/recall (k=3)")
     f.add_argument("--save-stats", type=Path, default=None, help="write path1's statistics (.npz)")
@@ -355,9 +484,14 @@ def build_parser() -> argparse.ArgumentParser:
             "--window", default=None, help="CT window name or 'lo,hi' (default: by unit)"
         )
         e.add_argument("--axis", type=int, default=0, help="array axis to process slice by slice")
-        e.add_argument("--tile", type=int, default=None, help="tile side (default: whole slices)")
         e.add_argument(
-            "--overlap", type=int, default=None, help="tile overlap (default: half a tile)"
+            "--tile", type=_positive, default=None, help="tile side (default: whole slices)"
+        )
+        e.add_argument(
+            "--overlap",
+            type=_int_at_least(0),
+            default=None,
+            help="tile overlap (default: half a tile)",
         )
         e.add_argument("--no-ema", action="store_true")
         if name == "enhance":
@@ -386,16 +520,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command; returns the exit status (0, or 2 after a one-line error). A refused
+    command line exits (SystemExit 2) as argparse does, after the same one-line message."""
+    try:
+        args = build_parser().parse_args(argv)
+    except _UsageError as e:
+        raise SystemExit(_fail(e.prog, str(e))) from None
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    prog = f"medgan {args.command}"
     try:
         return args.fn(args)
     except MedganError as e:
-        print(f"medgan: error: {e}", file=sys.stderr)
-        return 2
+        return _fail(prog, str(e))
+    except OSError as e:
+        where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f is not None)
+        reason = e.strerror or str(e)
+        return _fail(prog, f"{where}: {reason}" if where else reason)
+
+
+def _fail(prog: str, message: str) -> int:
+    """Print ``<prog>: error: <message>`` as one line on stderr; the exit status 2."""
+    one_line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+    print(f"{prog}: error: {one_line}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

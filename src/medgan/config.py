@@ -1,10 +1,17 @@
-"""Frozen, validated, JSON-serialisable training configuration."""
+"""Frozen, validated, JSON-serialisable training configuration, and the type checks that
+every configuration (and every registry keyword argument read from JSON) goes through."""
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import math
+import numbers
+import sys
+import types
+import typing
 from dataclasses import dataclass
+from pathlib import Path, PurePath
 from typing import Any
 
 from medgan.errors import ConfigError
@@ -13,6 +20,9 @@ _AMP = ("off", "bf16", "fp16")
 _DEVICES = ("auto", "cpu", "cuda")
 _SCHEDULES = ("constant", "linear_decay")
 _ON_NAN = ("stop", "rollback")
+#: seeds are < 2**53: exact in JSON numbers, and the trainer's derived torch seeds
+#: (``seed * 1000 + offset + rank``) still fit in the 64 bits ``torch.manual_seed`` takes.
+SEED_LIMIT = 2**53
 
 
 @dataclass(frozen=True)
@@ -79,34 +89,25 @@ class TrainConfig:
     compile: bool = False
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # first: the range checks below assume the right types
         object.__setattr__(self, "betas", tuple(self.betas))
         _positive_int(self, "steps", "batch_size", "n_critic", "check_finite_every")
         _nonneg_int(self, "seed", "warmup_steps", "num_workers", "max_rollbacks")
+        check_seed(self.seed, "TrainConfig.seed")
         for name in ("lr_g", "lr_d"):
             v = getattr(self, name)
-            if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
+            if not (math.isfinite(v) and v > 0):
                 raise ConfigError(f"TrainConfig.{name} must be a positive number, got {v!r}")
-        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+        if not all(0 <= b < 1 for b in self.betas):
             raise ConfigError(f"TrainConfig.betas must be two numbers in [0, 1), got {self.betas}")
-        for name in ("ema_halflife_kimg", "ema_rampup"):
+        for name in ("ema_halflife_kimg", "ema_rampup", "max_minutes", "grad_clip"):
             v = getattr(self, name)
-            if v is not None and not (isinstance(v, int | float) and v > 0):
-                raise ConfigError(f"TrainConfig.{name} must be > 0 or None, got {v!r}")
-        if self.max_minutes is not None and not (
-            isinstance(self.max_minutes, int | float) and self.max_minutes > 0
-        ):
-            raise ConfigError(
-                f"TrainConfig.max_minutes must be > 0 or None, got {self.max_minutes!r}"
-            )
-        for name in ("channels_last", "compile"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"TrainConfig.{name} must be true or false")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ConfigError(f"TrainConfig.grad_clip must be > 0 or None, got {self.grad_clip}")
+            if v is not None and not v > 0:  # NaN is refused too
+                raise ConfigError(f"TrainConfig.{name} must be > 0 or null, got {v!r}")
         _choice(self, "amp", _AMP)
         _choice(self, "lr_schedule", _SCHEDULES)
         _choice(self, "on_nan", _ON_NAN)
-        if self.device not in _DEVICES and not str(self.device).startswith("cuda:"):
+        if self.device not in _DEVICES and not self.device.startswith("cuda:"):
             raise ConfigError(
                 f"TrainConfig.device must be one of {_DEVICES} or 'cuda:N', got {self.device!r}"
             )
@@ -122,9 +123,15 @@ class TrainConfig:
         return cls(**d)
 
 
-def check_fields(cls: type, d: dict[str, Any]) -> None:
-    """Refuse keys of ``d`` that are not fields of the dataclass ``cls``, listing the known."""
+def check_fields(cls: type, d: Any) -> None:
+    """Refuse a ``d`` that is not a dict, or has keys that are not fields of the dataclass
+    ``cls``, listing the known ones."""
     known = {f.name for f in dataclasses.fields(cls)}
+    if not isinstance(d, dict):
+        raise ConfigError(
+            f"{cls.__name__} must be an object (a JSON {{...}} with keys {sorted(known)}), "
+            f"got {_shown(d)}"
+        )
     unknown = set(d) - known
     if unknown:
         raise ConfigError(
@@ -135,14 +142,14 @@ def check_fields(cls: type, d: dict[str, Any]) -> None:
 def _positive_int(cfg: Any, *names: str) -> None:
     for name in names:
         v = getattr(cfg, name)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
             raise ConfigError(f"{type(cfg).__name__}.{name} must be an integer >= 1, got {v!r}")
 
 
 def _nonneg_int(cfg: Any, *names: str) -> None:
     for name in names:
         v = getattr(cfg, name)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+        if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 0:
             raise ConfigError(f"{type(cfg).__name__}.{name} must be an integer >= 0, got {v!r}")
 
 
@@ -150,3 +157,145 @@ def _choice(cfg: Any, name: str, allowed: tuple[str, ...]) -> None:
     v = getattr(cfg, name)
     if v not in allowed:
         raise ConfigError(f"{type(cfg).__name__}.{name} must be one of {allowed}, got {v!r}")
+
+
+def check_seed(seed: int, name: str = "seed") -> None:
+    """Refuse seeds outside ``[0, SEED_LIMIT)`` (see :data:`SEED_LIMIT`)."""
+    if not 0 <= seed < SEED_LIMIT:
+        raise ConfigError(
+            f"{name} must be an integer in [0, 2**53) (the torch seeds derived from it must "
+            f"fit in 64 bits), got {seed}"
+        )
+
+
+def check_output_folder(path: str | PurePath, name: str) -> None:
+    """Refuse an output folder that is an existing file or lies under one (before any
+    work is done, rather than failing when the first output is written)."""
+    p = Path(path)
+    for q in (p, *p.parents):
+        if q.exists():
+            if not q.is_dir():
+                what = "is an existing file" if q == p else f"is under the file {q}"
+                raise ConfigError(f"{name} {p} {what}, not a folder: choose another path")
+            return
+
+
+# --------------------------------------------------------------------------- type checks
+
+
+def check_field_types(cfg: Any) -> None:
+    """Refuse fields of the dataclass instance ``cfg`` whose values do not have the
+    annotated type (JSON gives strings, numbers and lists; ``"1"`` is not a number)."""
+    hints = typing.get_type_hints(type(cfg))
+    for f in dataclasses.fields(cfg):
+        if f.name in hints:
+            check_type(getattr(cfg, f.name), hints[f.name], f"{type(cfg).__name__}.{f.name}")
+
+
+def check_kwargs(builder: Any, kwargs: dict[str, Any], what: str) -> None:
+    """Refuse keyword arguments whose values do not have the type the builder (a class or a
+    function) annotates; parameters without a usable annotation are left to the builder."""
+    hints = type_hints(builder)
+    for name, value in kwargs.items():
+        if name in hints:
+            check_type(value, hints[name], f"{what}: {name}")
+
+
+def type_hints(builder: Any) -> dict[str, Any]:
+    """Resolved parameter annotations of a class's ``__init__`` or of a function; an
+    annotation that cannot be resolved is skipped, not an error."""
+    fn = builder.__init__ if isinstance(builder, type) else builder
+    try:
+        return typing.get_type_hints(fn)
+    except Exception:  # noqa: BLE001 - one unresolvable name: resolve the others one by one
+        module = vars(sys.modules.get(getattr(builder, "__module__", ""), types.ModuleType("_")))
+        hints = {}
+        for name, ann in getattr(fn, "__annotations__", {}).items():
+            try:
+                hints[name] = eval(ann, module) if isinstance(ann, str) else ann  # noqa: S307
+            except Exception:  # noqa: BLE001, S112
+                continue
+        return hints
+
+
+def check_type(value: Any, hint: Any, name: str) -> None:
+    """Raise ConfigError naming ``name``, the value and the expected type if ``value`` does
+    not match the annotation ``hint``."""
+    if not matches(value, hint):
+        raise ConfigError(f"{name} must be {describe(hint)}, got {_shown(value)}")
+
+
+def matches(value: Any, hint: Any) -> bool:
+    """Whether ``value`` fits ``hint``: bool is not an int, an int is a float, a list is a
+    tuple (JSON has no tuples), a string is a path; unknown kinds of hints accept anything."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any or hint is object:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(matches(value, a) for a in args)
+    if hint is None or hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:  # numpy integers too (numbers.Integral), but not True/False
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin is typing.Literal:
+        return value in args
+    if isinstance(hint, type) and issubclass(hint, PurePath):
+        return isinstance(value, str | PurePath)
+    if hint in (tuple, list) or origin in _SEQUENCES:
+        if not isinstance(value, list | tuple):
+            return False
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return len(value) == len(args) and all(map(matches, value, args))
+        return not args or all(matches(v, args[0]) for v in value)
+    if hint is dict or origin in (dict, collections.abc.Mapping):
+        return isinstance(value, dict)
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        return isinstance(value, hint)
+    return True
+
+
+_SEQUENCES = (tuple, list, collections.abc.Sequence)
+
+
+def describe(hint: Any) -> str:
+    """Words for an annotation, in JSON terms: ``float | None`` -> "a number or null"."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(describe(a) for a in args)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        return f"a list of {len(args)}: [{', '.join(_bare(describe(a)) for a in args)}]"
+    if origin in _SEQUENCES and args:
+        return f"a list of {_bare(describe(args[0]))}s"
+    words = {
+        bool: "true or false",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        type(None): "null",
+        None: "null",
+        tuple: "a list",
+        list: "a list",
+        dict: "an object {...}",
+    }
+    if hint in words:
+        return words[hint]
+    if isinstance(hint, type) and issubclass(hint, PurePath):
+        return "a path (string)"
+    return f"a {getattr(hint, '__name__', hint)}"
+
+
+def _bare(words: str) -> str:
+    """Drop the article: "a number" -> "number" (inside a list description)."""
+    return words.split(" ", 1)[1] if words.startswith(("a ", "an ")) else words
+
+
+def _shown(value: Any) -> str:
+    return f"{value!r} ({type(value).__name__})"

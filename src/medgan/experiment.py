@@ -33,13 +33,37 @@ from pathlib import Path
 from typing import Any
 
 from medgan import callbacks as cb
-from medgan.config import TrainConfig, check_fields
+from medgan.config import (
+    TrainConfig,
+    check_field_types,
+    check_fields,
+    check_kwargs,
+    check_output_folder,
+)
 from medgan.errors import ConfigError
-from medgan.registry import DATASETS, LOSSES, MODELS, Spec
+from medgan.registry import DATASETS, LOSSES, MODELS, Registry, Spec
 
 
 @dataclass(frozen=True)
 class ExperimentConfig:
+    """One training run (see the module docstring for the JSON form).
+
+    Args:
+        data: the registered data set and its keyword arguments.
+        generator, discriminator: registered networks, both or neither (then the recipe
+            :func:`medgan.recipes.unconditional` chooses them).
+        loss: a registered loss; default non-saturating (with named models) or the
+            recipe's "relativistic" (whose kwargs may be given).
+        train: the :class:`~medgan.config.TrainConfig`.
+        train_given: the ``train`` fields the file set (the recipe keeps its own values
+            for the others).
+        out_dir: folder of checkpoints, sample grids, the metric log and the loss plot.
+        checkpoint_every, sample_every, log_every: intervals in steps (>= 1).
+        keep_last: checkpoints kept (>= 1).
+        resume: "auto" (``out_dir/checkpoints/last.pt`` when it exists), a checkpoint
+            path, or None (start fresh).
+    """
+
     data: Spec
     generator: Spec | None = None
     discriminator: Spec | None = None
@@ -54,6 +78,16 @@ class ExperimentConfig:
     keep_last: int = 3
     resume: str | None = "auto"
 
+    def __post_init__(self) -> None:
+        check_field_types(self)
+        for name in ("checkpoint_every", "sample_every", "log_every", "keep_last"):
+            if getattr(self, name) < 1:
+                raise ConfigError(
+                    f"ExperimentConfig.{name} must be an integer >= 1, got {getattr(self, name)}"
+                )
+        if not self.out_dir:
+            raise ConfigError("ExperimentConfig.out_dir must name a folder, got ''")
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ExperimentConfig:
         check_fields(cls, d)
@@ -67,10 +101,15 @@ class ExperimentConfig:
         kw = dict(d)
         for key in ("generator", "discriminator", "data", "loss"):
             if kw.get(key) is not None:
+                kwargs = kw[key].get("kwargs") if isinstance(kw[key], dict) else None
+                if kwargs is not None and not isinstance(kwargs, dict):
+                    raise ConfigError(
+                        f"{key}.kwargs must be an object {{name: value, ...}}, got {kwargs!r}"
+                    )
                 kw[key] = Spec.from_dict(kw[key], key)
         if "train" in kw:
-            kw["train_given"] = tuple(kw["train"])
             kw["train"] = TrainConfig.from_dict(kw["train"])
+            kw["train_given"] = tuple(d["train"])
         return cls(**kw)
 
     @classmethod
@@ -100,7 +139,8 @@ def build_trainer(cfg: ExperimentConfig):  # -> Trainer
     """Models, loss, data and the standard callbacks for ``cfg``; resumes as it says."""
     from medgan.trainer import Trainer
 
-    data = DATASETS.build(cfg.data.name, **cfg.data.kwargs)
+    check_output_folder(cfg.out_dir, "out_dir")
+    data = _build(DATASETS, cfg.data, "data")
     if cfg.generator is None:
         from medgan.recipes import unconditional
 
@@ -109,6 +149,8 @@ def build_trainer(cfg: ExperimentConfig):  # -> Trainer
                 f"loss {cfg.loss.name!r} needs named models: the recipe trains with the "
                 "'relativistic' loss (give its kwargs), or name 'generator' and 'discriminator'"
             )
+        if cfg.loss is not None:
+            check_kwargs(LOSSES.get("relativistic"), cfg.loss.kwargs, "loss 'relativistic'")
         train = cfg.train.to_dict()
         trainer = unconditional(
             data,
@@ -121,10 +163,9 @@ def build_trainer(cfg: ExperimentConfig):  # -> Trainer
             **{k: train[k] for k in cfg.train_given},
         )
     else:
-        g = MODELS.build(cfg.generator.name, **cfg.generator.kwargs)
-        d = MODELS.build(cfg.discriminator.name, **cfg.discriminator.kwargs)
-        loss_spec = cfg.loss or Spec("non_saturating")
-        loss = LOSSES.build(loss_spec.name, **loss_spec.kwargs)
+        g = _build(MODELS, cfg.generator, "generator")
+        d = _build(MODELS, cfg.discriminator, "discriminator")
+        loss = _build(LOSSES, cfg.loss or Spec("non_saturating"), "loss")
         callbacks = cb.standard_callbacks(
             cfg.out_dir, cfg.checkpoint_every, cfg.sample_every, cfg.log_every, cfg.keep_last
         )
@@ -135,3 +176,10 @@ def build_trainer(cfg: ExperimentConfig):  # -> Trainer
     elif cfg.resume not in (None, "auto"):
         trainer.resume(cfg.resume)
     return trainer
+
+
+def _build(registry: Registry, spec: Spec, what: str) -> Any:
+    """``registry.build`` after checking the kwargs' types against the builder's signature,
+    so that ``"size": "16"`` is refused by name, not deep inside the builder."""
+    check_kwargs(registry.get(spec.name), spec.kwargs, f"{what} {spec.name!r}")
+    return registry.build(spec.name, **spec.kwargs)

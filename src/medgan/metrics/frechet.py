@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import logging
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from medgan.errors import DataError
+from medgan.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,12 @@ class FeatureStats:
 
     ``update(features (N, d))``; ``merge(other)`` adds another stream (e.g. another rank);
     ``mu``, ``sigma`` (unbiased, N - 1, as ``np.cov``); ``save``/``load`` an ``.npz`` with
-    ``mu`` and ``sigma`` keys like pytorch-fid's.
+    ``mu`` and ``sigma`` keys like pytorch-fid's, plus the sample count ``n``.
+
+    Loaded statistics keep the file's ``mu`` and ``sigma`` exactly until features are added;
+    then the sums are rebuilt from them (``sum = n mu``, ``sum_outer = (n - 1) sigma +
+    n mu mu^T``), so updating or merging gives the statistics of all samples together (to
+    float64 rounding). Files without ``n`` (pytorch-fid's) cannot take more features.
     """
 
     def __init__(self, dim: int | None = None) -> None:
@@ -39,8 +45,29 @@ class FeatureStats:
         self.sum_outer = None if dim is None else np.zeros((dim, dim))
         self._mu: np.ndarray | None = None
         self._sigma: np.ndarray | None = None
+        self._source: Path | None = None  # the file the frozen mu/sigma came from
+
+    def _sums(self) -> tuple[int, np.ndarray | None, np.ndarray | None]:
+        """``(n, sum, sum_outer)``, rebuilt from loaded ``mu`` and ``sigma`` if need be."""
+        if self._mu is None:
+            return self.n, self.sum, self.sum_outer
+        if self.n < 2:
+            raise ConfigError(
+                f"{self._source}: these statistics have no sample count (pytorch-fid's .npz "
+                "files store only mu and sigma), so features cannot be added to them: the real "
+                "side is frozen from the file; compute it from the images instead"
+            )
+        mu = self._mu
+        return self.n, self.n * mu, (self.n - 1) * self._sigma + self.n * np.outer(mu, mu)
+
+    def _thaw(self) -> None:
+        """Turn loaded ``mu``/``sigma`` into sums that further features add to."""
+        if self._mu is not None:
+            self.n, self.sum, self.sum_outer = self._sums()
+            self._mu = self._sigma = None
 
     def update(self, features: torch.Tensor | np.ndarray) -> None:
+        self._thaw()
         f = (
             features.detach().cpu().double().numpy()
             if isinstance(features, torch.Tensor)
@@ -55,12 +82,14 @@ class FeatureStats:
         self.sum_outer += f.T @ f
 
     def merge(self, other: FeatureStats) -> FeatureStats:
-        if other.n:
+        n, total, outer = other._sums()
+        if n:
+            self._thaw()
             if self.sum is None:
-                self.sum, self.sum_outer = np.zeros_like(other.sum), np.zeros_like(other.sum_outer)
-            self.n += other.n
-            self.sum += other.sum
-            self.sum_outer += other.sum_outer
+                self.sum, self.sum_outer = np.zeros_like(total), np.zeros_like(outer)
+            self.n += n
+            self.sum += total
+            self.sum_outer += outer
         return self
 
     def all_reduce(self) -> None:
@@ -68,6 +97,11 @@ class FeatureStats:
         import torch.distributed as dist
 
         if dist.is_available() and dist.is_initialized():
+            if self._mu is not None:
+                raise ConfigError(
+                    f"{self._source}: statistics loaded from a file are the same on every "
+                    "process; all_reduce would count them once per process"
+                )
             t = torch.from_numpy(np.concatenate([[self.n], self.sum, self.sum_outer.ravel()]))
             dist.all_reduce(t)
             d = self.sum.shape[0]
@@ -82,7 +116,7 @@ class FeatureStats:
         if self._mu is not None:
             return self._mu
         if self.n == 0:
-            raise ValueError("no features were added")
+            raise ValueError("no features were added: FID needs at least 2 images per side")
         return self.sum / self.n
 
     @property
@@ -90,12 +124,19 @@ class FeatureStats:
         if self._sigma is not None:
             return self._sigma
         if self.n < 2:
-            raise ValueError("the covariance needs at least 2 samples")
+            raise ValueError(
+                f"FID needs at least 2 images per side (the covariance of {self.n} sample is "
+                "undefined); use hundreds to thousands for a stable score"
+            )
         mu = self.mu
         return (self.sum_outer - self.n * np.outer(mu, mu)) / (self.n - 1)
 
     def save(self, path: str | Path) -> Path:
+        """Write ``mu``, ``sigma`` and ``n`` to ``path`` (``.npz`` appended when missing, as
+        numpy does); returns the path written."""
         path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_name(path.name + ".npz")
         np.savez(path, mu=self.mu, sigma=self.sigma, n=self.n)
         return path
 
@@ -106,10 +147,16 @@ class FeatureStats:
             with np.load(path) as z:
                 mu, sigma = z["mu"], z["sigma"]
                 n = int(z["n"]) if "n" in z.files else 0
-        except (OSError, KeyError, ValueError) as e:
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:
             raise DataError(f"{path}: not a statistics file with 'mu' and 'sigma' ({e})") from None
         s = cls()
+        if mu.ndim != 1 or sigma.shape != (mu.size, mu.size):
+            raise DataError(
+                f"{path}: mu {mu.shape} and sigma {sigma.shape} are not a mean (d,) and a "
+                "covariance (d, d)"
+            )
         s._mu, s._sigma, s.n = mu.astype(np.float64), sigma.astype(np.float64), n
+        s._source = path
         return s
 
 

@@ -1,7 +1,8 @@
 """Optional training features, each a small object the trainer calls at three moments:
 
 ``on_train_start(trainer)``, ``on_step_end(trainer, logs)`` (``logs``: detached scalar
-tensors), ``on_train_end(trainer)``. Only rank 0 writes files.
+tensors), ``on_train_end(trainer)``; and ``on_exception(trainer, error)`` when ``fit``
+raises (to release what a callback holds). Only rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from torch import Tensor
 from medgan import checkpoint as ckpt_io
 from medgan import distributed as ddp
 from medgan.images import save_grid
+from medgan.rundir import RunLock, claim
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +38,22 @@ class Callback:
 
 class Checkpoint(Callback):
     """Save ``folder/step_XXXXXXXX.pt`` every ``every`` steps and at the end; keep the last
-    ``keep_last`` and point ``folder/last.pt`` at the newest (a copy, written atomically)."""
+    ``keep_last`` and point ``folder/last.pt`` at the newest (a copy, written atomically).
+
+    While training, the folder is locked (:class:`~medgan.rundir.RunLock`): a second run
+    writing into it is refused instead of overwriting these checkpoints. Temporary files
+    left by killed saves are deleted at the start.
+    """
 
     def __init__(self, folder: str | Path, every: int = 500, keep_last: int = 3) -> None:
         if every < 1 or keep_last < 1:
             raise ValueError("Checkpoint: every and keep_last must be >= 1")
         self.folder, self.every, self.keep_last = Path(folder), every, keep_last
+        self._lock = RunLock(self.folder)
+
+    def on_train_start(self, trainer: Any) -> None:
+        if trainer.is_main:
+            claim(self._lock)
 
     def _save(self, trainer: Any) -> None:
         if not trainer.is_main:
@@ -56,8 +68,14 @@ class Checkpoint(Callback):
             self._save(trainer)
 
     def on_train_end(self, trainer: Any) -> None:
-        if not (self.folder / f"step_{trainer.step:08d}.pt").exists():
-            self._save(trainer)
+        try:
+            if not (self.folder / f"step_{trainer.step:08d}.pt").exists():
+                self._save(trainer)
+        finally:
+            self._lock.release()
+
+    def on_exception(self, trainer: Any, error: BaseException) -> None:
+        self._lock.release()
 
 
 def _fixed_inputs(trainer: Any, indices: Any, seed: int) -> Any:
@@ -140,7 +158,10 @@ class RealVsGenerated(Callback):
 
 class MetricLog(Callback):
     """Append losses, learning rates and step rate every ``every`` steps to a ``.csv`` or
-    ``.jsonl`` file (by suffix). On resume, rows after the resumed step are dropped."""
+    ``.jsonl`` file (by suffix). On resume, rows after the resumed step are dropped by
+    writing the kept rows to a temporary file and renaming it over the log (atomic: a
+    kill at any moment leaves the old log or the new one). The log's folder is locked
+    while training (:class:`~medgan.rundir.RunLock`)."""
 
     def __init__(self, path: str | Path, every: int = 10) -> None:
         self.path, self.every = Path(path), every
@@ -149,14 +170,30 @@ class MetricLog(Callback):
         self._t0 = self._s0 = None
         self._last: dict[str, Tensor] | None = None
         self._fields: list[str] | None = None  # CSV columns, read from the header at most once
+        self._lock = RunLock(self.path.parent)
 
     def on_train_start(self, trainer: Any) -> None:
         self._t0, self._s0, self._last = time.perf_counter(), trainer.step, None
-        if trainer.is_main and self.path.exists():
-            rows = [r for r in read_metric_log(self.path) if r["step"] <= trainer.step]
-            self.path.unlink()
-            for r in rows:
-                self._append(r)
+        if trainer.is_main:
+            claim(self._lock)
+            if self.path.exists():
+                self._truncate(trainer.step)
+
+    def _truncate(self, step: int) -> None:
+        """Keep the lines of rows up to ``step`` (and the CSV header), byte for byte; a
+        torn last line (a kill mid-append) is dropped. Rewrites only when a line goes."""
+        with self.path.open(newline="") as f:  # keep the "\r\n" that csv writes
+            lines = f.read().splitlines(keepends=True)
+        csv_log = self.path.suffix == ".csv"
+        header, rows = (lines[:1], lines[1:]) if csv_log else ([], lines)
+        fields = next(csv.reader(header)) if header else []
+        self._fields = fields or None
+        keep = [line for line in rows if _row_step(line, fields, csv_log) <= step]
+        if len(keep) == len(rows):
+            return
+        text = "".join(header + keep).encode()
+        ckpt_io.write_atomic(self.path, lambda f: f.write(text))
+        log.info("%s: dropped %d row(s) after step %d", self.path, len(rows) - len(keep), step)
 
     def _append(self, row: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -164,7 +201,7 @@ class MetricLog(Callback):
             with self.path.open("a") as f:
                 f.write(json.dumps(row) + "\n")
             return
-        new = not self.path.exists()
+        new = not self.path.exists() or self.path.stat().st_size == 0
         if new:  # the first row defines the columns; later rows keep them
             self._fields = list(row)
         elif self._fields is None:  # appending to a file from an earlier run
@@ -183,8 +220,14 @@ class MetricLog(Callback):
 
     def on_train_end(self, trainer: Any) -> None:
         # the final step is always recorded, even when it is not a multiple of `every`
-        if trainer.is_main and self._last is not None and trainer.step % self.every:
-            self._write(trainer, self._last)
+        try:
+            if trainer.is_main and self._last is not None and trainer.step % self.every:
+                self._write(trainer, self._last)
+        finally:
+            self._lock.release()
+
+    def on_exception(self, trainer: Any, error: BaseException) -> None:
+        self._lock.release()
 
     def _write(self, trainer: Any, logs: dict[str, Tensor]) -> None:
         now = time.perf_counter()
@@ -196,6 +239,18 @@ class MetricLog(Callback):
         }
         row["steps_per_s"] = rate
         self._append(row)
+
+
+def _row_step(line: str, fields: list[str], csv_log: bool) -> float:
+    """The step of one metric-log line; infinity for a torn or unreadable line."""
+    if not line.endswith("\n"):
+        return float("inf")  # the last append was cut short
+    try:
+        if csv_log:
+            return float(next(csv.reader([line]))[fields.index("step")])
+        return float(json.loads(line)["step"])
+    except (ValueError, IndexError, KeyError, TypeError, StopIteration):
+        return float("inf")
 
 
 def read_metric_log(path: str | Path) -> list[dict[str, float]]:

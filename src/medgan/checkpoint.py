@@ -1,35 +1,107 @@
-"""Atomic checkpoint files and the random state that makes resumption bit-exact.
+"""Atomic, checksummed checkpoint files, the random state that makes resumption
+bit-exact, and the checks that a checkpoint fits the model it is loaded into.
 
 A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so it loads
 with ``torch.load(weights_only=True)`` (no pickled code runs). It is written to a temporary
 file in the same folder, flushed, fsync'ed, and renamed over the target: a crash at any
 moment leaves either the old file or the new one, never a half-written file.
+
+Since format 2 the dict also holds ``"sha256"``: a digest of its content (every key, number,
+string, and each tensor's dtype, shape and bytes; see :func:`content_digest`). :func:`load`
+recomputes it, so a flipped bit anywhere that changes what is loaded is refused instead of
+resuming with silently changed weights. Format-1 files (no digest) still load.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import random
+import struct
 import tempfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
+from torch import nn
 
-from medgan.errors import CheckpointError
+from medgan import limits
+from medgan.errors import CheckpointError, MedganError
+from medgan.registry import MODELS
 
-FORMAT_VERSION = 1
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 2
+#: the first format whose files carry a ``"sha256"`` content digest
+CHECKSUM_VERSION = 2
+
+
+def content_digest(obj: Any) -> str:
+    """SHA-256 (hex) of a checkpoint's content, independent of how torch serialises it.
+
+    Walks ``obj`` in order: mappings (type, keys and values in insertion order), lists and
+    tuples (type, items), floats by their 8 IEEE-754 bytes, other scalars by ``repr``, and
+    tensors by dtype, shape and their bytes in row-major order (on the CPU). Equal content
+    gives an equal digest wherever the tensors live (CPU or GPU, any strides).
+    """
+    h = hashlib.sha256()
+    _feed(h, obj)
+    return h.hexdigest()
+
+
+def _feed(h: Any, x: Any) -> None:
+    def tag(kind: str, text: str = "") -> None:
+        b = text.encode()
+        h.update(f"{kind}{len(b)}:".encode() + b)
+
+    if isinstance(x, torch.Tensor):
+        t = x.detach()
+        tag("T", f"{t.dtype}{tuple(t.shape)}")
+        if t.numel():
+            h.update(t.cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    elif isinstance(x, Mapping):
+        tag("M", f"{type(x).__name__}{len(x)}")
+        for k, v in x.items():
+            _feed(h, k)
+            _feed(h, v)
+    elif isinstance(x, list | tuple):
+        tag("L", f"{type(x).__name__}{len(x)}")
+        for v in x:
+            _feed(h, v)
+    elif isinstance(x, float):
+        tag("F")
+        h.update(struct.pack("<d", x))
+    else:  # None, bool, int, str, bytes, torch.dtype, torch.device ...
+        tag("S", f"{type(x).__name__}:{x!r}")
 
 
 def save_atomic(obj: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write ``obj`` with ``torch.save`` to ``path`` atomically (temp file, fsync, rename)."""
+    """Write ``obj`` plus its ``"sha256"`` :func:`content_digest` with ``torch.save`` to
+    ``path`` atomically (see :func:`write_atomic`)."""
+    body = {k: v for k, v in obj.items() if k != "sha256"}
+    body["sha256"] = content_digest(body)
+    return write_atomic(path, lambda f: torch.save(body, f))
+
+
+def write_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> Path:
+    """Replace ``path`` atomically with what ``write(f)`` writes to a binary file.
+
+    ``f`` is a temporary file ``.{name}.{pid}.XXXXXXXX.tmp`` beside ``path``; it is
+    flushed, fsync'ed and renamed over ``path``, so a crash at any moment leaves the old
+    file or the new one. A temporary file left by a killed writer is recognised by its
+    name and removed by :func:`medgan.rundir.remove_orphans`.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
+    )
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -64,9 +136,10 @@ def link_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
 
 
 def load(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
-    """Load a medgan checkpoint safely (weights only).
+    """Load a medgan checkpoint safely (weights only) and verify its content digest.
 
-    A missing, truncated or foreign file raises a CheckpointError naming it.
+    Returns the dict that was saved (without the ``"sha256"`` entry). A missing, truncated,
+    foreign or damaged file (digest mismatch) raises a CheckpointError naming it.
     """
     path = Path(path)
     if not path.is_file():
@@ -79,11 +152,110 @@ def load(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
         ) from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != "medgan":
         raise CheckpointError(f"{path} is not a medgan checkpoint (no 'format': 'medgan' entry)")
-    if ckpt.get("version", 0) > FORMAT_VERSION:
+    version = ckpt.get("version", 0)
+    if not isinstance(version, int):
+        raise CheckpointError(f"{path}: the format version {version!r} is not a number")
+    if version > FORMAT_VERSION:
         raise CheckpointError(
-            f"{path} was written by a newer medgan (format {ckpt['version']}); upgrade medgan"
+            f"{path} was written by a newer medgan (format {version}); upgrade medgan"
+        )
+    stored = ckpt.pop("sha256", None)
+    if stored is None:
+        if version >= CHECKSUM_VERSION:
+            raise CheckpointError(
+                f"checkpoint {path}: a format-{version} file without its 'sha256' entry: the "
+                "file is damaged; resume from an earlier checkpoint"
+            )
+        log.info("%s: format-%d checkpoint without checksum, not verified", path, version)
+    elif content_digest(ckpt) != stored:
+        raise CheckpointError(
+            f"checkpoint {path}: checksum mismatch: the file is damaged (its content differs "
+            "from what was saved); resume from an earlier checkpoint"
         )
     return ckpt
+
+
+def check_state_fits(
+    net: nn.Module, state: Mapping[str, Any], source: str | os.PathLike, what: str
+) -> None:
+    """Refuse ``state`` unless it has exactly the keys of ``net.state_dict()`` with the
+    same shapes (``net`` may live on the meta device); the error names the first key
+    that differs."""
+    expected = net.state_dict()
+    ours = sum(v.numel() for v in expected.values() if isinstance(v, torch.Tensor))
+    theirs = sum(v.numel() for v in state.values() if isinstance(v, torch.Tensor))
+    counts = f"the model has {ours:,} weight elements, the checkpoint {theirs:,}"
+    for k, v in expected.items():
+        if k not in state:
+            raise CheckpointError(f"{source}: the {what} weights lack {k!r} ({counts})")
+        got = state[k]
+        if isinstance(v, torch.Tensor) and (
+            not isinstance(got, torch.Tensor) or got.shape != v.shape
+        ):
+            shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+            raise CheckpointError(
+                f"{source}: the {what} weight {k!r} has shape {shape} in the checkpoint but "
+                f"{tuple(v.shape)} in the model ({counts})"
+            )
+    extra = [k for k in state if k not in expected]
+    if extra:
+        raise CheckpointError(
+            f"{source}: the {what} weights hold {extra[0]!r}, which the model has not "
+            f"({len(extra)} unexpected keys; {counts})"
+        )
+
+
+def check_finite(state: Mapping[str, Any], source: str | os.PathLike, what: str) -> None:
+    """Refuse weights with a NaN or infinite value, naming the first such tensor."""
+    for k, v in state.items():
+        if isinstance(v, torch.Tensor) and v.is_floating_point() and not torch.isfinite(v).all():
+            raise CheckpointError(
+                f"{source}: the {what} weight {k!r} holds NaN/inf values; the run diverged "
+                "before this checkpoint was written; use an earlier one"
+            )
+
+
+def build_model(
+    spec: Mapping[str, Any],
+    state: Mapping[str, Any],
+    source: str | os.PathLike,
+    what: str,
+) -> nn.Module:
+    """The registered model ``spec`` (``{"name", "kwargs"}``) with ``state`` loaded, on the
+    CPU; ``state`` must fit it exactly.
+
+    The model is first built on the meta device (no memory): a spec whose weights differ
+    from ``state`` in any key or shape, or whose parameters and buffers would take more
+    than :func:`medgan.limits.max_bytes` (``MEDGAN_MAX_BYTES``), is refused before anything
+    is allocated, so a small file cannot make us allocate gigabytes.
+    """
+    name, kwargs = spec.get("name"), spec.get("kwargs") or {}
+    if not isinstance(name, str) or not isinstance(kwargs, Mapping):
+        raise CheckpointError(f"{source}: the {what} spec {dict(spec)!r} is malformed")
+    try:
+        with torch.device("meta"):
+            skeleton = MODELS.build(name, **kwargs)
+    except MedganError as e:
+        raise CheckpointError(f"{source}: the {what} spec cannot be built: {e}") from e
+    except Exception as e:  # a custom model that cannot live on the meta device
+        log.warning("%s: %s %r not checked on the meta device (%s)", source, what, name, e)
+        skeleton = None
+    if skeleton is not None:
+        check_state_fits(skeleton, state, source, what)
+        tensors = [*skeleton.parameters(), *skeleton.buffers()]
+        nbytes = sum(t.numel() * t.element_size() for t in tensors)
+        if nbytes > limits.max_bytes():
+            raise CheckpointError(
+                f"{source}: the {what} {name!r} would take {nbytes / 2**30:.1f} GiB, above "
+                f"the {limits.max_bytes() / 2**30:.1f} GiB limit; if the checkpoint is "
+                f"genuine, raise the limit with {limits.ENV_VAR} (e.g. {limits.ENV_VAR}=64G)"
+            )
+    net = MODELS.build(name, **kwargs)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as e:
+        raise CheckpointError(f"{source}: the {what} weights do not fit {name!r}: {e}") from e
+    return net
 
 
 def rng_state(generators: dict[str, torch.Generator] | None = None) -> dict[str, Any]:

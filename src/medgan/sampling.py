@@ -9,25 +9,32 @@ from torch import Tensor, nn
 
 from medgan import checkpoint as ckpt_io
 from medgan.errors import CheckpointError
-from medgan.registry import MODELS
 
 
 def load_generator(path: str | Path, ema: bool = True, device: str = "cpu") -> nn.Module:
-    """The generator of a checkpoint (its EMA weights when present and ``ema``), in eval mode."""
+    """The generator of a checkpoint (its EMA weights when present and ``ema``), in eval mode.
+
+    Refused with a :class:`~medgan.errors.CheckpointError` naming the file: a damaged file,
+    a spec whose model does not match the stored weights (checked on the meta device
+    before any allocation, see :func:`medgan.checkpoint.build_model`), a model above the
+    ``MEDGAN_MAX_BYTES`` limit, and weights with NaN/inf values.
+    """
     state = ckpt_io.load(path, device)
-    spec = state["generator"].get("spec")
+    entry = state.get("generator")
+    if not isinstance(entry, dict) or not isinstance(entry.get("state"), dict):
+        raise CheckpointError(f"{path}: the checkpoint holds no generator weights")
+    spec = entry.get("spec")
     if spec is None:
         raise CheckpointError(
             f"{path}: the generator was not built with medgan.models.build, so the checkpoint "
             "cannot rebuild it; build the same module yourself and load "
             "state['generator']['state'] into it"
         )
-    g = MODELS.build(spec["name"], **spec["kwargs"])
-    weights = state["ema"] if ema and state.get("ema") is not None else state["generator"]["state"]
-    try:
-        g.load_state_dict(weights)
-    except RuntimeError as e:
-        raise CheckpointError(f"{path}: weights do not fit {spec['name']}: {e}") from e
+    use_ema = ema and state.get("ema") is not None
+    weights = state["ema"] if use_ema else entry["state"]
+    what = "EMA generator" if use_ema else "generator"
+    ckpt_io.check_finite(weights, path, what)
+    g = ckpt_io.build_model(spec, weights, path, what)
     return g.to(device).eval()
 
 

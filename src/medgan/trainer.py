@@ -14,8 +14,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import functools
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,23 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     return torch.device(name)
 
 
+def _notify_on_exception(fit: Callable[..., Trainer]) -> Callable[..., Trainer]:
+    """Wrap :meth:`Trainer.fit`: when it raises, each callback's optional
+    ``on_exception(trainer, error)`` runs (releasing what it holds, e.g. the run-folder
+    lock of :class:`~medgan.callbacks.Checkpoint`), then the error propagates."""
+
+    @functools.wraps(fit)
+    def wrapper(self: Trainer, *args: Any, **kwargs: Any) -> Trainer:
+        try:
+            return fit(self, *args, **kwargs)
+        except BaseException as e:
+            for cb in self.callbacks:
+                _call(cb, "on_exception", self, e)
+            raise
+
+    return wrapper
+
+
 def _loss_spec(loss: GANLoss) -> Spec | None:
     spec = spec_of(loss)
     if spec is not None:
@@ -74,7 +92,8 @@ class Trainer:
         loss: a :class:`~medgan.losses.GANLoss`; default non-saturating.
         config: :class:`~medgan.config.TrainConfig`.
         callbacks: objects with optional ``on_train_start(trainer)``,
-            ``on_step_end(trainer, logs)`` and ``on_train_end(trainer)`` methods.
+            ``on_step_end(trainer, logs)``, ``on_train_end(trainer)`` and
+            ``on_exception(trainer, error)`` (when ``fit`` raises) methods.
         adapter: batch -> :class:`~medgan.batches.GANInputs`; default noise-to-image,
             class-conditional when the generator has ``num_classes > 0``.
     """
@@ -309,6 +328,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
 
+    @_notify_on_exception
     def fit(self, steps: int | None = None, progress: bool = False) -> Trainer:
         """Train until ``self.step == steps`` (default ``config.steps``); returns self."""
         target = self.config.steps if steps is None else steps
@@ -435,6 +455,10 @@ class Trainer:
     def load_state(
         self, state: dict[str, Any], restore_rng: bool = True, source: str = "checkpoint"
     ) -> None:
+        """Restore what :meth:`state_dict` captured; refused (CheckpointError naming
+        ``source``, before anything changes) when keys are missing or the checkpoint comes
+        from a run this one cannot continue exactly (other world size or lr schedule)."""
+        self._check_resumable(state, restore_rng, source)
         for key, net in (("generator", self.generator), ("discriminator", self.discriminator)):
             _load_net(net, state[key], key, source)
         if self.ema is not None:
@@ -460,14 +484,65 @@ class Trainer:
             ckpt_io.set_rng_state(state["rng"], {"noise": self.noise_rng, "aux": self.aux_rng})
         self._batch_iter = None  # restart the data stream at the restored position
 
+    def _check_resumable(self, state: dict[str, Any], restore_rng: bool, source: str) -> None:
+        required = [*_RESUME_KEYS, "rng"] if restore_rng else _RESUME_KEYS
+        missing = [k for k in required if k not in state]
+        if missing:
+            raise CheckpointError(
+                f"{source} lacks {', '.join(missing)}: it is not a complete training "
+                "checkpoint (written by Trainer.save), so training cannot continue from it"
+            )
+        theirs, ours = state.get("world_size", 1), self.dist.world_size
+        if theirs != ours:
+            raise CheckpointError(
+                f"{source} was written by a run with {theirs} process(es), this one has "
+                f"{ours}: the data order (each process reads its share of every epoch), the "
+                "images per step and so the EMA decay would all differ from the run it "
+                f"continues. Resume with {theirs} process(es) (torchrun --nproc_per_node "
+                f"{theirs}), or start a fresh run"
+            )
+        saved, cfg = state.get("config") or {}, self.config
+        if "linear_decay" in (cfg.lr_schedule, saved.get("lr_schedule")):
+            diff = [
+                f"{k}={saved[k]!r} there, {getattr(cfg, k)!r} here"
+                for k in ("lr_schedule", "steps")
+                if k in saved and saved[k] != getattr(cfg, k)
+            ]
+            if diff:
+                raise CheckpointError(
+                    f"{source}: the learning rate decays linearly to 0 at config.steps, and "
+                    f"the checkpoint's run differs ({'; '.join(diff)}), so the rate would "
+                    "jump and the schedule differ from the run it continues. Resume with "
+                    "the checkpoint's settings, or start a fresh run for a longer schedule"
+                )
+
+
+#: what :meth:`Trainer.load_state` needs besides "rng" (which a rollback does not restore)
+_RESUME_KEYS = (
+    "generator",
+    "discriminator",
+    "opt_g",
+    "opt_d",
+    "sched_g",
+    "sched_d",
+    "scaler_g",
+    "scaler_d",
+    "step",
+    "epoch",
+    "batch_in_epoch",
+)
+
 
 def _load_net(net: nn.Module, entry: dict[str, Any], key: str, source: str) -> None:
+    if not isinstance(entry, dict) or not isinstance(entry.get("state"), dict):
+        raise CheckpointError(f"{source}: the {key} entry holds no weights")
     ours, theirs = spec_of(net), entry.get("spec")
     if ours is not None and theirs is not None and ours.to_dict() != theirs:
         raise CheckpointError(
             f"{source} holds a {key} {theirs['name']!r} with kwargs {theirs['kwargs']}, but this "
             f"trainer's {key} is {ours.name!r} with kwargs {ours.kwargs}; build the same model"
         )
+    ckpt_io.check_state_fits(net, entry["state"], source, key)  # names the first odd key
     try:
         net.load_state_dict(entry["state"])
     except RuntimeError as e:

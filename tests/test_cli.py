@@ -103,7 +103,7 @@ def test_sample_from_checkpoint(tmp_path):
         main(["sample", str(tmp_path / "run/checkpoints/last.pt"), "-n", "5", "--out", str(out)])
         == 0
     )
-    assert len(list(out.glob("sample_*.png"))) == 5 and (out / "grid.png").exists()
+    assert len(list(out.glob("*.png"))) == 5 and (tmp_path / "samples_grid.png").exists()
 
 
 def test_3d_training_and_nifti_samples(tmp_path):

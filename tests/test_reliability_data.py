@@ -399,7 +399,10 @@ def test_enhance_refuses_bad_tiling_axis_and_window_without_writing(
     argv += ["--checkpoint", str(enhance_checkpoint / "c.pt")]
     if "--window" not in args:
         argv += ["--window", "0,255"]
-    code = main(argv + args)
+    try:
+        code = main(argv + args)
+    except SystemExit as e:  # argparse's own refusals exit with status 2
+        code = e.code
     err = capsys.readouterr().err
     assert code == 2, err
     assert pattern in err and "Traceback" not in err

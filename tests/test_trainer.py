@@ -289,3 +289,53 @@ def test_trainer_step_has_no_loss_formula():
     src = Path(medgan.trainer.__file__).read_text()
     for token in ("softplus", "logsigmoid", "F.relu", ".log("):
         assert token not in src
+
+
+def test_exploding_weights_without_nan_are_flagged(caplog, monkeypatch):
+    """Issue #11: lr 10 keeps every loss finite while the weights blow up; training must
+    warn while it happens, and stop once a weight passes the divergence limit."""
+    import logging
+
+    import medgan.trainer as trainer_mod
+
+    with caplog.at_level(logging.WARNING, logger="medgan.trainer"):
+        tiny_trainer(lr_g=10.0, lr_d=10.0, steps=25, ema_halflife_kimg=None).fit()
+    assert any("weights are exploding" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="medgan.trainer"):
+        tiny_trainer(steps=25).fit()  # the default learning rates: no warning
+    assert not any("exploding" in r.getMessage() for r in caplog.records)
+    monkeypatch.setattr(trainer_mod, "DIVERGED_WEIGHT", 20.0)
+    with pytest.raises(TrainingDivergedError, match="weight exceeded 20"):
+        tiny_trainer(lr_g=10.0, lr_d=10.0, steps=25, ema_halflife_kimg=None).fit()
+
+
+def test_rollback_continues_on_new_batches_not_a_replay(tmp_path):
+    """Issue #11: after a rollback the data stream goes on past the batches that diverged."""
+    state = {"calls": 0}
+    seen: list[torch.Tensor] = []
+
+    class NanOnce(medgan.losses.NonSaturating):
+        def d_loss(self, r, f):
+            state["calls"] += 1
+            out = super().d_loss(r, f)
+            return out * float("nan") if state["calls"] == 9 else out  # step 5's first D update
+
+    tr = tiny_trainer(
+        loss=NanOnce(), on_nan="rollback", callbacks=[cb.Checkpoint(tmp_path, every=2)]
+    )
+    inner = tr.next_inputs
+
+    def recording():
+        x = inner()
+        seen.append(x.real.clone())
+        return x
+
+    tr.next_inputs = recording
+    tr.fit(8)
+    assert tr._rollbacks == 1
+    # steps 5-6 after the rollback (to step 4) used batches 11.. (not a replay of 9-10)
+    replayed = [
+        i for i in range(10, len(seen)) if any(torch.equal(seen[i], seen[j]) for j in (8, 9))
+    ]
+    assert not replayed, replayed

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from medgan import checkpoint as ckpt_io
 from medgan import distributed as ddp
+from medgan.errors import ConfigError
 from medgan.images import save_grid
 from medgan.rundir import RunLock, claim
 
@@ -108,6 +109,8 @@ class SampleGrid(Callback):
     """
 
     def __init__(self, folder: str | Path, every: int = 500, n: int = 64, seed: int = 1234) -> None:
+        if every < 1:
+            raise ConfigError(f"SampleGrid: every must be >= 1 (steps), got {every}")
         self.folder, self.every, self.n, self.seed = Path(folder), every, n, seed
         self._inputs: Any = None
 
@@ -164,6 +167,8 @@ class MetricLog(Callback):
     while training (:class:`~medgan.rundir.RunLock`)."""
 
     def __init__(self, path: str | Path, every: int = 10) -> None:
+        if every < 1:
+            raise ConfigError(f"MetricLog: every must be >= 1 (steps), got {every}")
         self.path, self.every = Path(path), every
         if self.path.suffix not in (".csv", ".jsonl"):
             raise ValueError(f"MetricLog: {self.path} must end in .csv or .jsonl")
@@ -315,6 +320,8 @@ class Evaluate(Callback):
         every: int = 1000,
         log_path: str | Path | None = None,
     ):
+        if every < 1:
+            raise ConfigError(f"Evaluate: every must be >= 1 (steps), got {every}")
         self.fn, self.every = fn, every
         self.log_path = Path(log_path) if log_path else None
         self.history: list[dict[str, float]] = []

@@ -25,7 +25,8 @@ class CheckpointError(MedganError):
 
 
 class TrainingDivergedError(MedganError, FloatingPointError):
-    """A loss became NaN or infinite; training stopped before any weights were saved."""
+    """A loss became NaN/infinite or exploded (or a weight did); training stopped before
+    any weights were saved from that state."""
 
 
 class GeometryError(DataError):

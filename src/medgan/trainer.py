@@ -182,6 +182,8 @@ class Trainer:
         self._rollbacks = 0
         self._batch_iter: Iterator[Any] | None = None
         self._finite = torch.ones((), dtype=torch.bool, device=self.device)
+        self._weight_start: dict[str, float] = {}
+        self._growth_warned: set[str] = set()
         self._latent_dim = getattr(generator, "latent_dim", None)
 
     # ------------------------------------------------------------------ properties
@@ -332,6 +334,10 @@ class Trainer:
     def fit(self, steps: int | None = None, progress: bool = False) -> Trainer:
         """Train until ``self.step == steps`` (default ``config.steps``); returns self."""
         target = self.config.steps if steps is None else steps
+        if self.step < target:  # G, D and the data fit together: one clear line if not
+            from medgan.checks import check_first_batch
+
+            check_first_batch(self)
         callbacks = list(self.callbacks)
         if progress and self.is_main:
             from medgan.callbacks import ProgressBar
@@ -340,10 +346,16 @@ class Trainer:
         for cb in callbacks:
             _call(cb, "on_train_start", self)
         deadline = _Deadline(self.config.max_minutes, self.dist.enabled, self.device)
+        for name, net in (("generator", self.generator), ("discriminator", self.discriminator)):
+            self._weight_start.setdefault(name, _max_abs(net))
         while self.step < target:
             logs = self.train_step()
             self.step += 1
             self._finite &= _all_finite(logs)  # on the device: no host sync here
+            if self.step % self.config.check_finite_every == 0:
+                self._finite &= _weights_bounded(self.generator, self.discriminator)
+            if self.step % GROWTH_CHECK_EVERY == 0:
+                self._watch_growth()
             late = self.step < target and deadline.passed()
             check = self.step % self.config.check_finite_every == 0 or self.step == target or late
             if check and not bool(self._finite):  # also at the last step: none slips out
@@ -359,6 +371,28 @@ class Trainer:
             _call(cb, "on_train_end", self)
         return self
 
+    def _watch_growth(self) -> None:
+        """Warn (once per net) when its largest weight has grown more than
+        :data:`GROWTH_WARN` times since training started: the usual sign of learning rates
+        too high for the game, long before anything becomes NaN."""
+        for name, net in (("generator", self.generator), ("discriminator", self.discriminator)):
+            now = _max_abs(net)
+            start = self._weight_start.setdefault(name, now)
+            if name not in self._growth_warned and now > GROWTH_WARN * max(start, 0.1):
+                self._growth_warned.add(name)
+                log.warning(
+                    "the %s's weights are exploding: largest |weight| %.3g at step %d, %.0fx "
+                    "its %.3g at the start; lower the learning rates (lr_g=%g, lr_d=%g) "
+                    "or add grad_clip / an R1 penalty",
+                    name,
+                    now,
+                    self.step,
+                    now / max(start, 1e-12),
+                    start,
+                    self.config.lr_g,
+                    self.config.lr_d,
+                )
+
     def _diverged(self, logs: dict[str, Tensor]) -> None:
         values = {k: float(v) for k, v in logs.items()}
         cfg = self.config
@@ -369,9 +403,13 @@ class Trainer:
         ):
             self._rollbacks += 1
             bad_step = self.step
+            # continue with the data *after* the batches that diverged, not a replay of them
+            position = (self.epoch, self.batch_in_epoch)
             self.load_state(ckpt_io.load(self.last_checkpoint, self.device), restore_rng=False)
+            self.epoch, self.batch_in_epoch = position
             log.warning(
-                "non-finite loss at step %d (%s); rolled back to %s (step %d), rollback %d of %d",
+                "diverged at step %d (%s); rolled back to %s (step %d) and continue on the "
+                "following batches, rollback %d of %d",
                 bad_step,
                 values,
                 self.last_checkpoint,
@@ -383,11 +421,14 @@ class Trainer:
         where = (
             f"last checkpoint: {self.last_checkpoint}" if self.last_checkpoint else "no checkpoint"
         )
+        weight = max(_max_abs(self.generator), _max_abs(self.discriminator))
         raise TrainingDivergedError(
-            f"loss became NaN/inf by step {self.step} (checked every "
-            f"{cfg.check_finite_every} steps; last logs {values}). Training stopped and nothing "
-            f"was saved from this state ({where}). Try lower learning rates, an R1 penalty "
-            "(r1_weight), grad_clip, amp='off', or TrainConfig(on_nan='rollback')."
+            f"training diverged by step {self.step}: a loss became NaN/inf (or beyond "
+            f"{DIVERGED_LOSS:g}) or a weight exceeded {DIVERGED_WEIGHT:g} in magnitude "
+            f"(checked every {cfg.check_finite_every} steps; largest |weight| {weight:.3g}; "
+            f"last logs {values}). Training stopped and nothing was saved from this state "
+            f"({where}). Try lower learning rates, an R1 penalty (r1_weight), grad_clip, "
+            "amp='off', or TrainConfig(on_nan='rollback')."
         )
 
     # ------------------------------------------------------------------ checkpoints
@@ -549,9 +590,39 @@ def _load_net(net: nn.Module, entry: dict[str, Any], key: str, source: str) -> N
         raise CheckpointError(f"{source}: the {key} weights do not fit this model: {e}") from e
 
 
+#: host-side weight-growth checks run every this many steps (see Trainer._watch_growth)
+GROWTH_CHECK_EVERY = 25
+#: growth of a net's largest |weight| beyond which a warning is logged
+GROWTH_WARN = 100.0
+#: a logged loss or logit this large is treated as a divergence, like NaN
+DIVERGED_LOSS = 1e8
+#: a weight this large means the game has exploded (weights of a healthy net are O(1); Adam
+#: moves each by about lr per step): treated like a NaN loss, so a run with, say, lr 10
+#: stops (or rolls back) instead of training on with weights of 1e19.
+DIVERGED_WEIGHT = 1e6
+
+
+def _weights_bounded(*nets: nn.Module) -> Tensor:
+    """0-dim bool tensor on the nets' device: every parameter finite and below
+    :data:`DIVERGED_WEIGHT` in magnitude (one fused max-norm per net, no host sync)."""
+    flags = []
+    for net in nets:
+        params = [p.detach() for p in net.parameters() if p.numel()]
+        if params:
+            peak = torch.stack(torch._foreach_norm(params, float("inf"))).max()
+            flags.append(peak.float() < DIVERGED_WEIGHT)  # NaN compares False
+    return torch.stack(flags).all() if flags else torch.ones((), dtype=torch.bool)
+
+
+def _max_abs(net: nn.Module) -> float:
+    vals = [float(p.detach().abs().max()) for p in net.parameters() if p.numel()]
+    return max(vals, default=0.0)
+
+
 def _all_finite(logs: dict[str, Tensor]) -> Tensor:
-    """A 0-dim bool tensor on the logs' device: every logged value is finite."""
-    return torch.isfinite(torch.stack([v.float() for v in logs.values()])).all()
+    """A 0-dim bool tensor on the logs' device: every logged value is finite and below
+    :data:`DIVERGED_LOSS` in magnitude."""
+    return (torch.stack([v.float() for v in logs.values()]).abs() < DIVERGED_LOSS).all()
 
 
 _MEMORY_FORMATS = {4: torch.channels_last, 5: torch.channels_last_3d}

@@ -49,17 +49,26 @@ def read_header(path: Path) -> Any:
     """Read a DICOM file's header (no pixels); non-DICOM or damaged files raise DataError."""
     pydicom = _pydicom()
     try:
-        return pydicom.dcmread(path, stop_before_pixels=True)
+        return _parsed(pydicom.dcmread(path, stop_before_pixels=True))
     except pydicom.errors.InvalidDicomError as e:
         raise DataError(f"{path}: not a DICOM file ({e})") from None
     except Exception as e:  # EOF, bad VRs, ...
         raise DataError(f"{path}: cannot read DICOM header ({type(e).__name__}: {e})") from None
 
 
+def _parsed(ds: Any) -> Any:
+    """``ds`` with every element's value converted now (pydicom converts lazily): a damaged
+    value (a decimal string "1e-", an unknown VR) fails here, inside the reader's error
+    handling that names the file, not later in whatever code first touches it."""
+    for elem in ds.iterall():
+        elem.value  # noqa: B018 (the access is the conversion)
+    return ds
+
+
 def _read_full(path: Path) -> Any:
     pydicom = _pydicom()
     try:
-        return pydicom.dcmread(path)
+        return _parsed(pydicom.dcmread(path))
     except pydicom.errors.InvalidDicomError as e:
         raise DataError(f"{path}: not a DICOM file ({e})") from None
     except Exception as e:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +63,7 @@ def _open_png(path: Path):
         im = Image.open(path)
     except Image.DecompressionBombError as e:
         raise DataError(f"{path}: refused as a decompression bomb by PIL ({e})") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
         raise DataError(f"{path}: not a readable PNG ({e})") from None
     if im.mode not in PNG_MAX_VALUE:
         im.close()
@@ -92,7 +93,7 @@ def load_png(path: str | Path) -> Volume:
                 if im.mode in ("RGB", "RGBA", "P", "LA"):
                     im = im.convert("L")
                 arr = np.asarray(im, dtype=np.float32)
-        except (OSError, SyntaxError, ValueError) as e:
+        except (OSError, SyntaxError, ValueError, EOFError, zlib.error) as e:
             raise DataError(f"{path}: not a readable PNG ({e})") from None
     # rows run top->bottom, no patient position: index (0, r, c) -> (c, r, 0) mm
     affine = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]], dtype=float)

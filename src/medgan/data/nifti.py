@@ -40,8 +40,20 @@ def load_nifti(
     try:
         img = nib.load(path)
         _check_header(img, path)
+        if len(img.shape) < 3:  # a 2D image: one slice, so that it can be reoriented
+            img = nib.Nifti1Image(
+                np.asanyarray(img.dataobj).reshape(img.shape + (1,) * (3 - len(img.shape))),
+                img.affine,
+                img.header,
+            )
         if canonical:
-            img = nib.as_closest_canonical(img)
+            try:
+                img = nib.as_closest_canonical(img)
+            except nib.orientations.OrientationError as e:
+                raise GeometryError(
+                    f"{path}: the header's affine {np.round(img.affine, 4).tolist()} has "
+                    f"degenerate axes and cannot be reoriented to RAS+ ({e})"
+                ) from None
         data = np.asarray(img.get_fdata(dtype=np.float32))
     except MedganError:
         raise
@@ -94,6 +106,8 @@ def _check_header(img, path: Path) -> None:
     if dtype.kind not in "iufb":
         raise DataError(f"{path}: voxel type {dtype} is not a scalar intensity (RGB?)")
     shape = tuple(int(n) for n in img.header.get_data_shape())
+    if not shape or min(shape) < 1:
+        raise DataError(f"{path}: the header declares an empty image (shape {shape})")
     check_size(4 * math.prod(shape), f"{path}: header shape {shape}")
     affine = img.affine
     if affine is None or not np.isfinite(affine).all():

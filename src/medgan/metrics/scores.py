@@ -6,6 +6,7 @@ of its weights file, to be stored with every published number.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -59,7 +60,10 @@ class FID(FeatureMetric):
         super().__init__(extractor, **kw)
 
     def reset(self) -> None:
-        self.real = self._given_real if self._given_real is not None else FeatureStats()
+        # a copy: features added to loaded real statistics must not leak into the caller's
+        # object, nor survive reset()
+        given = self._given_real
+        self.real = copy.deepcopy(given) if given is not None else FeatureStats()
         self.fake = FeatureStats()
 
     def update(self, images: torch.Tensor, real: bool) -> None:

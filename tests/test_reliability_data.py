@@ -116,7 +116,7 @@ SERIES_CASES = {
     "IPP NaN in one slice": (
         _set("ImagePositionPatient", ["nan", "0", "0"]),
         GeometryError,
-        "ImagePositionPatient.*not finite",
+        "ImagePositionPatient.*not a finite",
     ),
     "mixed modalities": (_set("Modality", "MR"), DataError, "mixes modalities CT.*MR"),
     "IOP row == column in one slice": (

@@ -37,6 +37,9 @@ _NON_IMAGE_MODALITIES = {"SR", "RTPLAN", "RTSTRUCT", "RTRECORD", "ECG", "KO", "P
 GAP_RTOL, GAP_ATOL_MM, ORIENT_ATOL = 0.01, 0.01, 1e-4
 # how far direction cosines may be from unit length / right angles (rounding in the header)
 ORIENT_UNIT_TOL = 1e-2
+# plausible voxel sizes: from 0.1 micrometre to 100 m (beyond them the header is damaged)
+MIN_MM, MAX_MM = 1e-4, 1e5
+MAX_POSITION_MM = 1e7
 
 
 def _pydicom():
@@ -84,7 +87,7 @@ def _check_image(ds: Any, path: Path, header_only: bool = False) -> None:
     if header_only and ("Rows" not in ds or "Columns" not in ds):
         raise DataError(f"{path}: the DICOM file has no image (no Rows/Columns)")
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
-    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    samples = _int(ds, "SamplesPerPixel", 1, path)
     if photometric not in ("MONOCHROME1", "MONOCHROME2") or samples != 1:
         raise DataError(
             f"{path}: PhotometricInterpretation {photometric} with {samples} sample(s) per "
@@ -146,8 +149,8 @@ def _as_list(value: Any) -> list[Any]:
 def _check_pixel_length(ds: Any, arr: np.ndarray, path: Path) -> None:
     """Uncompressed pixel data must hold exactly Rows x Columns x frames values (plus the
     one pad byte DICOM allows): more means the header does not describe the data."""
-    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    rows, cols = _int(ds, "Rows", 0, path), _int(ds, "Columns", 0, path)
+    frames = _int(ds, "NumberOfFrames", 1, path)
     expected_shape = (rows, cols) if frames == 1 else (frames, rows, cols)
     if arr.shape != expected_shape:
         raise DataError(
@@ -157,7 +160,7 @@ def _check_pixel_length(ds: Any, arr: np.ndarray, path: Path) -> None:
     ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
     if "PixelData" not in ds or (ts is not None and getattr(ts, "is_compressed", False)):
         return
-    bits = int(ds.get("BitsAllocated", 16) or 16)
+    bits = _int(ds, "BitsAllocated", 16, path)
     expected = -(-rows * cols * frames * bits // 8)
     actual = len(ds.PixelData)
     if actual > expected + 1:
@@ -166,6 +169,17 @@ def _check_pixel_length(ds: Any, arr: np.ndarray, path: Path) -> None:
             f"BitsAllocated = {rows} x {cols} x {frames} x {bits} bits = {expected} bytes; "
             "the header does not describe the pixel data (wrong Rows/Columns/NumberOfFrames?)"
         )
+
+
+def _int(ds: Any, tag: str, default: int, path: Path) -> int:
+    """An integer attribute (absent or empty: ``default``); a damaged value is a DataError."""
+    raw = ds.get(tag)
+    if raw is None or str(raw).strip() == "":
+        return default
+    try:
+        return int(raw)
+    except (TypeError, ValueError, OverflowError):
+        raise DataError(f"{path}: {tag} is not one integer: {str(raw)[:40]!r}") from None
 
 
 def _float_list(value: Any, n: int, what: str, path: Path) -> np.ndarray:
@@ -192,10 +206,10 @@ def _rescale(values: np.ndarray, ds_or_item: Any, ds: Any, path: Path) -> tuple[
         )
     if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
         # invert within the range of representable values, so max<->min are swapped
-        bits = int(ds.get("BitsStored", 16))
+        bits = _int(ds, "BitsStored", 16, path)
         lo, hi = (
             (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
-            if int(ds.get("PixelRepresentation", 0))
+            if _int(ds, "PixelRepresentation", 0, path)
             else (0, 2**bits - 1)
         )
         out = np.float32(slope * (lo + hi) + 2 * intercept) - out
@@ -222,13 +236,15 @@ def _check_geometry(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Refuse a position, orientation or spacing that would give a NaN or singular affine;
     return the unit row and column cosines (X, Y)."""
-    if not np.isfinite(s).all():
+    if not (np.isfinite(s).all() and np.abs(s).max() <= MAX_POSITION_MM):
         raise GeometryError(
-            f"{path}: ImagePositionPatient {s.tolist()} is not finite; the slice has no position"
+            f"{path}: ImagePositionPatient {s.tolist()} is not a finite position within "
+            f"{MAX_POSITION_MM:g} mm of the origin; the slice has no usable position"
         )
-    if not (np.isfinite(sp).all() and (sp > 0).all()):
+    if not (np.isfinite(sp).all() and (sp >= MIN_MM).all() and (sp <= MAX_MM).all()):
         raise GeometryError(
-            f"{path}: PixelSpacing {sp.tolist()} must be two finite, positive distances in mm"
+            f"{path}: PixelSpacing {sp.tolist()} must be two distances between {MIN_MM:g} "
+            f"and {MAX_MM:g} mm"
         )
     x, y = iop[:3], iop[3:]
     nx, ny = np.linalg.norm(x), np.linalg.norm(y)
@@ -257,8 +273,10 @@ def _thickness(ds: Any, path: Path) -> float:
             value = abs(float(raw))
         except (TypeError, ValueError):
             raise GeometryError(f"{path}: {tag} is not a number: {raw!r}") from None
-        if not np.isfinite(value) or value == 0:
-            raise GeometryError(f"{path}: {tag} {raw!r} must be a finite, non-zero distance")
+        if not MIN_MM <= value <= MAX_MM:  # also NaN
+            raise GeometryError(
+                f"{path}: {tag} {raw!r} must be a distance between {MIN_MM:g} and {MAX_MM:g} mm"
+            )
         return value
     return 1.0
 
@@ -372,7 +390,7 @@ def _stack(files: list[Path], where: str) -> Volume:
     headers = [read_header(p) for p in files]
     for h, p in zip(headers, files, strict=True):
         _check_image(h, p, header_only=True)
-        if int(h.get("NumberOfFrames", 1) or 1) > 1:
+        if _int(h, "NumberOfFrames", 1, p) > 1:
             raise DataError(
                 f"{p}: a multi-frame file inside a series of single frames; load it alone"
             )
@@ -399,7 +417,10 @@ def _stack(files: list[Path], where: str) -> Volume:
             raise GeometryError(
                 f"{where}: mixed PixelSpacing {sp0.tolist()} vs {sp.tolist()} ({p.name})"
             )
-    shapes = {(int(h.Rows), int(h.Columns)) for h in headers}
+    shapes = {
+        (_int(h, "Rows", 0, p), _int(h, "Columns", 0, p))
+        for h, p in zip(headers, files, strict=True)
+    }
     if len(shapes) > 1:
         raise GeometryError(f"{where}: slices of different sizes {sorted(shapes)}")
     normal = np.cross(x0, y0)
@@ -451,7 +472,7 @@ def load_dicom_file(path: str | Path) -> Volume:
     ds = _read_full(path)
     _check_image(ds, path)
     values = _pixels(ds, path)
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    frames = _int(ds, "NumberOfFrames", 1, path)
     if "PerFrameFunctionalGroupsSequence" in ds:
         return _enhanced(ds, values if frames > 1 else values[None], path)
     values = values if frames > 1 else values[None]

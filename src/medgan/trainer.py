@@ -28,22 +28,12 @@ from medgan import checkpoint as ckpt_io
 from medgan import distributed as ddp
 from medgan.batches import BatchAdapter, GANInputs, default_adapter
 from medgan.config import TrainConfig
+from medgan.data.stream import DataStream, Peekable
 from medgan.errors import CheckpointError, ConfigError, TrainingDivergedError
 from medgan.losses import GANLoss, NonSaturating
 from medgan.registry import LOSSES, Spec, spec_of
 
 log = logging.getLogger(__name__)
-
-
-class _TensorDataset(Dataset):
-    def __init__(self, data: Tensor) -> None:
-        self.data = data
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __getitem__(self, i: int) -> Tensor:
-        return self.data[i]
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
@@ -87,8 +77,18 @@ class Trainer:
 
     Args:
         generator: maps ``*GANInputs.g_args`` to images ``(N, C, *spatial)`` in [-1, 1].
-        discriminator: maps ``(x[, cond])`` to logits ``(N,)``.
-        data: a ``Dataset`` (items: image, (image, label) or (source, target)) or a tensor.
+        discriminator: maps ``(x[, cond])`` to logits ``(N,)`` or ``(N, ...)`` (one per
+            patch), or to a list/tuple whose last element is the logits (multi-scale or
+            feature lists, e.g. MONAI's ``PatchDiscriminator``; see
+            :func:`medgan.losses._call_d`).
+        data: a map-style ``Dataset`` (torch, MONAI ``Dataset``/``CacheDataset``, torchio
+            ``SubjectsDataset``; medgan samples it, resumption is bit-exact), a tensor of
+            items, an ``IterableDataset`` (medgan batches it) or a ready ``DataLoader``
+            (its collate_fn, sampler and workers are used; e.g. over a torchio ``Queue``).
+            Resuming the last two restarts the current pass and skips the batches consumed
+            in it (:mod:`medgan.data.stream`). Batches: images, (image, label),
+            (source, target), dicts, torchio batches, lists of dicts
+            (:mod:`medgan.batches`).
         loss: a :class:`~medgan.losses.GANLoss`; default non-saturating.
         config: :class:`~medgan.config.TrainConfig`.
         callbacks: objects with optional ``on_train_start(trainer)``,
@@ -102,7 +102,7 @@ class Trainer:
         self,
         generator: nn.Module,
         discriminator: nn.Module,
-        data: Dataset | Tensor,
+        data: Dataset | DataLoader | Tensor,
         *,
         loss: GANLoss | None = None,
         config: TrainConfig | None = None,
@@ -111,7 +111,6 @@ class Trainer:
     ) -> None:
         self.config = cfg = config or TrainConfig()
         self.loss = loss if loss is not None else NonSaturating()
-        self.dataset = _TensorDataset(data) if isinstance(data, Tensor) else data
         self.adapter = adapter or default_adapter(generator)
         self.callbacks = list(callbacks)
         device_type = (
@@ -162,25 +161,23 @@ class Trainer:
             cfg.seed * 1000 + 500 + self.dist.rank
         )
 
-        from medgan.data.sampling import EndlessBatchSampler, ResumableSampler
-
-        if len(self.dataset) == 0:
-            raise ConfigError("the training data set is empty")
-        self.sampler = ResumableSampler(
-            len(self.dataset), cfg.seed, True, self.dist.rank, self.dist.world_size
+        self.stream = DataStream(
+            data,
+            batch_size=cfg.batch_size,
+            seed=cfg.seed,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+            num_workers=cfg.num_workers,
+            pin_memory=self.device.type == "cuda",
         )
-        self.batch_sampler = EndlessBatchSampler(self.sampler, cfg.batch_size)
-        if self.sampler.per_rank() < cfg.batch_size:
-            raise ConfigError(
-                f"batch_size={cfg.batch_size} is larger than the {self.sampler.per_rank()} "
-                "samples each process sees per epoch; lower batch_size or add data"
-            )
+        # the same objects under their usual names (callbacks read items of the data set)
+        self.dataset, self.sampler = self.stream.dataset, self.stream.sampler
         self.step = 0
         self.epoch = 0
         self.batch_in_epoch = 0
         self.last_checkpoint: Path | None = None
         self._rollbacks = 0
-        self._batch_iter: Iterator[Any] | None = None
+        self._batch_iter: Peekable | None = None
         self._finite = torch.ones((), dtype=torch.bool, device=self.device)
         self._weight_start: dict[str, float] = {}
         self._growth_warned: set[str] = set()
@@ -217,44 +214,42 @@ class Trainer:
     # ------------------------------------------------------------------ data
 
     def _to_device(self, batch: Any) -> Any:
+        """``batch`` with every tensor in it on the training device (containers rebuilt,
+        other values kept); 4D/5D tensors channels-last when the config asks for it."""
         if isinstance(batch, Tensor):
             batch = batch.to(self.device, non_blocking=True)
             if self.config.channels_last and batch.dim() in (4, 5):
                 batch = batch.contiguous(memory_format=_MEMORY_FORMATS[batch.dim()])
             return batch
-        if isinstance(batch, dict):
+        if isinstance(batch, dict):  # also torchio's Subject and Image (dict subclasses)
             return {k: self._to_device(v) for k, v in batch.items()}
+        if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # a namedtuple
+            return type(batch)(*(self._to_device(v) for v in batch))
         if isinstance(batch, list | tuple):
             return type(batch)(self._to_device(v) for v in batch)
         return batch
 
-    def _batches(self) -> Iterator[Any]:
-        """Endless batches from one DataLoader that lives across epochs;
-        ``(epoch, batch_in_epoch)`` always names the next batch to be consumed."""
-        cfg = self.config
-        self.batch_sampler.set_position(self.epoch, self.batch_in_epoch)
-        # A private generator seeds the workers, so building a loader never consumes
-        # global RNG state (which would break bit-exact resumption).
-        pos_seed = (cfg.seed, self.dist.rank, self.epoch, self.batch_in_epoch)
-        loader = DataLoader(
-            self.dataset,
-            batch_sampler=self.batch_sampler,
-            num_workers=cfg.num_workers,
-            pin_memory=self.device.type == "cuda",
-            generator=torch.Generator().manual_seed(hash(pos_seed) & 0x7FFF_FFFF),
-        )
-        per_epoch = self.batch_sampler.batches_per_epoch()
-        for batch in loader:
-            self.batch_in_epoch += 1
-            if self.batch_in_epoch >= per_epoch:
-                self.epoch, self.batch_in_epoch = self.epoch + 1, 0
-            yield self._to_device(batch)
+    def _batches(self) -> Iterator[tuple[Any, tuple[int, int]]]:
+        """Endless ``(batch on the device, position after it)`` from the current position
+        ``(epoch, batch_in_epoch)``; see :class:`~medgan.data.stream.DataStream`."""
+        for batch, position in self.stream.batches(self.epoch, self.batch_in_epoch):
+            yield self._to_device(batch), position
+
+    def peek_batch(self) -> Any:
+        """The next training batch, on the device, without consuming it: the next
+        :meth:`next_inputs` uses it. Lets a check see real data of any source (an
+        IterableDataset or DataLoader cannot be indexed) without perturbing the stream."""
+        if self._batch_iter is None:
+            self._batch_iter = Peekable(self._batches())
+        return self._batch_iter.peek()[0]
 
     def next_inputs(self) -> GANInputs:
-        """The next batch, mapped to generator/discriminator inputs with fresh noise."""
-        if self._batch_iter is None:
-            self._batch_iter = self._batches()
-        return self.adapter(next(self._batch_iter), self.sample_noise)
+        """The next batch, mapped to generator/discriminator inputs with fresh noise;
+        ``(epoch, batch_in_epoch)`` then names the batch after it."""
+        self.peek_batch()
+        assert self._batch_iter is not None
+        batch, (self.epoch, self.batch_in_epoch) = next(self._batch_iter)
+        return self.adapter(batch, self.sample_noise)
 
     # ------------------------------------------------------------------ the step
 
@@ -466,6 +461,7 @@ class Trainer:
             "step": self.step,
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
+            "data": self.stream.state_dict(self.epoch),  # random states of a pass (streams)
             "world_size": self.dist.world_size,
             "rng": ckpt_io.rng_state({"noise": self.noise_rng, "aux": self.aux_rng}),
         }
@@ -520,11 +516,13 @@ class Trainer:
         self.sched_d.load_state_dict(state["sched_d"])
         self.scaler_g.load_state_dict(state["scaler_g"])
         self.scaler_d.load_state_dict(state["scaler_d"])
-        # an older format could store batch == batches per epoch: carry it into the epoch
-        extra, batch = divmod(state["batch_in_epoch"], self.batch_sampler.batches_per_epoch())
-        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"] + extra, batch
-        if restore_rng:
+        self.step = state["step"]
+        self.epoch, self.batch_in_epoch = self.stream.normalise(
+            state["epoch"], state["batch_in_epoch"]
+        )
+        if restore_rng:  # (a rollback keeps the data stream's states: it continues onwards)
             ckpt_io.set_rng_state(state["rng"], {"noise": self.noise_rng, "aux": self.aux_rng})
+            self.stream.load_state_dict(state.get("data"))
         self._batch_iter = None  # restart the data stream at the restored position
 
     def _check_resumable(self, state: dict[str, Any], restore_rng: bool, source: str) -> None:

@@ -8,6 +8,7 @@ raises (to release what a callback holds). Only rank 0 writes files.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 import time
@@ -79,18 +80,38 @@ class Checkpoint(Callback):
         self._lock.release()
 
 
-def _fixed_inputs(trainer: Any, indices: Any, seed: int) -> Any:
-    """GANInputs for the training items ``indices`` with noise from a private generator
-    seeded by ``seed`` (so repeated grids are comparable and no training RNG is used)."""
+def fixed_inputs(trainer: Any, indices: Any, seed: int, dataset: Any = None) -> Any:
+    """GANInputs for the items ``indices`` of ``dataset`` (default: the training data) with
+    noise from a private generator seeded by ``seed`` (so repeated grids are comparable and
+    no training RNG is used)."""
     from torch.utils.data import default_collate
 
-    batch = trainer._to_device(default_collate([trainer.dataset[int(i)] for i in indices]))
+    data = trainer.dataset if dataset is None else dataset
+    batch = trainer._to_device(default_collate([data[int(i)] for i in indices]))
     g = torch.Generator(trainer.device).manual_seed(seed)
     return trainer.adapter(batch, lambda k: trainer.sample_noise(k, g))
 
 
+def first_inputs(trainer: Any, n: int, seed: int) -> Any:
+    """GANInputs of the first ``n`` training items (a map-style data set), or of the first
+    ``n`` items of the next training batch when the trainer reads a stream (an
+    IterableDataset or the user's DataLoader, which cannot be indexed: the batch is peeked,
+    not consumed); noise from a private generator seeded by ``seed``."""
+    if getattr(getattr(trainer, "stream", None), "loader", None) is None:
+        return fixed_inputs(trainer, range(min(n, len(trainer.dataset))), seed)
+    g = torch.Generator(trainer.device).manual_seed(seed)
+    x = trainer.adapter(trainer.peek_batch(), lambda k: trainer.sample_noise(k, g))
+
+    def first(v: Any) -> Any:
+        return v[:n] if isinstance(v, Tensor) else v
+
+    return dataclasses.replace(
+        x, real=x.real[:n], g_args=tuple(map(first, x.g_args)), cond=first(x.cond)
+    )
+
+
 @torch.no_grad()
-def _generate(trainer: Any, inputs: Any) -> Tensor:
+def eval_outputs(trainer: Any, inputs: Any) -> Tensor:
     """The EMA generator's (else G's) output for ``inputs`` in eval mode, float32."""
     net = trainer.ema if trainer.ema is not None else trainer.generator
     was_training = net.training
@@ -116,15 +137,13 @@ class SampleGrid(Callback):
 
     def on_train_start(self, trainer: Any) -> None:
         if trainer.is_main:
-            self._inputs = _fixed_inputs(
-                trainer, range(min(self.n, len(trainer.dataset))), self.seed
-            )
+            self._inputs = first_inputs(trainer, self.n, self.seed)
 
     @torch.no_grad()
     def write(self, trainer: Any, name: str | None = None) -> Path | None:
         if not trainer.is_main or self._inputs is None:
             return None
-        fake = _generate(trainer, self._inputs)
+        fake = eval_outputs(trainer, self._inputs)
         if fake.dim() < 4:  # points: nothing to draw as an image
             return None
         path = self.folder / (name or f"samples_{trainer.step:08d}.png")
@@ -151,10 +170,13 @@ class RealVsGenerated(Callback):
             return
         from medgan.images import save_side_by_side
 
-        gen = torch.Generator().manual_seed(self.seed)
-        order = torch.randperm(len(trainer.dataset), generator=gen)[: self.n].tolist()
-        x = _fixed_inputs(trainer, order, self.seed)
-        fake, real = _generate(trainer, x), x.real
+        if getattr(getattr(trainer, "stream", None), "loader", None) is None:
+            gen = torch.Generator().manual_seed(self.seed)
+            order = torch.randperm(len(trainer.dataset), generator=gen)[: self.n].tolist()
+            x = fixed_inputs(trainer, order, self.seed)
+        else:  # a stream cannot be indexed
+            x = first_inputs(trainer, self.n, self.seed)
+        fake, real = eval_outputs(trainer, x), x.real
         if fake.dim() >= 4:  # images or volumes, not points
             save_side_by_side(real, fake, self.path)
 
@@ -312,19 +334,38 @@ def plot_losses(
 
 class Evaluate(Callback):
     """Call ``fn(trainer) -> dict[str, float]`` every ``every`` steps (and at the end);
-    results are logged, kept in ``history`` and appended to ``log_path`` (JSONL) if given."""
+    results are logged, kept in ``history`` and appended to ``log_path`` (JSONL) if given.
+
+    Args:
+        fn: the evaluation; it must not touch the training RNGs (use private generators).
+        every: interval in steps (>= 1).
+        log_path: a JSONL file receiving one ``{"step": ..., **result}`` line per run.
+        on_result: called as ``on_result(step, result)`` on rank 0 after each run (an
+            experiment tracker's ``log_scalars``).
+    """
 
     def __init__(
         self,
         fn: Callable[[Any], dict[str, float]],
         every: int = 1000,
         log_path: str | Path | None = None,
+        on_result: Callable[[int, dict[str, float]], None] | None = None,
     ):
         if every < 1:
             raise ConfigError(f"Evaluate: every must be >= 1 (steps), got {every}")
-        self.fn, self.every = fn, every
+        self.fn, self.every, self.on_result = fn, every, on_result
         self.log_path = Path(log_path) if log_path else None
         self.history: list[dict[str, float]] = []
+
+    def on_train_start(self, trainer: Any) -> None:
+        # a resumed run drops the results logged after its step (as MetricLog does)
+        if self.log_path is None or not trainer.is_main or not self.log_path.exists():
+            return
+        lines = self.log_path.read_text().splitlines(keepends=True)
+        keep = [line for line in lines if _row_step(line, [], False) <= trainer.step]
+        if len(keep) < len(lines):
+            text = "".join(keep).encode()
+            ckpt_io.write_atomic(self.log_path, lambda f: f.write(text))
 
     def _run(self, trainer: Any) -> None:
         if self.history and self.history[-1]["step"] == trainer.step:
@@ -336,6 +377,8 @@ class Evaluate(Callback):
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             with self.log_path.open("a") as f:
                 f.write(json.dumps(result) + "\n")
+        if self.on_result is not None and trainer.is_main:
+            self.on_result(trainer.step, {k: v for k, v in result.items() if k != "step"})
 
     def on_step_end(self, trainer: Any, logs: dict[str, Tensor]) -> None:
         if trainer.step % self.every == 0:

@@ -1,7 +1,8 @@
 """``medgan`` command line: thin wrappers over the library.
 
 medgan demo [--out DIR] [--steps N]         train a small CT GAN on embedded data
-medgan train --config FILE.json             train anything the registries can build
+medgan train --config FILE.json             train any job from an experiment file
+      [--set PATH=VALUE ...] [--tracker tensorboard|mlflow|none] [--print-config]
 medgan sample CKPT -n N --out DIR           draw samples from a checkpoint (grid: DIR_grid.png)
 medgan fid REAL GENERATED                   FID (KID, precision/recall) of two image sets
 medgan audit --generated --train --held-out memorisation audit
@@ -54,6 +55,7 @@ def _demo(args: argparse.Namespace) -> int:
             "sample_every": max(1, args.steps // 4),
             "log_every": 5,
             "resume": None,
+            "tracker": args.tracker,
         }
     )
     print(
@@ -77,20 +79,38 @@ def _demo(args: argparse.Namespace) -> int:
         f"  config:     {out / 'config.json'}"
         f"  (rerun with: medgan train --config {out / 'config.json'})"
     )
+    _print_tracker(trainer)
     return 0
 
 
 def _train(args: argparse.Namespace) -> int:
     from medgan.experiment import ExperimentConfig, build_trainer
 
-    cfg = ExperimentConfig.from_json(args.config)
+    overrides = list(args.overrides)
+    if args.tracker is not None:
+        overrides.append(f"tracker={args.tracker}")
+    cfg = ExperimentConfig.from_json(args.config, overrides)
+    if args.print_config:
+        print(json.dumps(cfg.to_dict(), indent=2))
+        return 0
     trainer = build_trainer(cfg)
     start = trainer.step
     with _writing(cfg.out_dir):
         trainer.fit(progress=not args.quiet)
     if trainer.is_main:
         print(f"trained steps {start}..{trainer.step}; outputs in {cfg.out_dir}")
+        _print_tracker(trainer)
     return 0
+
+
+def _print_tracker(trainer) -> None:
+    from medgan.trackers import TensorBoardLogger, Tracker
+
+    for t in trainer.callbacks:
+        if isinstance(t, TensorBoardLogger):
+            print(f"  tensorboard: tensorboard --logdir {t.location}")
+        elif isinstance(t, Tracker):
+            print(f"  tracked in: {t.location}")
 
 
 def _sample(args: argparse.Namespace) -> int:
@@ -134,7 +154,7 @@ def _grid_path(sample_folder: Path) -> Path:
 
 
 def _list(registry_name: str) -> int:
-    from medgan import data, losses, models  # noqa: F401  (fill the registries)
+    from medgan import data, losses, models, tasks  # noqa: F401  (fill the registries)
     from medgan.registry import DATASETS, LOSSES, MODELS
 
     reg = {"models": MODELS, "losses": LOSSES, "datasets": DATASETS}[registry_name]
@@ -402,6 +422,12 @@ def _seed(text: str) -> int:
     return value
 
 
+_TRACKER_HELP = (
+    "record losses, sample grids and the config: none | tensorboard | mlflow "
+    "(pip install 'medgan[tensorboard]' / 'medgan[mlflow]')"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="medgan", description="GANs for medical images.")
     p.add_argument("-v", "--verbose", action="store_true", help="log INFO messages")
@@ -423,10 +449,29 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--device", default="auto")
     d.add_argument("--seed", type=_seed, default=0)
     d.add_argument("--quiet", action="store_true", help="no progress bar")
+    d.add_argument("--tracker", default="none", help=_TRACKER_HELP)
     d.set_defaults(fn=_demo)
 
-    t = sub.add_parser("train", help="train from a JSON experiment config")
+    t = sub.add_parser(
+        "train",
+        help="train from a JSON experiment config (any job: see docs/experiments.md)",
+    )
     t.add_argument("--config", required=True, type=Path)
+    t.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a config value by dotted path (repeatable), e.g. train.steps=2000 "
+        "or loss.kwargs.r1_weight=1; VALUE is parsed as JSON, else taken as a string",
+    )
+    t.add_argument("--tracker", default=None, help=_TRACKER_HELP + " (replaces the config's)")
+    t.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved config (after --set) as JSON and exit without training",
+    )
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(fn=_train)
 

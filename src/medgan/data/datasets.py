@@ -323,7 +323,21 @@ def _image(item: Any) -> torch.Tensor:
     return item[0] if isinstance(item, tuple | list) else item
 
 
-@DATASETS.register("png_folder")
+@DATASETS.register("unpaired")
+def unpaired(domain_a: dict[str, Any], domain_b: dict[str, Any], seed: int = 0) -> UnpairedDataset:
+    """CycleGAN data from two registered data sets, each ``{"name": ..., "kwargs": {...}}``
+    (e.g. ``mni152_slices`` and ``ct_phantoms`` of one ``size``): an :class:`UnpairedDataset`."""
+    from medgan.config import check_kwargs
+    from medgan.registry import Spec
+
+    domains = []
+    for what, d in (("domain_a", domain_a), ("domain_b", domain_b)):
+        spec = Spec.from_dict(d, f"unpaired {what}")
+        check_kwargs(DATASETS.get(spec.name), spec.kwargs, f"unpaired {what} {spec.name!r}")
+        domains.append(DATASETS.build(spec.name, **spec.kwargs))
+    return UnpairedDataset(*domains, seed=seed)
+
+
 def _shared_png_scale(paths: list[Path], folder: Path) -> float:
     """The one bit depth of all the PNGs (read from headers): each image is scaled by what
     its type can hold, never by its own maximum, so a dark 16-bit image stays dark."""
@@ -341,6 +355,7 @@ def _shared_png_scale(paths: list[Path], folder: Path) -> float:
     return next(iter(first))
 
 
+@DATASETS.register("png_folder")
 class PNGFolder(Dataset):
     """All ``*.png`` under ``folder`` as grey ``(1, size, size)`` in [-1, 1]: ``v / (m/2) - 1``
     with ``m`` the largest value of the folder's one bit depth (255 for 8-bit, 65535 for

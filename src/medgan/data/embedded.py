@@ -10,6 +10,11 @@
 - ``"ct_small"``: a real 128x128 CT slice in HU (pydicom's CT_small.dcm, from the
   pydicom wheel).
 - ``"ct_phantoms"``: procedural thorax CT slices in HU (a Dataset; unlimited variety).
+
+Registered data sets made from them (``DATASETS``): ``mni152_slices`` (noise-to-image),
+``mni152_views`` (slices labelled by view: class-conditional), ``mni152_t1_to_tissue``
+(T1 -> grey/white-matter probabilities: pix2pix), ``mni152_tissue_labels`` (T1 with its
+label map: segmentation); with ``ct_phantoms``, ``unpaired`` makes MR/CT domains (CycleGAN).
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from importlib import resources
 from typing import Any
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
 
 from medgan.data.volume import Volume
 from medgan.errors import DataError
@@ -85,3 +93,90 @@ def mni152_slices(size: int = 64, axis: str = "axial", min_foreground: float = 0
     from medgan.data.datasets import SliceDataset
 
     return SliceDataset(embedded("mni152_t1"), axis, min_foreground=min_foreground, size=size)
+
+
+# ---------------------------------------------------------------- data for every job
+# Ready-made data sets of the embedded MNI152 template for the experiment files of
+# examples/configs/: labelled slices (class-conditional GANs), aligned T1 -> tissue pairs
+# (pix2pix), T1 slices with a label map (segmentation). Slices are chosen, windowed, padded
+# to a square and resized as ``mni152_slices`` does, so image i of each is the same slice.
+
+VIEWS = ("axial", "coronal", "sagittal")
+
+
+class LabelledSlices(Dataset):
+    """Items ``(image, k)`` of several image data sets, ``k`` the index of the part."""
+
+    def __init__(self, parts: list[Dataset]) -> None:
+        self.parts = parts
+        self.offsets = np.cumsum([0] + [len(p) for p in parts])  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        k = int(np.searchsorted(self.offsets, i, side="right")) - 1
+        return self.parts[k][i - int(self.offsets[k])], k
+
+
+@DATASETS.register("mni152_views")
+def mni152_views(size: int = 64, min_foreground: float = 0.15) -> LabelledSlices:
+    """Class-conditional demo data: MNI152 T1 slices labelled by view, 0 axial, 1 coronal,
+    2 sagittal. Items ``(image (1, size, size) in [-1, 1], label)``."""
+    return LabelledSlices([mni152_slices(size, axis, min_foreground) for axis in VIEWS])
+
+
+class _AlignedSlices(Dataset):
+    """``(image, target)``: slice i of ``images`` (a SliceDataset of one volume) with the same
+    slice of ``target``, squared and resized the same way: probabilities (C, S, S) mapped
+    [0, 1] -> [-1, 1] (bilinear), or labels (S, S) int64 (nearest)."""
+
+    def __init__(self, images: Any, target: Volume, labels: bool) -> None:
+        self.images, self.target, self.labels = images, target, labels
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        _, k = self.images.index[i]
+        axis = self.images.axes[0] + (self.target.array.ndim - 3)
+        t = torch.from_numpy(np.ascontiguousarray(np.take(self.target.array, k, axis=axis)))
+        t = t[None] if t.dim() == 2 else t
+        t = t.float() if self.labels else t.float() * 2 - 1  # background: label 0 / prob -1
+        fill = 0.0 if self.labels else -1.0
+        h, w = t.shape[-2:]
+        m, size = max(h, w), self.images.size
+        pad = ((m - w) // 2, m - w - (m - w) // 2, (m - h) // 2, m - h - (m - h) // 2)
+        t = F.pad(t, pad, value=fill)
+        if self.labels:
+            t = F.interpolate(t[None], size=(size, size), mode="nearest-exact")[0, 0].long()
+        else:
+            t = F.interpolate(
+                t[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False
+            )[0].clamp(-1.0, 1.0)
+        return self.images[i], t
+
+
+@DATASETS.register("mni152_t1_to_tissue")
+def mni152_t1_to_tissue(
+    size: int = 64, axis: str = "axial", min_foreground: float = 0.15
+) -> _AlignedSlices:
+    """Paired modality synthesis (pix2pix): MNI152 T1 slices ``(1, size, size)`` with the
+    grey- and white-matter probability maps of the same slice ``(2, size, size)``, both
+    in [-1, 1] (probability 0 -> -1, 1 -> 1)."""
+    return _AlignedSlices(
+        mni152_slices(size, axis, min_foreground), embedded("mni152_tissue_prob"), False
+    )
+
+
+@DATASETS.register("mni152_tissue_labels")
+def mni152_tissue_labels(
+    size: int = 64, axis: str = "axial", min_foreground: float = 0.15
+) -> _AlignedSlices:
+    """Segmentation: MNI152 T1 slices ``(1, size, size)`` in [-1, 1] with their label maps
+    ``(size, size)`` int64 (0 background, 1 grey matter, 2 white matter)."""
+    return _AlignedSlices(
+        mni152_slices(size, axis, min_foreground), embedded("mni152_tissue"), True
+    )

@@ -9,11 +9,27 @@ Quick start (the measured-best defaults)::
     trainer.fit(progress=True)
 
 Every part can be chosen by hand: ``medgan.Trainer(G, D, data, loss=..., config=...)``.
+
+Subpackages, all imported (and every model, loss and dataset registered) by ``import medgan``:
+``data``, ``models``, ``losses``, ``metrics``, ``tasks``, ``augment``, ``recipes``,
+``callbacks``, ``sampling`` (load a generator, draw samples) and ``pretrained`` (export a
+generator as a pretrained folder, ONNX or TorchScript).
 """
 
 from __future__ import annotations
 
-from medgan import callbacks, data, losses, metrics, models, recipes
+from medgan import (
+    augment,
+    callbacks,
+    data,
+    losses,
+    metrics,
+    models,
+    pretrained,
+    recipes,
+    sampling,
+    tasks,
+)
 from medgan.config import TrainConfig
 from medgan.errors import (
     CheckpointError,
@@ -35,11 +51,15 @@ __all__ = [
     "TrainConfig",
     "Trainer",
     "TrainingDivergedError",
+    "augment",
     "callbacks",
     "data",
     "losses",
     "metrics",
     "models",
+    "pretrained",
     "recipes",
+    "sampling",
     "seed_everything",
+    "tasks",
 ]

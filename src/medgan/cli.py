@@ -3,7 +3,8 @@
 medgan demo [--out DIR] [--steps N]         train a small CT GAN on embedded data
 medgan train --config FILE.json             train any job from an experiment file
       [--set PATH=VALUE ...] [--tracker tensorboard|mlflow|none] [--print-config]
-medgan sample CKPT -n N --out DIR           draw samples from a checkpoint (grid: DIR_grid.png)
+medgan sample CKPT -n N --out DIR           draw samples from a checkpoint or pretrained folder
+medgan export CKPT --out DIR [--onnx F] [--torchscript F]   pretrained folder, ONNX, TorchScript
 medgan fid REAL GENERATED                   FID (KID, precision/recall) of two image sets
 medgan audit --generated --train --held-out memorisation audit
 medgan enhance | translate IN OUT --checkpoint CKPT   image-to-image on a volume
@@ -143,6 +144,39 @@ def _sample(args: argparse.Namespace) -> int:
         # beside the folder, not in it: the folder holds exactly the samples (for `medgan fid`)
         grid = save_grid(x[:64], _grid_path(out))
     print(f"wrote {len(x)} samples to {out} (grid: {grid})")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from medgan import pretrained
+    from medgan.sampling import load_generator
+
+    if not (args.out or args.onnx or args.torchscript):
+        raise ConfigError("give at least one of --out DIR, --onnx FILE, --torchscript FILE")
+    if args.out:
+        check_output_folder(args.out, "--out")
+    try:
+        shape = [int(s) for s in args.input_shape.split(",")] if args.input_shape else None
+    except ValueError:
+        raise ConfigError(f"--input-shape {args.input_shape!r}: expected C,H,W[,D]") from None
+    if args.checkpoint.is_dir():  # a pretrained folder: re-export it
+        g = load_generator(args.checkpoint, ema=not args.no_ema)
+        source = pretrained.read_config(args.checkpoint).get("source", {})
+    else:
+        g, source = pretrained.checkpoint_generator(args.checkpoint, ema=not args.no_ema)
+    inputs = pretrained.example_inputs(g, 2, input_shape=shape)
+    if args.out:
+        with _writing(args.out):
+            pretrained.save_pretrained(g, args.out, license=args.license, source=source)
+        print(f"pretrained folder: {args.out} (config.json, model.safetensors, README.md)")
+    for path, export in (
+        (args.onnx, pretrained.export_onnx),
+        (args.torchscript, pretrained.export_torchscript),
+    ):
+        if path:
+            with _writing(path):
+                done = export(g, path, inputs=inputs, atol=args.atol)
+            print(f"{path}: outputs within {done.max_abs_diff:.2g} of PyTorch (atol {args.atol:g})")
     return 0
 
 
@@ -476,7 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(fn=_train)
 
     s = sub.add_parser("sample", help="draw samples from a checkpoint")
-    s.add_argument("checkpoint", type=Path)
+    s.add_argument("checkpoint", type=Path, help="training checkpoint or pretrained folder")
     s.add_argument("-n", type=_positive, default=64, help="number of samples")
     s.add_argument(
         "--out", type=Path, required=True, help="folder of the samples (grid: OUT_grid.png)"
@@ -485,6 +519,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
     s.add_argument("--device", default="cpu")
     s.set_defaults(fn=_sample)
+
+    x = sub.add_parser(
+        "export", help="export a generator: pretrained folder (hub layout), ONNX, TorchScript"
+    )
+    x.add_argument("checkpoint", type=Path, help="training checkpoint or pretrained folder")
+    x.add_argument("--out", type=Path, help="pretrained folder to write")
+    x.add_argument("--onnx", type=Path, help="ONNX file to write (batch axis dynamic)")
+    x.add_argument("--torchscript", type=Path, help="TorchScript file to write")
+    x.add_argument("--no-ema", action="store_true", help="export the raw generator, not its EMA")
+    x.add_argument("--input-shape", help="image-to-image generators: C,H,W[,D] of one input")
+    x.add_argument("--license", help="model card license (hub id, e.g. apache-2.0)")
+    x.add_argument("--atol", type=float, default=1e-4, help="max output difference allowed")
+    x.set_defaults(fn=_export)
 
     f = sub.add_parser(
         "fid", help="FID (and optionally KID, precision/recall) between two image sets"

@@ -1,41 +1,47 @@
-"""Rebuild a generator from a checkpoint and draw samples from it."""
+"""Rebuild a generator from a checkpoint or a pretrained folder and draw samples from it."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from medgan import checkpoint as ckpt_io
-from medgan.errors import CheckpointError
+from medgan import pretrained
+from medgan.errors import CheckpointError, ConfigError
 
 
-def load_generator(path: str | Path, ema: bool = True, device: str = "cpu") -> nn.Module:
-    """The generator of a checkpoint (its EMA weights when present and ``ema``), in eval mode.
+def load_generator(
+    path: str | os.PathLike, ema: bool = True, device: str | torch.device = "cpu"
+) -> nn.Module:
+    """The generator of a training checkpoint file or of a pretrained folder, on ``device``,
+    in eval mode.
+
+    Args:
+        path: a checkpoint written by :meth:`medgan.Trainer.save` (its EMA weights are
+            used when present and ``ema``; see :func:`medgan.pretrained.checkpoint_generator`),
+            or a folder written by :func:`medgan.pretrained.save_pretrained` (see
+            :func:`medgan.pretrained.from_pretrained`).
+        ema: for checkpoints, prefer the EMA weights. A pretrained folder holds one set of
+            weights; ``ema=False`` is refused for a folder exported from EMA weights.
+        device: where the returned module lives.
 
     Refused with a :class:`~medgan.errors.CheckpointError` naming the file: a damaged file,
     a spec whose model does not match the stored weights (checked on the meta device
     before any allocation, see :func:`medgan.checkpoint.build_model`), a model above the
     ``MEDGAN_MAX_BYTES`` limit, and weights with NaN/inf values.
     """
-    state = ckpt_io.load(path, device)
-    entry = state.get("generator")
-    if not isinstance(entry, dict) or not isinstance(entry.get("state"), dict):
-        raise CheckpointError(f"{path}: the checkpoint holds no generator weights")
-    spec = entry.get("spec")
-    if spec is None:
-        raise CheckpointError(
-            f"{path}: the generator was not built with medgan.models.build, so the checkpoint "
-            "cannot rebuild it; build the same module yourself and load "
-            "state['generator']['state'] into it"
-        )
-    use_ema = ema and state.get("ema") is not None
-    weights = state["ema"] if use_ema else entry["state"]
-    what = "EMA generator" if use_ema else "generator"
-    ckpt_io.check_finite(weights, path, what)
-    g = ckpt_io.build_model(spec, weights, path, what)
-    return g.to(device).eval()
+    if Path(path).is_dir():
+        exported = pretrained.read_config(path).get("source", {}).get("weights")
+        if not ema and exported == "ema":
+            raise ConfigError(
+                f"{path} is a pretrained folder exported from EMA weights; it holds no raw "
+                "generator weights: drop --no-ema (ema=False), or export the checkpoint "
+                "again with --no-ema"
+            )
+        return pretrained.from_pretrained(path, device)
+    return pretrained.checkpoint_generator(path, ema=ema, device=device)[0]
 
 
 @torch.no_grad()
@@ -47,9 +53,21 @@ def generate(
     batch_size: int = 64,
     device: str | torch.device = "cpu",
 ) -> Tensor:
-    """``n`` samples ``(n, C, *spatial)`` in [-1, 1] from noise seeded by ``seed``.
+    """``n`` samples ``(n, C, *spatial)`` float32 in [-1, 1], on the CPU.
 
-    Class-conditional generators get ``labels`` (default: cycling through the classes).
+    Args:
+        generator: a noise-to-image generator with a ``latent_dim`` attribute (and
+            ``num_classes`` when class-conditional), in the mode it should run in (the
+            loaders return it in eval mode).
+        n: number of samples.
+        seed: seeds the noise z ``(n, latent_dim)``: equal seeds give equal samples.
+        labels: class labels ``(n,)`` int64 for class-conditional generators (default:
+            cycling through the classes, ``arange(n) % num_classes``).
+        batch_size: samples per forward pass (bounds the memory used).
+        device: where the noise is drawn and the generator runs (it must live there).
+
+    Raises:
+        CheckpointError: the generator takes images, not noise.
     """
     latent_dim = getattr(generator, "latent_dim", None)
     if latent_dim is None:

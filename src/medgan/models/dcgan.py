@@ -22,6 +22,21 @@ def _channels(base: int, k: int, max_channels: int) -> list[int]:
 
 @MODELS.register("dcgan_generator")
 class DCGANGenerator(nn.Module):
+    """DCGAN generator: z ``(N, latent_dim)`` -> ``(N, C, S, S[, S])`` in [-1, 1] (tanh),
+    transposed convolutions with batch norm and ReLU from 4^d up to S^d.
+
+    Args:
+        latent_dim: width of the noise z ``(N, latent_dim)`` (standard normal).
+        out_channels: image channels C.
+        image_size: side S of the output, a power of two from 16 to 256.
+        base_channels: width at the full-resolution stage; it doubles at each coarser
+            stage up to ``max_channels``.
+        max_channels: the widest stage's channels.
+        spatial_dims: 2 (images ``(N, C, S, S)``) or 3 (volumes ``(N, C, S, S, S)``).
+        num_classes: > 0 for a class-conditional generator: ``forward(z, y)`` with integer
+            labels y ``(N,)`` in [0, num_classes), embedded and joined to z.
+    """
+
     def __init__(
         self,
         latent_dim: int = 100,
@@ -59,6 +74,25 @@ class DCGANGenerator(nn.Module):
 
 @MODELS.register("dcgan_discriminator")
 class DCGANDiscriminator(nn.Module):
+    """DCGAN discriminator: image -> logits ``(N,)``, strided convolutions with
+    LeakyReLU(0.2) down to 4^d, then a linear (projection) head.
+
+    Args:
+        in_channels: image channels C of the input ``(N, C, S, S[, S])`` in [-1, 1].
+        image_size: side S of the input, a power of two from 16 to 256.
+        base_channels: width at the full-resolution stage; it doubles at each coarser
+            stage up to ``max_channels``.
+        max_channels: the widest stage's channels.
+        spatial_dims: 2 or 3.
+        num_classes: > 0 for a projection discriminator (Miyato & Koyama 2018):
+            ``forward(x, y)`` with integer labels y ``(N,)``.
+        norm: normalisation after each strided convolution but the first: "batch",
+            "instance" or "none".
+        spectral_norm: spectral normalisation on every weight (Miyato et al. 2018).
+        minibatch_std: append the minibatch standard deviation channel before the head
+            (Karras et al. 2018), which helps against mode collapse.
+    """
+
     def __init__(
         self,
         in_channels: int = 1,

@@ -18,6 +18,20 @@ from medgan.registry import MODELS
 
 @MODELS.register("patchgan_discriminator")
 class PatchGANDiscriminator(nn.Module):
+    """PatchGAN: ``forward(x, cond)`` -> one logit per patch, ``(N, P)``.
+
+    Args:
+        in_channels: channels of the judged image x ``(N, in_channels, *spatial)``.
+        cond_channels: channels of the condition (the source image) concatenated to x;
+            0 for an unconditional PatchGAN.
+        base_channels: width of the first layer; doubles per layer up to ``max_channels``.
+        n_layers: strided layers; more layers see larger patches (70x70 for 3 in 2D) and
+            need sides of at least ``3 * 2**n_layers``.
+        spatial_dims: 2 or 3.
+        spectral_norm: spectral normalisation on every weight.
+        max_channels: the widest layer's channels.
+    """
+
     def __init__(
         self,
         in_channels: int = 1,
@@ -67,6 +81,15 @@ class PatchGANDiscriminator(nn.Module):
 
 @MODELS.register("multiscale_patchgan_discriminator")
 class MultiScalePatchGAN(nn.Module):
+    """``num_scales`` PatchGANs on the input at scales 1, 1/2, 1/4, ...; their patch logits
+    concatenated, ``(N, P_total)``.
+
+    Args:
+        num_scales: how many scales (each halves the previous one by average pooling).
+        spatial_dims: 2 or 3.
+        **kwargs: the keyword arguments of every :class:`PatchGANDiscriminator`.
+    """
+
     def __init__(self, num_scales: int = 2, spatial_dims: int = 2, **kwargs) -> None:
         super().__init__()
         d = L.check_spatial_dims(spatial_dims)

@@ -48,6 +48,21 @@ class _DownBlock(nn.Module):
 
 @MODELS.register("resnet_generator")
 class ResNetGenerator(nn.Module):
+    """SNGAN residual generator: z ``(N, latent_dim)`` -> ``(N, C, S, S[, S])`` in
+    [-1, 1], a linear map to 4^d then upsampling residual blocks.
+
+    Args:
+        latent_dim: width of the noise z ``(N, latent_dim)`` (standard normal).
+        out_channels: image channels C.
+        image_size: side S of the output, a power of two from 16 to 256.
+        base_channels: width at the full-resolution stage; it doubles at each coarser
+            stage up to ``max_channels``.
+        max_channels: the widest stage's channels.
+        spatial_dims: 2 (images ``(N, C, S, S)``) or 3 (volumes ``(N, C, S, S, S)``).
+        num_classes: > 0 for a class-conditional generator: ``forward(z, y)`` with integer
+            labels y ``(N,)`` in [0, num_classes), embedded and joined to z.
+    """
+
     def __init__(
         self,
         latent_dim: int = 128,
@@ -80,6 +95,21 @@ class ResNetGenerator(nn.Module):
 
 @MODELS.register("resnet_discriminator")
 class ResNetDiscriminator(nn.Module):
+    """SNGAN residual discriminator: image -> logits ``(N,)``, downsampling residual
+    blocks, ReLU, global sum pooling and a (projection) linear head.
+
+    Args:
+        in_channels: image channels C of the input ``(N, C, S, S[, S])`` in [-1, 1].
+        image_size: side S of the input, a power of two from 16 to 256.
+        base_channels: width at the full-resolution stage; it doubles at each coarser
+            stage up to ``max_channels``.
+        max_channels: the widest stage's channels.
+        spatial_dims: 2 or 3.
+        num_classes: > 0 for a projection discriminator (Miyato & Koyama 2018):
+            ``forward(x, y)`` with integer labels y ``(N,)``.
+        spectral_norm: spectral normalisation on every weight (the SNGAN default).
+    """
+
     def __init__(
         self,
         in_channels: int = 1,

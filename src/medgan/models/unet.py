@@ -32,6 +32,22 @@ def _block(d: int, c_in: int, c_out: int, norm: str) -> nn.Sequential:
 
 @MODELS.register("unet_generator")
 class UNetGenerator(nn.Module):
+    """U-Net image-to-image generator: ``(N, in_channels, *spatial)`` in [-1, 1] ->
+    ``(N, out_channels, *spatial)`` (see the module docstring).
+
+    Args:
+        in_channels: input channels (the image, plus any context such as a mask).
+        out_channels: output channels.
+        base_channels: width of the first stage; doubles per stage up to ``max_channels``.
+        depth: stride-2 downsamplings; every spatial side must be divisible by ``2**depth``.
+        spatial_dims: 2 or 3.
+        norm: "instance", "batch" or "none".
+        out_activation: "tanh" (images in [-1, 1]) or "none" (logits).
+        max_channels: the widest stage's channels.
+        residual: predict a correction to the input's first ``out_channels`` channels,
+            clamped to [-1, 1].
+    """
+
     def __init__(
         self,
         in_channels: int = 1,

@@ -210,18 +210,14 @@ def classical_denoisers(
     (with a logged warning) when scikit-image or bm3d is missing."""
     s, _, sc = best_parameter(gaussian_denoise, gaussian_sigmas, noisy, score)
     rows = {f"Gaussian filter (best sigma={s} px)": sc}
-    try:
-        h, _, sc = best_parameter(
-            partial(nlm_denoise, noise_sigma=noise_sigma), nlm_factors, noisy, score
-        )
-        rows[f"non-local means (best h={h}*sigma)"] = sc
-    except ImportError as e:
-        logging.getLogger(__name__).warning("%s: non-local means skipped", e)
-    try:
-        k, _, sc = best_parameter(
-            partial(bm3d_denoise, noise_sigma=noise_sigma), bm3d_strengths, noisy, score
-        )
-        rows[f"BM3D (best strength={k}*sigma)"] = sc
-    except ImportError as e:
-        logging.getLogger(__name__).warning("%s: BM3D skipped", e)
+    for label, method, grid in (
+        ("non-local means (best h={}*sigma)", nlm_denoise, nlm_factors),
+        ("BM3D (best strength={}*sigma)", bm3d_denoise, bm3d_strengths),
+    ):
+        try:
+            k, _, sc = best_parameter(partial(method, noise_sigma=noise_sigma), grid, noisy, score)
+        except ImportError as e:
+            logging.getLogger(__name__).warning("%s: %s skipped", e, label.split(" (")[0])
+            continue
+        rows[label.format(k)] = sc
     return rows

@@ -225,7 +225,7 @@ def test_iterable_dataset_trains_in_passes():
 def test_peeking_the_first_batch_consumes_nothing():
     ds = Shuffled(images(12))
     tr = medgan.Trainer(*models_2d(), ds, config=config())
-    peeked = tr.peek_batch()
+    peeked = tr.stream.peek()
     check_first_batch(tr)
     assert (tr.epoch, tr.batch_in_epoch) == (0, 0)
     x = tr.next_inputs()
@@ -394,7 +394,7 @@ def test_list_output_is_read_as_its_last_element_in_losses_and_penalties():
     torch.testing.assert_close(losses.r1_penalty(d, real), r1)
     gp = losses.gradient_penalty(d, real, fake, rng=torch.Generator().manual_seed(0))
     assert torch.isfinite(gp)
-    g_total, _ = loss.generator_objective(d, fake)
+    g_total, _ = loss.generator_objective(d, None, fake)
     torch.testing.assert_close(g_total, loss.g_loss(d(fake)[-1]))
 
 
@@ -404,7 +404,7 @@ def test_a_discriminator_without_logits_is_refused():
             return {"logits": x}
 
     with pytest.raises(ConfigError, match="Bad returned dict"):
-        losses.NonSaturating().generator_objective(Bad(), torch.zeros(1, 1))
+        losses.NonSaturating().generator_objective(Bad(), None, torch.zeros(1, 1))
 
 
 @pytest.mark.parametrize("loss", [losses.Relativistic(), losses.Wasserstein(), losses.Hinge()])

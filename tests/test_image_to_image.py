@@ -153,7 +153,7 @@ def test_cycle_models_layout_and_loss_terms_by_hand():
         logits, torch.cat([d.a(a).flatten(1), d.b(b).flatten(1)], 1)
     )  # both unconditional
     loss = medgan.losses.build_loss("cycle_gan", cycle_weight=10.0, identity_weight=5.0)
-    total, logs = loss.generator_objective(d, fake, torch.cat([a, b], 1), None, generator=g)
+    total, logs = loss.generator_objective(d, torch.cat([a, b], 1), fake, None, g_net=g)
     l1 = lambda x, y: (x - y).abs().mean()  # noqa: E731
     cycle = 0.5 * (l1(g.ba(g.ab(a)), a) + l1(g.ab(g.ba(b)), b))
     identity = 0.5 * (l1(g.ba(a), a) + l1(g.ab(b), b))
@@ -162,12 +162,12 @@ def test_cycle_models_layout_and_loss_terms_by_hand():
     torch.testing.assert_close(logs["identity"], identity.detach())
     torch.testing.assert_close(total, adv + 10 * cycle + 5 * identity)
     with pytest.raises(ConfigError, match="cycle_generator"):
-        loss.generator_objective(d, fake, torch.cat([a, b], 1), None, generator=None)
+        loss.generator_objective(d, torch.cat([a, b], 1), fake, None, g_net=None)
     g3 = medgan.models.build("cycle_generator", channels_b=2, base_channels=4, depth=2)
     d3 = medgan.models.build("cycle_discriminator", channels_b=2, base_channels=4, n_layers=2)
     b2 = torch.rand(2, 2, 32, 32) * 2 - 1
     with pytest.raises(ConfigError, match="identity_weight=0"):
-        loss.generator_objective(d3, g3(a, b2), torch.cat([a, b2], 1), None, generator=g3)
+        loss.generator_objective(d3, torch.cat([a, b2], 1), g3(a, b2), None, g_net=g3)
 
 
 def test_cycle_gan_trains_resumes_and_translates(tmp_path):
@@ -267,7 +267,7 @@ def test_pix2pix_perceptual_term_on_domain_features():
     torch.testing.assert_close(perceptual_distance(enc, fake, real), hand)
     loss = medgan.losses.build_loss("pix2pix", perceptual_weight=2.0)
     d = medgan.models.build("patchgan_discriminator", base_channels=4, n_layers=2)
-    total, logs = loss.generator_objective(d, fake, real, real)
+    total, logs = loss.generator_objective(d, real, fake, real)
     torch.testing.assert_close(logs["perceptual"], hand.detach())
     total.backward()
     assert fake.grad is not None and fake.grad.abs().sum() > 0

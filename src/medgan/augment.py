@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from medgan.batches import call_discriminator
 from medgan.errors import ConfigError
 
 POLICIES = ("intensity", "translation", "cutout")
@@ -165,4 +166,4 @@ class AugmentedDiscriminator(nn.Module):
             both = self.augment(torch.cat([x, cond], dim=1))
             return self.discriminator(both[:, : x.shape[1]], both[:, x.shape[1] :])
         x = self.augment(x)
-        return self.discriminator(x, cond) if cond is not None else self.discriminator(x)
+        return call_discriminator(self.discriminator, x, cond)

@@ -2,7 +2,9 @@
 
 The trainer calls an adapter ``adapter(batch, sample_noise) -> GANInputs`` for every
 update; the same loop therefore trains unconditional, class-conditional, paired
-image-to-image and unpaired (CycleGAN) GANs, in 2D and 3D.
+image-to-image and unpaired (CycleGAN) GANs, in 2D and 3D. The adapter owns the noise:
+it draws z with ``sample_noise`` and marks where it put it (``GANInputs.noise_arg``), so
+the trainer redraws z for the generator update without knowing G's signature.
 
 Batch forms every adapter reads (through :func:`unpack`), as a DataLoader collates them:
 
@@ -28,6 +30,7 @@ MONAI ``ScaleIntensityd(minv=-1, maxv=1)``).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -49,16 +52,59 @@ BATCH_FORMS = (
 
 @dataclass(frozen=True)
 class GANInputs:
-    """``real``: target images ``(N, C, *spatial)`` in [-1, 1] (or points ``(N, D)``);
-    ``g_args``: positional arguments of the generator; ``cond``: what D is conditioned on
-    (labels ``(N,)``, a source image, or None)."""
+    """What one batch gives the generator and the discriminator.
+
+    Args:
+        real: target images ``(N, C, *spatial)`` in [-1, 1] (or points ``(N, D)``): what
+            D sees as real and G should make.
+        g_args: positional arguments of the generator, ``G(*g_args)``.
+        cond: what D is conditioned on (labels ``(N,)``, a source image ``(N, C,
+            *spatial)``), or None for an unconditioned D; D is called through
+            :func:`call_discriminator`.
+        noise_arg: the index in ``g_args`` of the noise z ``(N, latent_dim)`` the adapter
+            drew with ``sample_noise``, which :meth:`renoise` redraws (the generator
+            update uses fresh z); None when G takes no noise (paired, unpaired and
+            segmentation adapters).
+    """
 
     real: Tensor
     g_args: tuple[Any, ...]
     cond: Any = None
+    noise_arg: int | None = None
+
+    def renoise(self, sample_noise: NoiseFn) -> GANInputs:
+        """These inputs with ``g_args[noise_arg]`` replaced by ``sample_noise(N)``; the
+        same inputs when G takes no noise (``noise_arg`` None)."""
+        if self.noise_arg is None:
+            return self
+        args = list(self.g_args)
+        args[self.noise_arg] = sample_noise(args[self.noise_arg].shape[0])
+        return dataclasses.replace(self, g_args=tuple(args))
+
+    def first(self, n: int) -> GANInputs:
+        """The first ``n`` samples: every tensor in ``real``, ``g_args`` and ``cond`` cut
+        along the batch axis (other values kept)."""
+
+        def cut(v: Any) -> Any:
+            return v[:n] if isinstance(v, Tensor) else v
+
+        return dataclasses.replace(
+            self, real=self.real[:n], g_args=tuple(map(cut, self.g_args)), cond=cut(self.cond)
+        )
+
+
+def call_discriminator(d: Callable[..., Any], x: Tensor, cond: Any = None) -> Any:
+    """``d(x, cond)``, or ``d(x)`` when ``cond`` is None: the one way D is called with
+    :attr:`GANInputs.cond` (an unconditioned D need not accept a second argument). Returns
+    what D returns; :func:`medgan.losses.discriminator_logits` reads the logits from it."""
+    return d(x) if cond is None else d(x, cond)
 
 
 class BatchAdapter(Protocol):
+    """``adapter(batch, sample_noise) -> GANInputs``: ``batch`` as the data loader makes it
+    (on the training device); ``sample_noise(n)`` draws z ``(n, latent_dim)`` from the
+    trainer's noise generator. An adapter that feeds noise to G sets ``noise_arg``."""
+
     def __call__(self, batch: Any, sample_noise: NoiseFn) -> GANInputs: ...
 
 
@@ -88,11 +134,6 @@ def unpack(batch: Any, first_key: str = "image", second_key: str = "label") -> t
         second = _value(batch[1]) if len(batch) == 2 else None
         return _image(batch[0], "batch[0]"), second
     raise ConfigError(f"a batch must be {BATCH_FORMS}; got {_describe(batch)}")
-
-
-def _first_two(batch: Any) -> tuple[Tensor, Any]:
-    """``unpack`` with the default keys ("image", "label")."""
-    return unpack(batch)
 
 
 def _value(x: Any) -> Any:
@@ -149,14 +190,14 @@ class NoiseToImage:
         real, labels = unpack(batch, self.image_key, self.label_key)
         z = sample_noise(real.shape[0])
         if not self.conditional:
-            return GANInputs(real, (z,), None)
+            return GANInputs(real, (z,), None, noise_arg=0)
         if labels is None:
             raise ConfigError(
                 "a conditional GAN needs (image, label) batches (or dicts with the "
                 f"label_key {self.label_key!r}); the data has no labels"
             )
         labels = torch.as_tensor(labels, device=real.device).long()
-        return GANInputs(real, (z, labels), labels)
+        return GANInputs(real, (z, labels), labels, noise_arg=0)
 
 
 class Paired:
@@ -206,11 +247,3 @@ class Unpaired:
                 f"{tuple(a.shape)} and {tuple(b.shape)}"
             )
         return GANInputs(torch.cat([a, b], 1), (a, b), None)
-
-
-def default_adapter(
-    generator: torch.nn.Module, image_key: str = "image", label_key: str = "label"
-) -> BatchAdapter:
-    """NoiseToImage, conditional when the generator was built with ``num_classes > 0``."""
-    conditional = bool(getattr(generator, "num_classes", 0))
-    return NoiseToImage(conditional, image_key, label_key)

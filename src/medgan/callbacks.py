@@ -8,7 +8,6 @@ raises (to release what a callback holds). Only rank 0 writes files.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import logging
 import time
@@ -80,36 +79,6 @@ class Checkpoint(Callback):
         self._lock.release()
 
 
-def fixed_inputs(trainer: Any, indices: Any, seed: int, dataset: Any = None) -> Any:
-    """GANInputs for the items ``indices`` of ``dataset`` (default: the training data) with
-    noise from a private generator seeded by ``seed`` (so repeated grids are comparable and
-    no training RNG is used)."""
-    from torch.utils.data import default_collate
-
-    data = trainer.dataset if dataset is None else dataset
-    batch = trainer._to_device(default_collate([data[int(i)] for i in indices]))
-    g = torch.Generator(trainer.device).manual_seed(seed)
-    return trainer.adapter(batch, lambda k: trainer.sample_noise(k, g))
-
-
-def first_inputs(trainer: Any, n: int, seed: int) -> Any:
-    """GANInputs of the first ``n`` training items (a map-style data set), or of the first
-    ``n`` items of the next training batch when the trainer reads a stream (an
-    IterableDataset or the user's DataLoader, which cannot be indexed: the batch is peeked,
-    not consumed); noise from a private generator seeded by ``seed``."""
-    if getattr(getattr(trainer, "stream", None), "loader", None) is None:
-        return fixed_inputs(trainer, range(min(n, len(trainer.dataset))), seed)
-    g = torch.Generator(trainer.device).manual_seed(seed)
-    x = trainer.adapter(trainer.peek_batch(), lambda k: trainer.sample_noise(k, g))
-
-    def first(v: Any) -> Any:
-        return v[:n] if isinstance(v, Tensor) else v
-
-    return dataclasses.replace(
-        x, real=x.real[:n], g_args=tuple(map(first, x.g_args)), cond=first(x.cond)
-    )
-
-
 @torch.no_grad()
 def eval_outputs(trainer: Any, inputs: Any) -> Tensor:
     """The EMA generator's (else G's) output for ``inputs`` in eval mode, float32."""
@@ -137,7 +106,7 @@ class SampleGrid(Callback):
 
     def on_train_start(self, trainer: Any) -> None:
         if trainer.is_main:
-            self._inputs = first_inputs(trainer, self.n, self.seed)
+            self._inputs = trainer.fixed_inputs(self.n, self.seed)
 
     @torch.no_grad()
     def write(self, trainer: Any, name: str | None = None) -> Path | None:
@@ -170,12 +139,12 @@ class RealVsGenerated(Callback):
             return
         from medgan.images import save_side_by_side
 
-        if getattr(getattr(trainer, "stream", None), "loader", None) is None:
-            gen = torch.Generator().manual_seed(self.seed)
-            order = torch.randperm(len(trainer.dataset), generator=gen)[: self.n].tolist()
-            x = fixed_inputs(trainer, order, self.seed)
-        else:  # a stream cannot be indexed
-            x = first_inputs(trainer, self.n, self.seed)
+        if trainer.stream.exact:
+            rng = torch.Generator().manual_seed(self.seed)
+            order = torch.randperm(len(trainer.dataset), generator=rng)[: self.n].tolist()
+            x = trainer.fixed_inputs(order, self.seed)
+        else:  # a stream cannot be indexed: the first n of the next batch
+            x = trainer.fixed_inputs(self.n, self.seed)
         fake, real = eval_outputs(trainer, x), x.real
         if fake.dim() >= 4:  # images or volumes, not points
             save_side_by_side(real, fake, self.path)

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from medgan.errors import ConfigError
-from medgan.losses import _call_d
+from medgan.losses import discriminator_logits
 
 
 def check_first_batch(trainer: Any) -> None:
@@ -23,14 +23,15 @@ def check_first_batch(trainer: Any) -> None:
     form, when the generator fails on it or makes images of another shape than the items,
     or when the discriminator fails on the real images or returns no logits.
 
-    The batch is *peeked* (:meth:`Trainer.peek_batch`): it stays the next batch training
-    consumes, so this works alike for a map-style Dataset, an IterableDataset and a
-    DataLoader, and the data stream is neither consumed nor reordered. Nothing else
+    The batch is *peeked* (:meth:`medgan.data.stream.DataStream.peek`): it stays the next
+    batch training consumes, so this works alike for a map-style Dataset, an
+    IterableDataset and a DataLoader, and the data stream is neither consumed nor
+    reordered. Nothing else
     changes: the modules' train/eval modes, the global RNGs and every ``torch.Generator``
     a module holds (e.g. DiffAugment's) are restored, so resumed runs stay bit-exact. The
     noise comes from a private generator.
     """
-    batch = trainer.peek_batch()
+    batch = trainer.stream.peek()
     rng = torch.Generator(trainer.device).manual_seed(0)
     x = trainer.adapter(batch, lambda n: trainer.sample_noise(n, rng))
     g, d = trainer.generator, trainer.discriminator
@@ -54,7 +55,7 @@ def check_first_batch(trainer: Any) -> None:
                 f"training items are {items} but the generator makes {made}: {_fix(items, made)}"
             )
         try:
-            _call_d(d, x.real, x.cond)  # the losses' reading of D's output
+            discriminator_logits(d, x.real, x.cond)  # the losses' reading of D's output
         except RuntimeError as e:
             raise ConfigError(
                 f"training items are {items} (as the generator makes) but the discriminator "

@@ -130,21 +130,20 @@ def evaluator(
         dataset: the evaluation data; None uses the training data.
         batch_size: items generated at once.
     """
-    from medgan.callbacks import eval_outputs, first_inputs, fixed_inputs
+    from medgan.callbacks import eval_outputs
 
     fn = METRICS.get(metric).fn
 
     def run(trainer: Any) -> dict[str, float]:
-        stream = getattr(getattr(trainer, "stream", None), "loader", None) is not None
-        if dataset is None and stream:  # not indexable: the next batch's first n items
-            x = first_inputs(trainer, n, seed)
+        if dataset is None and not trainer.stream.exact:  # not indexable: the next batch's
+            x = trainer.fixed_inputs(n, seed)  # first n items
             return fn(x.real.float().cpu(), eval_outputs(trainer, x).cpu())
         data = trainer.dataset if dataset is None else dataset
         rng = torch.Generator().manual_seed(seed)
         order = torch.randperm(len(data), generator=rng)[:n].tolist()
         real, fake = [], []
         for i in range(0, len(order), batch_size):
-            x = fixed_inputs(trainer, order[i : i + batch_size], seed + i, data)
+            x = trainer.fixed_inputs(order[i : i + batch_size], seed + i, dataset)
             fake.append(eval_outputs(trainer, x).cpu())
             real.append(x.real.float().cpu())
         return fn(torch.cat(real), torch.cat(fake))

@@ -60,7 +60,7 @@ from typing import Any
 
 from medgan import callbacks as cb
 from medgan.augment import POLICIES
-from medgan.batches import BatchAdapter, NoiseToImage, Paired, Unpaired, default_adapter
+from medgan.batches import BatchAdapter, NoiseToImage, Paired, Unpaired
 from medgan.config import (
     TrainConfig,
     check_field_types,
@@ -612,7 +612,7 @@ def _adapter(cfg: ExperimentConfig, g: Any) -> BatchAdapter:
             f'{classes}: use "adapter": "conditional"'
         )
     if cfg.adapter is None:
-        return default_adapter(g)
+        return NoiseToImage(conditional=bool(classes))
     return _build(ADAPTERS, cfg.adapter, "adapter")
 
 

@@ -7,9 +7,10 @@ written with ``softplus`` so that |l| = 100 or more never produces inf or NaN:
     log(1 - D(x)) = log sigmoid(-l)  = -softplus(l)
 
 Each loss exposes the pure formulas ``d_loss(real_logits, fake_logits)`` and
-``g_loss(fake_logits)`` (scalars, to be *minimised*), plus ``discriminator_objective`` and
-``generator_objective``, which run the networks, add penalties and return the scalar to
-minimise with a dict of detached terms for logging. The trainer only calls those two.
+``g_loss(fake_logits)`` (scalars, to be *minimised*), plus
+``discriminator_objective(d, real, fake, ...)`` and ``generator_objective(d, real, fake,
+...)``, which run the networks, add penalties and return the scalar to minimise with a
+dict of detached terms for logging. The trainer only calls those two.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from medgan.batches import call_discriminator
 from medgan.errors import ConfigError
 from medgan.registry import LOSSES
 
@@ -42,7 +44,7 @@ def _input_grad_sq_norm(d: nn.Module, x: Tensor, cond: Cond) -> Tensor:
     """||grad_x D(x)||^2 per sample from a separate float32 pass of D."""
     x = x.detach().requires_grad_(True)
     with torch.autocast(device_type=x.device.type, enabled=False):
-        logits = _call_d(d, x.float(), cond)
+        logits = discriminator_logits(d, x.float(), cond)
     return _grad_sq_norm(logits, x)
 
 
@@ -78,8 +80,9 @@ def gradient_penalty(
 # --------------------------------------------------------------------------- losses
 
 
-def _call_d(d: nn.Module, x: Tensor, cond: Cond) -> Tensor:
-    """D's logits for ``x``: ``d(x, cond)``, or ``d(x)`` when ``cond`` is None.
+def discriminator_logits(d: nn.Module, x: Tensor, cond: Cond = None) -> Tensor:
+    """D's logits for ``x``: ``d(x, cond)``, or ``d(x)`` when ``cond`` is None
+    (:func:`~medgan.batches.call_discriminator`).
 
     The one convention for discriminators that return a list or tuple (multi-scale
     discriminators, or feature lists such as MONAI's ``PatchDiscriminator``, whose forward
@@ -90,7 +93,7 @@ def _call_d(d: nn.Module, x: Tensor, cond: Cond) -> Tensor:
     average over every element, and R1/R2/gradient penalties differentiate their sum.
     Every loss and penalty reads D through this function.
     """
-    out = d(x, cond) if cond is not None else d(x)
+    out = call_discriminator(d, x, cond)
     while isinstance(out, list | tuple) and len(out) > 0:
         out = out[-1]
     if not isinstance(out, Tensor):
@@ -112,7 +115,7 @@ class GANLoss:
 
     D returns logits of shape ``(N,)`` or ``(N, ...)`` (patch logits are averaged), or a
     list/tuple whose LAST element is the logits (multi-scale / feature-list
-    discriminators, e.g. MONAI's ``PatchDiscriminator``; see :func:`_call_d`): the
+    discriminators, e.g. MONAI's ``PatchDiscriminator``; see :func:`discriminator_logits`): the
     adversarial terms and the R1/R2/gradient penalties all use that last element.
 
     Args:
@@ -183,8 +186,8 @@ class GANLoss:
             real = real.detach().requires_grad_(True)
         if shared and want_r2:
             fake = fake.detach().requires_grad_(True)
-        real_logits = _call_d(d, real, cond)
-        fake_logits = _call_d(d, fake, cond)
+        real_logits = discriminator_logits(d, real, cond)
+        fake_logits = discriminator_logits(d, fake, cond)
         adv = self.d_loss(real_logits.float(), fake_logits.float())
         total, logs = adv, {"d_adv": adv.detach()}
         for on, weight, key, x, logits, separate in (
@@ -211,22 +214,24 @@ class GANLoss:
     def generator_objective(
         self,
         d: nn.Module,
+        real: Tensor | None,
         fake: Tensor,
-        real: Tensor | None = None,
         cond: Cond = None,
-        generator: nn.Module | None = None,
+        g_net: nn.Module | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """Scalar to minimise w.r.t. G's parameters (gradients flow through ``fake``).
 
-        ``generator`` is G itself, for losses whose terms run it again (cycle consistency).
+        ``real`` is the batch ``fake`` was made for (its targets, for paired losses; read
+        by relativistic and task losses; None when no loss term needs it). ``g_net`` is G
+        itself, for losses whose terms run it again (cycle consistency).
         """
         real_logits = None
         if self.needs_real_logits:
             if real is None:
                 raise ConfigError(f"{type(self).__name__} compares fakes with a real batch")
             with torch.no_grad():
-                real_logits = _call_d(d, real, cond).float()
-        adv = self.g_loss(_call_d(d, fake, cond).float(), real_logits)
+                real_logits = discriminator_logits(d, real, cond).float()
+        adv = self.g_loss(discriminator_logits(d, fake, cond).float(), real_logits)
         return adv, {"g_adv": adv.detach()}
 
 
@@ -424,12 +429,12 @@ class Pix2Pix(WithAdversarial):
     def generator_objective(
         self,
         d: nn.Module,
+        real: Tensor | None,
         fake: Tensor,
-        real: Tensor | None = None,
         cond: Cond = None,
-        generator: nn.Module | None = None,
+        g_net: nn.Module | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        total, logs = super().generator_objective(d, fake, real, cond)
+        total, logs = super().generator_objective(d, real, fake, cond)
         if real is None:
             raise ValueError("pix2pix needs the paired target image")
         l1 = _l1(fake, real)
@@ -479,20 +484,20 @@ class CycleGAN(WithAdversarial):
     def generator_objective(
         self,
         d: nn.Module,
+        real: Tensor | None,
         fake: Tensor,
-        real: Tensor | None = None,
         cond: Cond = None,
-        generator: nn.Module | None = None,
+        g_net: nn.Module | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        total, logs = super().generator_objective(d, fake, real, cond)
-        if real is None or generator is None or not hasattr(generator, "split"):
+        total, logs = super().generator_objective(d, real, fake, cond)
+        if real is None or g_net is None or not hasattr(g_net, "split"):
             raise ConfigError(
                 "cycle_gan needs the real batch cat([a, b], 1) and a cycle_generator "
                 "(use medgan.batches.Unpaired and models 'cycle_generator'/'cycle_discriminator')"
             )
-        a, b = generator.split(real)
-        fake_a, fake_b = generator.split(fake)
-        rec_a, rec_b = generator.split(generator(fake_a, fake_b))  # (G_BA(G_AB a), G_AB(G_BA b))
+        a, b = g_net.split(real)
+        fake_a, fake_b = g_net.split(fake)
+        rec_a, rec_b = g_net.split(g_net(fake_a, fake_b))  # (G_BA(G_AB a), G_AB(G_BA b))
         cycle = 0.5 * (_l1(rec_a, a) + _l1(rec_b, b))
         total = total + self.cycle_weight * cycle
         logs["cycle"] = cycle.detach()
@@ -502,7 +507,7 @@ class CycleGAN(WithAdversarial):
                     f"cycle_gan identity term needs equal channel counts, got {a.shape[1]} "
                     f"and {b.shape[1]}; set identity_weight=0"
                 )
-            idt_a, idt_b = generator.split(generator(b, a))  # (G_BA(a), G_AB(b))
+            idt_a, idt_b = g_net.split(g_net(b, a))  # (G_BA(a), G_AB(b))
             identity = 0.5 * (_l1(idt_a, a) + _l1(idt_b, b))
             total = total + self.identity_weight * identity
             logs["identity"] = identity.detach()

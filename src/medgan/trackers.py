@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from medgan.callbacks import Callback, eval_outputs, first_inputs
+from medgan.callbacks import Callback, eval_outputs
 from medgan.config import check_kwargs
 from medgan.errors import ConfigError
 from medgan.registry import Registry, Spec
@@ -144,7 +144,7 @@ class Tracker(Callback):
             return
         self._start(trainer)
         self._open = True
-        self._inputs = first_inputs(trainer, self.n_images, self.seed)
+        self._inputs = trainer.fixed_inputs(self.n_images, self.seed)
         for suffix, grid in image_views(self._inputs.real).items():
             self._image(trainer.step, "real" + suffix, grid)
 

@@ -3,20 +3,23 @@
 One step = ``n_critic`` discriminator updates, then one generator update:
 
     for each D update:  x ~ data, z ~ N(0, I);  minimise loss.discriminator_objective(D, x, G(z))
-    G update:           z ~ N(0, I);            minimise loss.generator_objective(D, G(z))
+    G update:           z ~ N(0, I);            minimise loss.generator_objective(D, x, G(z))
 
-All GAN math lives in :mod:`medgan.losses`; everything optional (checkpoints, sample
-grids, logs, plots, evaluation, progress bar) is a callback in :mod:`medgan.callbacks`.
+then the EMA of G is updated and, every ``check_finite_every`` steps, the run is checked
+for divergence. All GAN math lives in :mod:`medgan.losses`; the data stream in
+:mod:`medgan.data.stream`; the checkpoint content in :mod:`medgan.training_state`; how a
+batch becomes G/D inputs in :mod:`medgan.batches`; everything optional (checkpoints,
+sample grids, logs, plots, evaluation, progress bar) is a callback in
+:mod:`medgan.callbacks`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import functools
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +29,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from medgan import checkpoint as ckpt_io
 from medgan import distributed as ddp
-from medgan.batches import BatchAdapter, GANInputs, default_adapter
+from medgan import training_state
+from medgan.batches import BatchAdapter, GANInputs, NoiseToImage
 from medgan.config import TrainConfig
-from medgan.data.stream import DataStream, Peekable
-from medgan.errors import CheckpointError, ConfigError, TrainingDivergedError
+from medgan.data.stream import DataStream
+from medgan.errors import ConfigError, TrainingDivergedError
 from medgan.losses import GANLoss, NonSaturating
-from medgan.registry import LOSSES, Spec, spec_of
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,14 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
         if name == "cuda":
             name = f"cuda:{local_rank}"
     return torch.device(name)
+
+
+def setup_device(name: str) -> tuple[ddp.DistInfo, torch.device]:
+    """Join the process group ``torchrun`` describes (if any) and resolve the device
+    ``name`` ("auto", "cpu", "cuda", "cuda:1", ...) for this process."""
+    cuda = name.startswith("cuda") or (name == "auto" and torch.cuda.is_available())
+    dist = ddp.init_from_env("cuda" if cuda else "cpu")
+    return dist, resolve_device(name, dist.local_rank)
 
 
 def _notify_on_exception(fit: Callable[..., Trainer]) -> Callable[..., Trainer]:
@@ -64,23 +75,18 @@ def _notify_on_exception(fit: Callable[..., Trainer]) -> Callable[..., Trainer]:
     return wrapper
 
 
-def _loss_spec(loss: GANLoss) -> Spec | None:
-    spec = spec_of(loss)
-    if spec is not None:
-        return spec
-    name = LOSSES.name_of(type(loss))
-    return Spec(name, dataclasses.asdict(loss)) if name else None
-
-
 class Trainer:
     """Adversarial training of ``generator`` against ``discriminator`` on ``data``.
 
     Args:
         generator: maps ``*GANInputs.g_args`` to images ``(N, C, *spatial)`` in [-1, 1].
+            Its attribute ``latent_dim`` is the size of z (:meth:`sample_noise`; absent:
+            G takes no noise) and ``num_classes > 0`` makes the default adapter
+            class-conditional.
         discriminator: maps ``(x[, cond])`` to logits ``(N,)`` or ``(N, ...)`` (one per
             patch), or to a list/tuple whose last element is the logits (multi-scale or
             feature lists, e.g. MONAI's ``PatchDiscriminator``; see
-            :func:`medgan.losses._call_d`).
+            :func:`medgan.losses.discriminator_logits`).
         data: a map-style ``Dataset`` (torch, MONAI ``Dataset``/``CacheDataset``, torchio
             ``SubjectsDataset``; medgan samples it, resumption is bit-exact), a tensor of
             items, an ``IterableDataset`` (medgan batches it) or a ready ``DataLoader``
@@ -94,8 +100,14 @@ class Trainer:
         callbacks: objects with optional ``on_train_start(trainer)``,
             ``on_step_end(trainer, logs)``, ``on_train_end(trainer)`` and
             ``on_exception(trainer, error)`` (when ``fit`` raises) methods.
-        adapter: batch -> :class:`~medgan.batches.GANInputs`; default noise-to-image,
-            class-conditional when the generator has ``num_classes > 0``.
+        adapter: batch -> :class:`~medgan.batches.GANInputs`; default
+            :class:`~medgan.batches.NoiseToImage`, class-conditional when the generator has
+            ``num_classes > 0``.
+
+    Attributes:
+        stream: the :class:`~medgan.data.stream.DataStream` of training batches; also
+            ``dataset`` and ``sampler`` (None for streams), and its position as ``epoch``
+            and ``batch_in_epoch``.
     """
 
     def __init__(
@@ -111,15 +123,11 @@ class Trainer:
     ) -> None:
         self.config = cfg = config or TrainConfig()
         self.loss = loss if loss is not None else NonSaturating()
-        self.adapter = adapter or default_adapter(generator)
+        self._latent_dim = getattr(generator, "latent_dim", None)
+        conditional = bool(getattr(generator, "num_classes", 0))
+        self.adapter = adapter or NoiseToImage(conditional=conditional)
         self.callbacks = list(callbacks)
-        device_type = (
-            "cuda"
-            if cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
-            else "cpu"
-        )
-        self.dist = ddp.init_from_env(device_type)
-        self.device = resolve_device(cfg.device, self.dist.local_rank)
+        self.dist, self.device = setup_device(cfg.device)
         if cfg.amp == "fp16" and self.device.type != "cuda":
             raise ConfigError("amp='fp16' needs CUDA; use amp='bf16' or 'off' on CPU")
 
@@ -169,87 +177,70 @@ class Trainer:
             world_size=self.dist.world_size,
             num_workers=cfg.num_workers,
             pin_memory=self.device.type == "cuda",
+            device=self.device,
+            channels_last=cfg.channels_last,
         )
-        # the same objects under their usual names (callbacks read items of the data set)
         self.dataset, self.sampler = self.stream.dataset, self.stream.sampler
         self.step = 0
-        self.epoch = 0
-        self.batch_in_epoch = 0
         self.last_checkpoint: Path | None = None
         self._rollbacks = 0
-        self._batch_iter: Peekable | None = None
         self._finite = torch.ones((), dtype=torch.bool, device=self.device)
         self._weight_start: dict[str, float] = {}
         self._growth_warned: set[str] = set()
-        self._latent_dim = getattr(generator, "latent_dim", None)
 
-    # ------------------------------------------------------------------ properties
+    # ------------------------------------------------------------------ inputs
 
     @property
     def is_main(self) -> bool:
         """True on the process that writes files (rank 0)."""
         return self.dist.is_main
 
-    def _lr_factor(self, step: int) -> float:
-        cfg = self.config
-        warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
-        if cfg.lr_schedule == "linear_decay":
-            return warm * max(0.0, 1.0 - step / cfg.steps)
-        return warm
+    @property
+    def epoch(self) -> int:
+        """The pass over the data the next batch belongs to (:attr:`stream`'s position)."""
+        return self.stream.epoch
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        amp = self.config.amp
-        if amp == "off":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if amp == "bf16" else torch.float16
-        return torch.autocast(self.device.type, dtype=dtype)
+    @property
+    def batch_in_epoch(self) -> int:
+        """The index of the next batch in its pass (:attr:`stream`'s position)."""
+        return self.stream.batch
 
-    def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """z ~ N(0, I) of shape ``(n, latent_dim)`` on the training device."""
+    def sample_noise(self, n: int, rng: torch.Generator | None = None) -> Tensor:
+        """z ~ N(0, I) of shape ``(n, latent_dim)`` on the training device, drawn from
+        ``rng`` (default: the trainer's noise generator)."""
         if self._latent_dim is None:
             raise ConfigError("the generator has no `latent_dim` attribute: it takes no noise")
-        g = generator if generator is not None else self.noise_rng
-        return torch.randn(n, self._latent_dim, device=self.device, generator=g)
-
-    # ------------------------------------------------------------------ data
-
-    def _to_device(self, batch: Any) -> Any:
-        """``batch`` with every tensor in it on the training device (containers rebuilt,
-        other values kept); 4D/5D tensors channels-last when the config asks for it."""
-        if isinstance(batch, Tensor):
-            batch = batch.to(self.device, non_blocking=True)
-            if self.config.channels_last and batch.dim() in (4, 5):
-                batch = batch.contiguous(memory_format=_MEMORY_FORMATS[batch.dim()])
-            return batch
-        if isinstance(batch, dict):  # also torchio's Subject and Image (dict subclasses)
-            return {k: self._to_device(v) for k, v in batch.items()}
-        if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # a namedtuple
-            return type(batch)(*(self._to_device(v) for v in batch))
-        if isinstance(batch, list | tuple):
-            return type(batch)(self._to_device(v) for v in batch)
-        return batch
-
-    def _batches(self) -> Iterator[tuple[Any, tuple[int, int]]]:
-        """Endless ``(batch on the device, position after it)`` from the current position
-        ``(epoch, batch_in_epoch)``; see :class:`~medgan.data.stream.DataStream`."""
-        for batch, position in self.stream.batches(self.epoch, self.batch_in_epoch):
-            yield self._to_device(batch), position
-
-    def peek_batch(self) -> Any:
-        """The next training batch, on the device, without consuming it: the next
-        :meth:`next_inputs` uses it. Lets a check see real data of any source (an
-        IterableDataset or DataLoader cannot be indexed) without perturbing the stream."""
-        if self._batch_iter is None:
-            self._batch_iter = Peekable(self._batches())
-        return self._batch_iter.peek()[0]
+        rng = rng if rng is not None else self.noise_rng
+        return torch.randn(n, self._latent_dim, device=self.device, generator=rng)
 
     def next_inputs(self) -> GANInputs:
-        """The next batch, mapped to generator/discriminator inputs with fresh noise;
-        ``(epoch, batch_in_epoch)`` then names the batch after it."""
-        self.peek_batch()
-        assert self._batch_iter is not None
-        batch, (self.epoch, self.batch_in_epoch) = next(self._batch_iter)
-        return self.adapter(batch, self.sample_noise)
+        """The next training batch, mapped to generator/discriminator inputs with fresh
+        noise; the stream's position then names the batch after it."""
+        return self.adapter(self.stream.next(), self.sample_noise)
+
+    def fixed_inputs(self, items: int | Sequence[int], seed: int, dataset: Any = None) -> GANInputs:
+        """Inputs for sample grids and evaluation: equal at every call, and drawn without
+        touching training randomness or consuming training data (noise from a private
+        generator seeded by ``seed``).
+
+        Args:
+            items: a count ``n``: the first ``n`` items of the training data (of ``dataset``
+                when given), or, when the trainer reads a stream that cannot be indexed (an
+                IterableDataset or a DataLoader), the first ``n`` of the next training
+                batch (peeked, not consumed); or a sequence of item indices.
+            seed: seeds the noise.
+            dataset: a map-style data set read instead of the training data.
+        """
+        rng = torch.Generator(self.device).manual_seed(seed)
+
+        def noise(n: int) -> Tensor:
+            return self.sample_noise(n, rng)
+
+        if isinstance(items, int):
+            if dataset is None and not self.stream.exact:
+                return self.adapter(self.stream.peek(), noise).first(items)
+            items = range(min(items, len(self.dataset if dataset is None else dataset)))
+        return self.adapter(self.stream.collate(items, dataset), noise)
 
     # ------------------------------------------------------------------ the step
 
@@ -270,11 +261,11 @@ class Trainer:
                 )
             self._update(self.opt_d, self.scaler_d, d_total, D)
 
-        x = dataclasses.replace(x, g_args=self._renoise(x))  # fresh z for the G update
+        x = x.renoise(self.sample_noise)  # fresh z for the G update
         D.requires_grad_(False)
         with self._autocast():
             fake = G(*x.g_args)
-            g_total, g_logs = loss.generator_objective(D, fake, x.real, x.cond, generator=G)
+            g_total, g_logs = loss.generator_objective(D, x.real, fake, x.cond, g_net=G)
         self._update(self.opt_g, self.scaler_g, g_total, G)
         D.requires_grad_(True)
 
@@ -283,12 +274,6 @@ class Trainer:
         if self.ema is not None:
             self._update_ema()
         return {"d_loss": d_total.detach(), "g_loss": g_total.detach(), **d_logs, **g_logs}
-
-    def _renoise(self, x: GANInputs) -> tuple[Any, ...]:
-        """The generator arguments of ``x`` with fresh noise (paired inputs stay as they are)."""
-        if self._latent_dim is None:
-            return x.g_args
-        return (self.sample_noise(x.real.shape[0]), *x.g_args[1:])
 
     def _update(
         self, opt: torch.optim.Optimizer, scaler: Any, loss: Tensor, net: nn.Module
@@ -302,6 +287,21 @@ class Trainer:
             nn.utils.clip_grad_norm_(net.parameters(), self.config.grad_clip)
         scaler.step(opt)
         scaler.update()
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        amp = self.config.amp
+        if amp == "off":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def _lr_factor(self, step: int) -> float:
+        """Learning-rate multiplier: linear warm-up, then constant or linear decay to 0."""
+        cfg = self.config
+        warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+        if cfg.lr_schedule == "linear_decay":
+            return warm * max(0.0, 1.0 - step / cfg.steps)
+        return warm
 
     def ema_decay(self) -> float:
         """Per-step EMA decay beta = 0.5 ** (images per step / half-life in images)."""
@@ -401,9 +401,9 @@ class Trainer:
             self._rollbacks += 1
             bad_step = self.step
             # continue with the data *after* the batches that diverged, not a replay of them
-            position = (self.epoch, self.batch_in_epoch)
+            position = (self.stream.epoch, self.stream.batch)
             self.load_state(ckpt_io.load(self.last_checkpoint, self.device), restore_rng=False)
-            self.epoch, self.batch_in_epoch = position
+            self.stream.seek(*position)
             log.warning(
                 "diverged at step %d (%s); rolled back to %s (step %d) and continue on the "
                 "following batches, rollback %d of %d",
@@ -431,43 +431,19 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue exactly: nets, EMA, optimisers, schedules,
-        scalers, step, sampler position, all random states, and how to rebuild the nets."""
-        g_spec, d_spec, l_spec = (
-            spec_of(self.generator),
-            spec_of(self.discriminator),
-            _loss_spec(self.loss),
-        )
-        return {
-            "format": "medgan",
-            "version": ckpt_io.FORMAT_VERSION,
-            "generator": {
-                "spec": g_spec.to_dict() if g_spec else None,
-                "state": self.generator.state_dict(),
-            },
-            "discriminator": {
-                "spec": d_spec.to_dict() if d_spec else None,
-                "state": self.discriminator.state_dict(),
-            },
-            "ema": self.ema.state_dict() if self.ema is not None else None,
-            "loss": l_spec.to_dict() if l_spec else None,
-            "config": self.config.to_dict(),
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            "sched_g": self.sched_g.state_dict(),
-            "sched_d": self.sched_d.state_dict(),
-            "scaler_g": self.scaler_g.state_dict(),
-            "scaler_d": self.scaler_d.state_dict(),
-            "step": self.step,
-            "epoch": self.epoch,
-            "batch_in_epoch": self.batch_in_epoch,
-            "data": self.stream.state_dict(self.epoch),  # random states of a pass (streams)
-            "world_size": self.dist.world_size,
-            "rng": ckpt_io.rng_state({"noise": self.noise_rng, "aux": self.aux_rng}),
-        }
+        """Everything needed to continue exactly (:mod:`medgan.training_state` lists it)."""
+        return training_state.state_dict(self)
+
+    def load_state(
+        self, state: dict[str, Any], restore_rng: bool = True, source: str = "checkpoint"
+    ) -> None:
+        """Restore what :meth:`state_dict` captured; refused (CheckpointError naming
+        ``source``, before anything changes) when training cannot continue exactly from it
+        (:func:`medgan.training_state.load_state`)."""
+        training_state.load_state(self, state, restore_rng, source)
 
     def save(self, path: str | Path) -> Path | None:
-        """Write a checkpoint atomically (rank 0 only); refuses non-finite weights."""
+        """Write a checkpoint atomically (rank 0 only); refuses a diverged state."""
         if not self.is_main:
             return None
         if not bool(self._finite):
@@ -477,12 +453,7 @@ class Trainer:
                 f"write {path}. Make checkpoint intervals multiples of check_finite_every to "
                 "let on_nan='rollback' act first"
             )
-        for name, net in (("generator", self.generator), ("discriminator", self.discriminator)):
-            if not all(torch.isfinite(p).all() for p in net.parameters()):
-                raise TrainingDivergedError(
-                    f"{name} has NaN/inf weights at step {self.step}; refusing to write {path}"
-                )
-        self.last_checkpoint = ckpt_io.save_atomic(self.state_dict(), path)
+        self.last_checkpoint = training_state.save(self, path)
         return self.last_checkpoint
 
     def resume(self, path: str | Path) -> Trainer:
@@ -490,104 +461,6 @@ class Trainer:
         self.load_state(ckpt_io.load(path, self.device), source=str(path))
         self.last_checkpoint = Path(path)
         return self
-
-    def load_state(
-        self, state: dict[str, Any], restore_rng: bool = True, source: str = "checkpoint"
-    ) -> None:
-        """Restore what :meth:`state_dict` captured; refused (CheckpointError naming
-        ``source``, before anything changes) when keys are missing or the checkpoint comes
-        from a run this one cannot continue exactly (other world size or lr schedule)."""
-        self._check_resumable(state, restore_rng, source)
-        for key, net in (("generator", self.generator), ("discriminator", self.discriminator)):
-            _load_net(net, state[key], key, source)
-        if self.ema is not None:
-            if state.get("ema") is None:
-                self.ema.load_state_dict(self.generator.state_dict())
-            else:
-                self.ema.load_state_dict(state["ema"])
-        try:
-            self.opt_g.load_state_dict(state["opt_g"])
-            self.opt_d.load_state_dict(state["opt_d"])
-        except (ValueError, KeyError) as e:
-            raise CheckpointError(
-                f"{source}: optimiser state does not fit these models: {e}"
-            ) from e
-        self.sched_g.load_state_dict(state["sched_g"])
-        self.sched_d.load_state_dict(state["sched_d"])
-        self.scaler_g.load_state_dict(state["scaler_g"])
-        self.scaler_d.load_state_dict(state["scaler_d"])
-        self.step = state["step"]
-        self.epoch, self.batch_in_epoch = self.stream.normalise(
-            state["epoch"], state["batch_in_epoch"]
-        )
-        if restore_rng:  # (a rollback keeps the data stream's states: it continues onwards)
-            ckpt_io.set_rng_state(state["rng"], {"noise": self.noise_rng, "aux": self.aux_rng})
-            self.stream.load_state_dict(state.get("data"))
-        self._batch_iter = None  # restart the data stream at the restored position
-
-    def _check_resumable(self, state: dict[str, Any], restore_rng: bool, source: str) -> None:
-        required = [*_RESUME_KEYS, "rng"] if restore_rng else _RESUME_KEYS
-        missing = [k for k in required if k not in state]
-        if missing:
-            raise CheckpointError(
-                f"{source} lacks {', '.join(missing)}: it is not a complete training "
-                "checkpoint (written by Trainer.save), so training cannot continue from it"
-            )
-        theirs, ours = state.get("world_size", 1), self.dist.world_size
-        if theirs != ours:
-            raise CheckpointError(
-                f"{source} was written by a run with {theirs} process(es), this one has "
-                f"{ours}: the data order (each process reads its share of every epoch), the "
-                "images per step and so the EMA decay would all differ from the run it "
-                f"continues. Resume with {theirs} process(es) (torchrun --nproc_per_node "
-                f"{theirs}), or start a fresh run"
-            )
-        saved, cfg = state.get("config") or {}, self.config
-        if "linear_decay" in (cfg.lr_schedule, saved.get("lr_schedule")):
-            diff = [
-                f"{k}={saved[k]!r} there, {getattr(cfg, k)!r} here"
-                for k in ("lr_schedule", "steps")
-                if k in saved and saved[k] != getattr(cfg, k)
-            ]
-            if diff:
-                raise CheckpointError(
-                    f"{source}: the learning rate decays linearly to 0 at config.steps, and "
-                    f"the checkpoint's run differs ({'; '.join(diff)}), so the rate would "
-                    "jump and the schedule differ from the run it continues. Resume with "
-                    "the checkpoint's settings, or start a fresh run for a longer schedule"
-                )
-
-
-#: what :meth:`Trainer.load_state` needs besides "rng" (which a rollback does not restore)
-_RESUME_KEYS = (
-    "generator",
-    "discriminator",
-    "opt_g",
-    "opt_d",
-    "sched_g",
-    "sched_d",
-    "scaler_g",
-    "scaler_d",
-    "step",
-    "epoch",
-    "batch_in_epoch",
-)
-
-
-def _load_net(net: nn.Module, entry: dict[str, Any], key: str, source: str) -> None:
-    if not isinstance(entry, dict) or not isinstance(entry.get("state"), dict):
-        raise CheckpointError(f"{source}: the {key} entry holds no weights")
-    ours, theirs = spec_of(net), entry.get("spec")
-    if ours is not None and theirs is not None and ours.to_dict() != theirs:
-        raise CheckpointError(
-            f"{source} holds a {key} {theirs['name']!r} with kwargs {theirs['kwargs']}, but this "
-            f"trainer's {key} is {ours.name!r} with kwargs {ours.kwargs}; build the same model"
-        )
-    ckpt_io.check_state_fits(net, entry["state"], source, key)  # names the first odd key
-    try:
-        net.load_state_dict(entry["state"])
-    except RuntimeError as e:
-        raise CheckpointError(f"{source}: the {key} weights do not fit this model: {e}") from e
 
 
 #: host-side weight-growth checks run every this many steps (see Trainer._watch_growth)
@@ -631,9 +504,6 @@ def _all_finite(logs: dict[str, Tensor]) -> Tensor:
     """A 0-dim bool tensor on the logs' device: every logged value is finite and below
     :data:`DIVERGED_LOSS` in magnitude."""
     return (torch.stack([v.float() for v in logs.values()]).abs() < DIVERGED_LOSS).all()
-
-
-_MEMORY_FORMATS = {4: torch.channels_last, 5: torch.channels_last_3d}
 
 
 def _channels_last(net: nn.Module) -> None:

@@ -14,6 +14,11 @@ map-style ``Dataset``    medgan: :class:`ResumableSampler`,    bit-exact: the or
                          sampler, batch size and workers
 =======================  ====================================  ==================================
 
+The stream keeps its position ``(epoch, batch)``, the next batch to consume, and hands out
+batches on the training device: :meth:`DataStream.peek` looks at the next one without
+consuming it (a check before training, sample grids on a stream that cannot be indexed),
+:meth:`DataStream.next` consumes it, :meth:`DataStream.seek` moves (resume, rollback).
+
 A *pass* is one ``iter()`` over the loader, i.e. an epoch; ``(epoch, batch)`` counts
 passes and the batches consumed in the current one. For the last two forms medgan cannot
 index the stream, so at the start of every pass it records the global random states
@@ -34,12 +39,12 @@ sampler or data set with ``set_epoch(epoch)`` (``DistributedSampler``) is told e
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, IterableDataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, default_collate
 
 from medgan import checkpoint as ckpt_io
 from medgan.data.sampling import EndlessBatchSampler, ResumableSampler
@@ -48,6 +53,7 @@ from medgan.errors import ConfigError
 log = logging.getLogger(__name__)
 
 _END = object()
+_MEMORY_FORMATS = {4: torch.channels_last, 5: torch.channels_last_3d}
 
 
 class TensorItems(Dataset):
@@ -79,6 +85,9 @@ class DataStream:
             medgan: give it a ``DistributedSampler`` or make it shard by rank itself.
         num_workers: worker processes of medgan's loaders (unused for a DataLoader).
         pin_memory: pin the batches of medgan's loaders (for CUDA training).
+        device: where :meth:`peek`, :meth:`next` and :meth:`collate` put every tensor of a
+            batch (containers rebuilt, other values kept).
+        channels_last: 4D/5D tensors of a batch in channels-last(-3d) memory order.
 
     Attributes:
         dataset: the data set (a DataLoader's ``dataset``).
@@ -86,7 +95,10 @@ class DataStream:
             for an IterableDataset); None for a map-style data set.
         sampler, batch_sampler: medgan's :class:`ResumableSampler` and
             :class:`EndlessBatchSampler` for a map-style data set, else None.
-        exact: True when resumption is bit-exact by construction (map-style data).
+        exact: True when resumption is bit-exact by construction (map-style data), which
+            is also when items can be indexed (:meth:`collate`).
+        epoch, batch: the position: the next batch to consume is batch ``batch`` of pass
+            ``epoch`` (counted from 0).
     """
 
     def __init__(
@@ -99,11 +111,16 @@ class DataStream:
         world_size: int = 1,
         num_workers: int = 0,
         pin_memory: bool = False,
+        device: torch.device | str = "cpu",
+        channels_last: bool = False,
     ) -> None:
         if isinstance(data, Tensor):
             data = TensorItems(data)
         self.seed, self.rank = seed, rank
         self.num_workers, self.pin_memory = num_workers, pin_memory
+        self.device, self.channels_last = torch.device(device), channels_last
+        self.epoch, self.batch = 0, 0
+        self._upcoming: Peekable | None = None
         self.sampler: ResumableSampler | None = None
         self.batch_sampler: EndlessBatchSampler | None = None
         self.loader: DataLoader | None = None
@@ -163,12 +180,64 @@ class DataStream:
                     type(data).__name__,
                 )
 
+    # ------------------------------------------------------------------ position
+
+    def peek(self) -> Any:
+        """The next batch, on the device, without consuming it: :meth:`next` returns it."""
+        if self._upcoming is None:
+            self._upcoming = Peekable(self.batches(self.epoch, self.batch))
+        return self._upcoming.peek()[0]
+
+    def next(self) -> Any:
+        """Consume the next batch (on the device); the position then names the one after."""
+        self.peek()
+        assert self._upcoming is not None
+        batch, (self.epoch, self.batch) = next(self._upcoming)
+        return batch
+
+    def seek(self, epoch: int, batch: int) -> None:
+        """Continue from batch ``batch`` of pass ``epoch`` (brought in range by
+        :meth:`normalise`); the peeked batch and those the workers prefetched are dropped."""
+        self.epoch, self.batch = self.normalise(epoch, batch)
+        self._upcoming = None
+
     def batches(self, epoch: int, batch: int) -> Iterator[tuple[Any, tuple[int, int]]]:
-        """Endless ``(batch, position after it)`` from position ``(epoch, batch)``, the
-        position naming the next batch to consume. Batches are as collated (on the CPU)."""
-        if self.exact:
-            return self._indexed(epoch, batch)
-        return self._passes(epoch, batch)
+        """Endless ``(batch on the device, position after it)`` from position ``(epoch,
+        batch)``, the position naming the next batch to consume."""
+        it = self._indexed(epoch, batch) if self.exact else self._passes(epoch, batch)
+        for b, position in it:
+            yield self.to_device(b), position
+
+    # ------------------------------------------------------------------ items
+
+    def collate(self, indices: Iterable[int], dataset: Any = None) -> Any:
+        """The items ``indices`` of ``dataset`` (default: the training data set, which must
+        then be map-style) collated into one batch on the device."""
+        data = self.dataset if dataset is None else dataset
+        if dataset is None and not self.exact:
+            raise ConfigError(
+                f"the training {type(data).__name__} cannot be indexed: read its next batch "
+                "(peek) or pass a map-style data set"
+            )
+        return self.to_device(default_collate([data[int(i)] for i in indices]))
+
+    def to_device(self, batch: Any) -> Any:
+        """``batch`` with every tensor in it on the device (containers rebuilt, other values
+        kept); 4D/5D tensors channels-last when :attr:`channels_last` is set."""
+        if isinstance(batch, Tensor):
+            batch = batch.to(self.device, non_blocking=True)
+            if self.channels_last and batch.dim() in (4, 5):
+                batch = batch.contiguous(memory_format=_MEMORY_FORMATS[batch.dim()])
+            return batch
+        if isinstance(batch, dict):  # also torchio's Subject and Image (dict subclasses)
+            return {k: self.to_device(v) for k, v in batch.items()}
+        if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # a namedtuple
+            return type(batch)(*(self.to_device(v) for v in batch))
+        if isinstance(batch, list | tuple):
+            return type(batch)(self.to_device(v) for v in batch)
+        return batch
+
+    # ------------------------------------------------------------------ checkpoints
 
     def normalise(self, epoch: int, batch: int) -> tuple[int, int]:
         """A stored position in range: an older format could store ``batch`` equal to the
@@ -178,12 +247,12 @@ class DataStream:
         extra, batch = divmod(batch, self.batch_sampler.batches_per_epoch())
         return epoch + extra, batch
 
-    def state_dict(self, epoch: int) -> dict[str, Any] | None:
-        """What a checkpoint at a position in pass ``epoch`` needs besides the position:
-        the random states that pass began with (None for map-style data or before the
+    def state_dict(self) -> dict[str, Any] | None:
+        """What a checkpoint needs besides the position :attr:`epoch`, :attr:`batch`: the
+        random states the current pass began with (None for map-style data or before the
         pass began)."""
-        state = self._pass_states.get(epoch)
-        return None if state is None else {"epoch": epoch, **state}
+        state = self._pass_states.get(self.epoch)
+        return None if state is None else {"epoch": self.epoch, **state}
 
     def load_state_dict(self, state: dict[str, Any] | None) -> None:
         """Restore :meth:`state_dict`'s output (None: nothing recorded)."""

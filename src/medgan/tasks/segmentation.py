@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from medgan.batches import GANInputs, NoiseFn, _first_two
+from medgan.batches import GANInputs, NoiseFn, unpack
 from medgan.data.intensity import IntensityWindow
 from medgan.data.volume import Volume
 from medgan.losses import WithAdversarial
@@ -60,7 +60,7 @@ class LabelsToOneHot:
         self.k = num_classes
 
     def __call__(self, batch: Any, sample_noise: NoiseFn) -> GANInputs:
-        image, labels = _first_two(batch)
+        image, labels = unpack(batch)
         onehot = F.one_hot(labels.long(), self.k).movedim(-1, 1).float()
         return GANInputs(onehot, (image,), image)
 
@@ -85,10 +85,10 @@ class SegmentationLoss(WithAdversarial):
     def generator_objective(
         self,
         d: nn.Module,
+        real: Tensor | None,
         fake: Tensor,
-        real: Tensor | None = None,
         cond: Any = None,
-        generator: nn.Module | None = None,
+        g_net: nn.Module | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
         if real is None:
             raise ValueError("the segmentation loss needs the reference label map")
@@ -98,7 +98,7 @@ class SegmentationLoss(WithAdversarial):
         total = self.dice_weight * dice + self.ce_weight * ce
         logs = {"dice_loss": dice.detach(), "ce": ce.detach()}
         if self.adv_weight:
-            adv, adv_logs = super().generator_objective(d, fake, real, cond)
+            adv, adv_logs = super().generator_objective(d, real, fake, cond)
             total = total + self.adv_weight * adv
             logs |= adv_logs
         return total, logs

@@ -367,10 +367,10 @@ def test_the_first_batch_check_changes_no_state():
     )
     g.train()
     d.eval()  # mixed modes must come back as they were
-    rng, aug = torch.get_rng_state(), d.augment.generator.get_state()
+    rng, aug = torch.get_rng_state(), d.augment.rng.get_state()
     noise = tr.noise_rng.get_state()
     check_first_batch(tr)
     assert g.training and not d.training and not d.discriminator.training
     assert torch.equal(torch.get_rng_state(), rng)
-    assert torch.equal(d.augment.generator.get_state(), aug)
+    assert torch.equal(d.augment.rng.get_state(), aug)
     assert torch.equal(tr.noise_rng.get_state(), noise)

@@ -17,7 +17,7 @@ from torch import nn
 import medgan
 from medgan import callbacks as cb
 from medgan import checkpoint as ckpt_io
-from medgan.batches import Paired
+from medgan.batches import GANInputs, Paired, unpack
 from medgan.data import CTPhantomSlices
 from medgan.errors import CheckpointError, ConfigError, TrainingDivergedError
 
@@ -262,6 +262,61 @@ def test_paired_adapter_trains_image_to_image():
     )
     tr.fit()
     assert tr.step == 3
+
+
+def test_the_adapter_marks_the_noise_the_generator_update_redraws():
+    """The trainer redraws the argument the adapter marks as noise (here the second), never
+    assumes it is the first; an adapter that marks none keeps its arguments."""
+    base, d = tiny_models()
+    calls: list[tuple[str, torch.Tensor]] = []
+
+    class TaggedG(nn.Module):  # G(tag, z): the noise is not the first argument
+        latent_dim = 8
+
+        def __init__(self):
+            super().__init__()
+            self.net = base
+
+        def forward(self, tag, z):
+            calls.append((tag, z.detach().clone()))
+            return self.net(z)
+
+    def adapter(batch, sample_noise):
+        real, _ = unpack(batch)
+        return GANInputs(real, ("tag", sample_noise(real.shape[0])), None, noise_arg=1)
+
+    cfg = medgan.TrainConfig(steps=1, batch_size=8, device="cpu", n_critic=1)
+    tr = medgan.Trainer(TaggedG(), d, CTPhantomSlices(n=16, size=16), adapter=adapter, config=cfg)
+    tr.train_step()
+    (tag_d, z_d), (tag_g, z_g) = calls
+    assert tag_d == tag_g == "tag"
+    assert z_g.shape == z_d.shape and not torch.equal(z_g, z_d)  # fresh z for the G update
+    x = GANInputs(torch.zeros(2, 1), ("source",))
+    assert x.renoise(lambda n: 1 / 0) is x  # G takes no noise: nothing drawn
+
+
+def test_fixed_inputs_neither_consume_data_nor_touch_training_randomness():
+    tr = tiny_trainer()
+    noise = tr.noise_rng.get_state()
+    a, b = tr.fixed_inputs(4, seed=5), tr.fixed_inputs(4, seed=5)
+    assert torch.equal(a.real, b.real) and torch.equal(a.g_args[0], b.g_args[0])
+    assert torch.equal(a.real, torch.stack([tr.dataset[i] for i in range(4)]))
+    picked = tr.fixed_inputs([3, 1], seed=5)
+    assert torch.equal(picked.real, torch.stack([tr.dataset[3], tr.dataset[1]]))
+    assert torch.equal(tr.noise_rng.get_state(), noise)
+    assert (tr.epoch, tr.batch_in_epoch) == (0, 0)
+
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            yield from CTPhantomSlices(n=16, size=16)
+
+    streamed = tiny_trainer(data=Stream())
+    first = streamed.fixed_inputs(3, seed=0)  # the first 3 of the next batch, peeked
+    assert first.real.shape[0] == first.g_args[0].shape[0] == 3
+    assert (streamed.epoch, streamed.batch_in_epoch) == (0, 0)
+    assert torch.equal(streamed.next_inputs().real[:3], first.real)
+    with pytest.raises(ConfigError, match="cannot be indexed"):
+        streamed.fixed_inputs([0, 1], seed=0)
 
 
 def test_bf16_autocast_path_runs_on_cpu():

@@ -61,17 +61,17 @@ class DiffAugment(nn.Module):
         self.register_buffer("p", torch.tensor(float(p)))
         # running sum and count of the overfitting signal r_t between two adjustments
         self.register_buffer("ada_stats", torch.zeros(2))
-        self.generator = torch.Generator().manual_seed(seed)
+        self.rng = torch.Generator().manual_seed(seed)
 
     # the random state travels with checkpoints
     def get_extra_state(self) -> Tensor:
-        return self.generator.get_state()
+        return self.rng.get_state()
 
     def set_extra_state(self, state: Tensor) -> None:
-        self.generator.set_state(state.cpu())
+        self.rng.set_state(state.cpu())
 
     def _rand(self, x: Tensor, *shape: int) -> Tensor:
-        r = torch.rand(shape, generator=self.generator)  # CPU stream: same on every device
+        r = torch.rand(shape, generator=self.rng)  # CPU stream: same on every device
         if x.device.type == "cuda":  # pinned + non_blocking: the host does not wait
             return r.pin_memory().to(x.device, non_blocking=True)
         return r

@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """The torch device ``name`` means: "auto" is CUDA when available, else the CPU; a bare
+    "cuda" is this process's GPU ``cuda:{local_rank}``. Raises ConfigError without CUDA."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):

@@ -102,8 +102,9 @@ def load_state(
     """Restore what :func:`state_dict` captured into ``trainer``; refused (CheckpointError
     naming ``source``, before anything changes) by :func:`check_resumable`.
 
-    ``restore_rng=False`` (a rollback) keeps the random states and the data stream's pass
-    states: training continues with the batches after the current position's."""
+    ``restore_rng=False`` keeps the current random states and the data stream's pass states
+    (a rollback: it reloads the weights, then moves the stream back to where it was, so
+    training goes on with new batches instead of replaying those that diverged)."""
     t = trainer
     check_resumable(t, state, restore_rng, source)
     for key, net in (("generator", t.generator), ("discriminator", t.discriminator)):

@@ -23,8 +23,8 @@ import torch
 
 from medgan.cli import main as medgan_main
 from medgan.data import CTPhantomSlices
+from medgan.generate import generate, load_generator
 from medgan.metrics import DensityCoverage, DomainEncoderFeatures
-from medgan.sampling import generate, load_generator
 from medgan.utils import process_cpu_seconds
 
 

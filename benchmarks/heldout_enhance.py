@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from medgan.sampling import load_generator
+from medgan.generate import load_generator
 from medgan.tasks.heldout import evaluate_denoiser, format_table
 
 

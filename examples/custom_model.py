@@ -55,7 +55,7 @@ def main() -> None:
     )
     trainer.fit(progress=True)
     # the checkpoint rebuilds the custom model by its registered name
-    from medgan.sampling import generate, load_generator
+    from medgan.generate import generate, load_generator
 
     g2 = load_generator(f"{args.out}/checkpoints/last.pt")
     print(type(g2).__name__, tuple(generate(g2, 4).shape), "samples in", args.out)

@@ -29,8 +29,8 @@ import torch
 import medgan
 from medgan.data import Volume
 from medgan.errors import DataError
+from medgan.generate import load_generator
 from medgan.images import save_grid
-from medgan.sampling import load_generator
 from medgan.tasks import NoisyPatches, denoise, denoiser_trainer, mr_training_images
 from medgan.tasks.heldout import add_noise, evaluate_denoiser, format_table, heldout_mr_images
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import nibabel as nib
+import numpy as np
 import torch
 
 from medgan.callbacks import read_metric_log
@@ -126,6 +127,13 @@ def test_3d_training_and_nifti_samples(tmp_path):
     assert main(["sample", str(tmp_path / "c.pt"), "-n", "2", "--out", str(tmp_path / "s")]) == 0
     vol = nib.load(tmp_path / "s" / "sample_00000.nii.gz")
     assert vol.shape == (16, 16, 16)
+    # written by medgan.data.save_nifti: sform and qform set, the values' unit named
+    assert int(vol.header["sform_code"]) == int(vol.header["qform_code"]) == 1
+    assert b"unit=[-1,1]" in vol.header["descrip"].item()
+    from medgan.generate import generate, load_generator
+
+    want = generate(load_generator(tmp_path / "c.pt"), 2, seed=0)[0, 0].numpy()
+    np.testing.assert_array_equal(np.asarray(vol.dataobj), want)
 
 
 def test_errors_are_one_clear_line(tmp_path, capsys):

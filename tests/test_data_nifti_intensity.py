@@ -9,16 +9,7 @@ import numpy as np
 import pytest
 from nibabel.testing import data_path
 
-from medgan.data import (
-    IntensityWindow,
-    Volume,
-    hu_to_unit,
-    load,
-    load_nifti,
-    resample,
-    save_nifti,
-    unit_to_hu,
-)
+from medgan.data import IntensityWindow, Volume, load, load_nifti, resample, save_nifti
 from medgan.errors import ConfigError, DataError
 
 ANAT = Path(data_path) / "anatomical.nii"
@@ -99,14 +90,51 @@ def test_nifti_round_trip_keeps_voxels_affine_and_unit(tmp_path):
 
 def test_ct_windows_and_inverse():
     hu = np.array([-2000.0, -1000.0, 0.0, 1000.0, 3000.0])
-    np.testing.assert_allclose(hu_to_unit(hu, "full"), [-1, -1, 0, 1, 1])
+    np.testing.assert_allclose(IntensityWindow.ct("full").to_unit(hu), [-1, -1, 0, 1, 1])
     w = IntensityWindow.ct("lung")  # level -600, width 1500 -> [-1350, 150]
     assert (w.lo, w.hi) == (-1350.0, 150.0)
     inside = np.array([-1350.0, -600.0, 150.0])
     np.testing.assert_allclose(w.from_unit(w.to_unit(inside)), inside)
-    np.testing.assert_allclose(unit_to_hu(hu_to_unit(np.array([35.0]), (40, 80)), (40, 80)), [35.0])
+    brain = IntensityWindow.ct((40, 80))  # (level, width) -> [0, 80] HU
+    np.testing.assert_allclose(brain.to_unit(np.array([35.0])), [(35 - 40) / 40])
+    np.testing.assert_allclose(brain.from_unit(brain.to_unit(np.array([35.0]))), [35.0])
     with pytest.raises(ConfigError, match="unknown CT window"):
         IntensityWindow.ct("lungs")
+
+
+def test_window_centre_maps_to_zero_exactly():
+    # u = (v - c) * 2 / (hi - lo): the window's centre (water, 0 HU, in "full") is exactly 0
+    # and float32 data keeps its relative precision near it
+    hu = np.array([0.0, 1e-3, -1e-3], np.float32)
+    u = IntensityWindow.ct("full").to_unit(hu)
+    assert u.dtype == np.float32 and u[0] == 0.0
+    np.testing.assert_allclose(u[1:], [1e-6, -1e-6], rtol=1e-6)
+
+
+def test_resolve_every_kind_of_window_spec():
+    ct = Volume(np.linspace(-1000, 1000, 27, dtype=np.float32).reshape(3, 3, 3), np.eye(4))
+    ct.meta["unit"] = "HU"
+    mr = Volume(np.arange(1000, dtype=np.float32).reshape(10, 10, 10), np.eye(4))
+    given = IntensityWindow(1.0, 2.0)
+    assert IntensityWindow.resolve(given, mr) is given
+    lung = IntensityWindow.resolve("lung", mr)  # a CT window name, whatever the volume
+    assert (lung.lo, lung.hi, lung.unit) == (-1350.0, 150.0, "HU")
+    for spec in ("-100,300", " -100 , 300", (-100, 300), [-100.0, 300.0]):
+        w = IntensityWindow.resolve(spec, mr)
+        assert (w.lo, w.hi) == (-100.0, 300.0), spec
+    assert IntensityWindow.resolve(lambda v: given, mr) is given
+    full = IntensityWindow.resolve(None, ct)  # HU data: the full CT window
+    assert (full.lo, full.hi) == (-1000.0, 1000.0)
+    auto = IntensityWindow.resolve(None, mr)  # other units: 0.5 and 99.5th percentiles
+    assert (auto.lo, auto.hi) == pytest.approx(tuple(np.percentile(mr.array, [0.5, 99.5])))
+    with pytest.raises(ConfigError, match=r"--window 'a,b': expected a CT window name or 'lo,hi'"):
+        IntensityWindow.resolve("a,b", mr, "--window")
+    with pytest.raises(ConfigError, match="finite hi > lo"):
+        IntensityWindow.resolve("5,1", mr)
+    with pytest.raises(ConfigError, match="unknown CT window"):
+        IntensityWindow.resolve("lungs", mr)
+    with pytest.raises(ConfigError, match=r"window \(1, 2, 3\): expected"):
+        IntensityWindow.resolve((1, 2, 3), mr)
 
 
 def test_mr_percentile_ignores_nan():

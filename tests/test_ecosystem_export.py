@@ -20,6 +20,7 @@ from medgan import models
 from medgan.cli import main
 from medgan.config import TrainConfig
 from medgan.errors import CheckpointError, ConfigError
+from medgan.generate import generate, load_generator
 from medgan.pretrained import (
     CARD_MARK,
     export_checkpoint,
@@ -29,7 +30,6 @@ from medgan.pretrained import (
     read_config,
     save_pretrained,
 )
-from medgan.sampling import generate, load_generator
 from medgan.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -392,13 +392,25 @@ def test_cli_sample_refuses_a_folder_that_is_not_pretrained(tmp_path, capsys):
 def test_import_medgan_exposes_every_subpackage_and_registers_every_model():
     code = textwrap.dedent(
         """
+        import warnings
+        warnings.filterwarnings("error", message="medgan.sampling")  # not imported by medgan
         import medgan
         from medgan.registry import LOSSES, MODELS
         for name in ("data", "models", "losses", "metrics", "tasks", "augment", "recipes",
-                     "callbacks", "sampling", "pretrained"):
+                     "callbacks", "generate", "pretrained"):
             assert name in medgan.__all__, name
             getattr(medgan, name)
         assert "unet_segmenter" in MODELS and "segmentation" in LOSSES
+        # the old name of medgan.generate still works, with a DeprecationWarning
+        assert "sampling" not in medgan.__all__
+        try:
+            medgan.sampling
+        except DeprecationWarning as w:
+            assert "medgan.generate" in str(w)
+        else:
+            raise AssertionError("medgan.sampling did not warn")
+        warnings.simplefilter("ignore")
+        assert medgan.sampling.load_generator is medgan.generate.load_generator
         print("ok")
         """
     )

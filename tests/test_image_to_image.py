@@ -171,7 +171,7 @@ def test_cycle_models_layout_and_loss_terms_by_hand():
 
 
 def test_cycle_gan_trains_resumes_and_translates(tmp_path):
-    from medgan.sampling import load_generator
+    from medgan.generate import load_generator
     from medgan.tasks import translate
 
     def make(steps):

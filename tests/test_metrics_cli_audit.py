@@ -45,6 +45,41 @@ def test_fid_cli_on_png_folders_and_npz(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["fid"] == pytest.approx(clean["fid"], rel=1e-9)
 
 
+def test_fid_between_is_the_fid_of_the_features_by_hand(tmp_path):
+    from medgan.errors import DataError, MedganError
+    from medgan.metrics import fid_between
+    from medgan.metrics.frechet import frechet_distance
+
+    real, fake = _phantoms(20, 1), _phantoms(20, 2)
+    a, b = _folder(tmp_path / "a", real), _folder(tmp_path / "b", fake)
+    enc = DomainEncoderFeatures()
+    with pytest.warns(UserWarning, match="rank-deficient"):  # 20 samples < 128 features
+        got = fid_between(a, b, enc, save_real_stats=tmp_path / "a.npz")
+    # the PNGs hold the images to 8 bits: score what was written, read back
+    fa = enc(torch.stack([_read(p) for p in sorted(a.glob("*.png"))])).double().numpy()
+    fb = enc(torch.stack([_read(p) for p in sorted(b.glob("*.png"))])).double().numpy()
+    hand = frechet_distance(
+        fa.mean(0), np.cov(fa, rowvar=False), fb.mean(0), np.cov(fb, rowvar=False)
+    )
+    assert got["fid"] == pytest.approx(hand, rel=1e-6) and got["n1"] == got["n2"] == 20
+    assert got["saved_stats"] == str(tmp_path / "a.npz")
+    with pytest.warns(UserWarning):
+        again = fid_between(tmp_path / "a.npz", b, enc)
+    assert again["fid"] == pytest.approx(got["fid"], rel=1e-9)
+    with pytest.raises(MedganError, match=r"a\.npz: KID/precision-recall need images"):
+        fid_between(tmp_path / "a.npz", b, enc, kid=True)
+    one = _folder(tmp_path / "one", real[:1])
+    with pytest.raises(DataError, match="1 image.*at least 2"):
+        fid_between(one, b, enc)
+
+
+def _read(path):
+    from medgan.data import load_png
+
+    vol = load_png(path)
+    return torch.from_numpy(vol.array / (vol.meta["max_value"] / 2) - 1.0).float()
+
+
 def test_missing_inception_weights_say_where(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("MEDGAN_INCEPTION_WEIGHTS", raising=False)
     with pytest.raises(

@@ -14,6 +14,7 @@ from medgan import metrics
 from medgan.data import SliceDataset, embedded
 from medgan.metrics.frechet import FeatureStats, frechet_distance
 from medgan.metrics.inception import random_weights
+from medgan.utils import sha256_of
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +95,7 @@ def test_fid_matches_pytorch_fid_when_n_exceeds_d(weights):
         a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)
     )
     assert value == pytest.approx(expected, rel=1e-6)
-    assert fid.provenance()["weights_sha256"] == metrics.features.sha256_of(weights)
+    assert fid.provenance()["weights_sha256"] == sha256_of(weights)
 
 
 def test_frechet_matches_scipy_sqrtm_at_2048_and_handles_rank_deficiency():

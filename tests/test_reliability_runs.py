@@ -22,9 +22,9 @@ from medgan import checkpoint as ckpt_io
 from medgan.cli import main
 from medgan.data import CTPhantomSlices
 from medgan.errors import CheckpointError, TrainingDivergedError
+from medgan.generate import load_generator
 from medgan.registry import MODELS
 from medgan.rundir import LOCK_NAME, RunLock
-from medgan.sampling import load_generator
 
 
 def tiny_trainer(seed=0, callbacks=(), loss=None, **cfg):

@@ -12,22 +12,26 @@ Every part can be chosen by hand: ``medgan.Trainer(G, D, data, loss=..., config=
 
 Subpackages, all imported (and every model, loss and dataset registered) by ``import medgan``:
 ``data``, ``models``, ``losses``, ``metrics``, ``tasks``, ``augment``, ``recipes``,
-``callbacks``, ``sampling`` (load a generator, draw samples) and ``pretrained`` (export a
-generator as a pretrained folder, ONNX or TorchScript).
+``callbacks``, ``generate`` (load a generator, draw samples) and ``pretrained`` (export a
+generator as a pretrained folder, ONNX or TorchScript). ``medgan.sampling`` is a deprecated
+alias of ``medgan.generate``.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from medgan import (
     augment,
     callbacks,
     data,
+    generate,
     losses,
     metrics,
     models,
     pretrained,
     recipes,
-    sampling,
     tasks,
 )
 from medgan.config import TrainConfig
@@ -40,8 +44,7 @@ from medgan.errors import (
 )
 from medgan.trainer import Trainer
 from medgan.utils import seed_everything
-
-__version__ = "0.1.0"
+from medgan.version import __version__ as __version__
 
 __all__ = [
     "CheckpointError",
@@ -54,12 +57,20 @@ __all__ = [
     "augment",
     "callbacks",
     "data",
+    "generate",
     "losses",
     "metrics",
     "models",
     "pretrained",
     "recipes",
-    "sampling",
     "seed_everything",
     "tasks",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``medgan.sampling``, the deprecated alias of ``medgan.generate``, imported (with its
+    DeprecationWarning) only when it is used."""
+    if name == "sampling":
+        return importlib.import_module("medgan.sampling")
+    raise AttributeError(f"module 'medgan' has no attribute {name!r}")

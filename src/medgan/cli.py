@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medgan.config import SEED_LIMIT, check_output_folder
-from medgan.errors import ConfigError, DataError, MedganError
+from medgan.errors import ConfigError, MedganError
 
 if TYPE_CHECKING:
-    from medgan.data import IntensityWindow, Volume
+    from medgan.data import Volume
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -115,8 +115,8 @@ def _print_tracker(trainer) -> None:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from medgan.images import save_grid, save_pngs
-    from medgan.sampling import generate, load_generator
+    from medgan.generate import generate, load_generator, save_samples
+    from medgan.images import save_grid
 
     out = Path(args.out)
     check_output_folder(out, "--out")
@@ -129,18 +129,7 @@ def _sample(args: argparse.Namespace) -> int:
     g = load_generator(args.checkpoint, ema=not args.no_ema, device=args.device)
     x = generate(g, args.n, seed=args.seed, device=args.device)
     with _writing(out):
-        if x.dim() == 5:
-            import nibabel as nib
-            import numpy as np
-
-            out.mkdir(parents=True, exist_ok=True)
-            for i, vol in enumerate(x):
-                nib.save(
-                    nib.Nifti1Image(vol.numpy().transpose(1, 2, 3, 0).squeeze(-1), np.eye(4)),
-                    out / f"sample_{i:05d}.nii.gz",
-                )
-        else:
-            save_pngs(x, out)
+        save_samples(x, out)
         # beside the folder, not in it: the folder holds exactly the samples (for `medgan fid`)
         grid = save_grid(x[:64], _grid_path(out))
     print(f"wrote {len(x)} samples to {out} (grid: {grid})")
@@ -149,7 +138,7 @@ def _sample(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from medgan import pretrained
-    from medgan.sampling import load_generator
+    from medgan.generate import load_generator
 
     if not (args.out or args.onnx or args.torchscript):
         raise ConfigError("give at least one of --out DIR, --onnx FILE, --torchscript FILE")
@@ -188,24 +177,11 @@ def _grid_path(sample_folder: Path) -> Path:
 
 
 def _list(registry_name: str) -> int:
-    from medgan import data, losses, models, tasks  # noqa: F401  (fill the registries)
-    from medgan.registry import DATASETS, LOSSES, MODELS
+    from medgan.registry import DATASETS, LOSSES, MODELS  # all filled by `import medgan`
 
     reg = {"models": MODELS, "losses": LOSSES, "datasets": DATASETS}[registry_name]
     print("\n".join(reg.available()))
     return 0
-
-
-def _collect(path: Path, args: argparse.Namespace):
-    from medgan.metrics.inputs import image_batches
-
-    legacy = path / "grid.png"
-    if path.is_dir() and legacy.is_file() and next(path.glob("sample_*"), None) is not None:
-        raise DataError(
-            f"{legacy} is the overview grid an older `medgan sample` wrote among the samples, "
-            "not a sample: move it out of the folder so that only the samples are scored"
-        )
-    return list(image_batches(path, axis=args.axis))
 
 
 def _features(args: argparse.Namespace):
@@ -239,48 +215,23 @@ def _first_line(e: BaseException) -> str:
 def _fid(args: argparse.Namespace) -> int:
     import warnings
 
-    from tqdm.auto import tqdm
-
-    from medgan.metrics import FID, KID, PrecisionRecall
-    from medgan.metrics.frechet import FeatureStats
+    from medgan.metrics.image_sets import fid_between
 
     extractor = _features(args)
-    fid = FID(extractor, batch_size=args.batch_size)
-    extra = []
-    if args.kid:
-        extra.append(KID(extractor, batch_size=args.batch_size))
-    if args.pr:
-        extra.append(PrecisionRecall(extractor, batch_size=args.batch_size))
-    for path, real in ((args.path1, True), (args.path2, False)):
-        if path.suffix == ".npz":  # precomputed mu/sigma, as pytorch-fid writes them
-            if real:
-                fid.real = FeatureStats.load(path)
-            else:
-                fid.fake = FeatureStats.load(path)
-            if extra:
-                raise MedganError(f"{path}: KID/precision-recall need images, not .npz statistics")
-            continue
-        batches = _collect(path, args)
-        count = sum(len(b) for b in batches)
-        if count < 2:
-            raise DataError(
-                f"{path}: {count} image(s); FID needs at least 2 images per side (its "
-                "covariance is undefined for 1), and hundreds to thousands for a stable score"
-            )
-        for x in tqdm(batches, desc=path.name, unit="batch", disable=args.quiet):
-            feats = fid.features(x)
-            fid.update_features(feats, real=real)
-            for m in extra:
-                m.update_features(feats, real=real)
-    with warnings.catch_warnings(record=True) as caught:
+    saving = _writing(args.save_stats) if args.save_stats else contextlib.nullcontext()
+    with warnings.catch_warnings(record=True) as caught, saving:
         warnings.simplefilter("always")
-        result = {"fid": fid.compute()}
-        for m in extra:
-            result |= m.compute()
-    result |= {"n1": fid.real.n, "n2": fid.fake.n, **fid.provenance()}
-    if args.save_stats:
-        with _writing(args.save_stats):
-            result["saved_stats"] = str(fid.real.save(args.save_stats))
+        result = fid_between(
+            args.path1,
+            args.path2,
+            extractor,
+            kid=args.kid,
+            precision_recall=args.pr,
+            batch_size=args.batch_size,
+            axis=args.axis,
+            save_real_stats=args.save_stats,
+            progress=not args.quiet,
+        )
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     print(json.dumps(result, indent=2))
@@ -288,21 +239,13 @@ def _fid(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    import torch
-
+    from medgan.metrics.inputs import image_tensor
     from medgan.metrics.memorization import memorization_audit, save_closest_pairs
 
-    def tensor(path: Path) -> torch.Tensor:
-        batches = _collect(path, args)
-        sizes = sorted({tuple(b.shape[1:]) for b in batches})
-        if len(sizes) > 1:
-            raise DataError(
-                f"{path}: images of different sizes {sizes}; resample them to one size first"
-            )
-        return torch.cat(batches)
-
     check_output_folder(args.out, "--out")
-    gen, train, held = tensor(args.generated), tensor(args.train), tensor(args.held_out)
+    gen, train, held = (
+        image_tensor(p, args.axis) for p in (args.generated, args.train, args.held_out)
+    )
     report = memorization_audit(gen, train, held, _features(args))
     with _writing(args.out):
         args.out.mkdir(parents=True, exist_ok=True)
@@ -315,29 +258,10 @@ def _audit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _window(spec: str | None, vol: Volume) -> IntensityWindow:
-    """A CT window name or 'lo,hi'; by default "full" for HU, else the volume's percentiles."""
-    from medgan.data import IntensityWindow
-
-    if spec:
-        lo, _, hi = spec.partition(",")
-        if not hi:
-            return IntensityWindow.ct(spec)
-        try:
-            return IntensityWindow(float(lo), float(hi))
-        except ValueError as e:
-            if isinstance(e, MedganError):
-                raise
-            raise ConfigError(f"--window {spec!r}: expected a CT window name or 'lo,hi'") from None
-    if vol.meta.get("unit") == "HU":
-        return IntensityWindow.ct("full")
-    return IntensityWindow.percentile(vol.array)
-
-
 def _translate(args: argparse.Namespace) -> int:
-    from medgan.data import load
+    from medgan.data import IntensityWindow, load
+    from medgan.generate import load_generator
     from medgan.models.denoiser import NoiseLevelDenoiser
-    from medgan.sampling import load_generator
     from medgan.tasks import denoise, translate
 
     vol = load(args.input)
@@ -364,9 +288,9 @@ def _translate(args: argparse.Namespace) -> int:
         return 0
     if getattr(args, "sigma", None) is not None:
         raise ConfigError("--sigma applies to denoiser checkpoints only")
-    window = _window(args.window, vol)
+    window = IntensityWindow.resolve(args.window or None, vol, "--window")
     out_spec = getattr(args, "out_window", None)
-    out_window = _window(out_spec, vol) if out_spec else window
+    out_window = IntensityWindow.resolve(out_spec, vol, "--out-window") if out_spec else window
     direction = getattr(args, "direction", None)
     if hasattr(g, "ab"):  # a CycleGAN pair: pick one translator
         if direction not in ("ab", "ba"):

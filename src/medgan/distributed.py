@@ -3,7 +3,8 @@ loop on its shard of the data and gradients are averaged with one all-reduce per
 
 We average gradients by hand rather than wrapping models in DistributedDataParallel,
 because gradient penalties (R1, WGAN-GP) need double backward, which DDP does not
-support; this is also what StyleGAN2-ADA does.
+support. StyleGAN3 (``training_loop.py``) does the same: one flattened all-reduce of all
+gradients per update; StyleGAN2-ADA wraps its networks in DDP instead.
 """
 
 from __future__ import annotations

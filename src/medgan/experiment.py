@@ -501,7 +501,6 @@ def _check_path(keys: list[str], assignment: str) -> None:
 def build_trainer(cfg: ExperimentConfig):  # -> Trainer
     """Models, adapter, loss, data, augmentation and callbacks (the standard ones, the
     evaluation and the tracker) for ``cfg``; resumes as it says."""
-    import medgan.tasks  # noqa: F401  (registers the "segmentation" loss and "unet_segmenter")
     from medgan.trainer import Trainer
 
     check_output_folder(cfg.out_dir, "out_dir")
@@ -592,9 +591,12 @@ def _extra_callbacks(cfg: ExperimentConfig) -> list[Any]:
 def _adapter(cfg: ExperimentConfig, g: Any) -> BatchAdapter:
     """The configured adapter (default: noise-to-image, conditional when G has classes),
     refused when it cannot feed this generator."""
-    classes = int(getattr(g, "num_classes", 0) or 0)
+    # num_classes makes a noise generator class-conditional; a segmenter's (no latent_dim)
+    # counts the classes it outputs
+    takes_noise = getattr(g, "latent_dim", None) is not None
+    classes = int(getattr(g, "num_classes", 0) or 0) if takes_noise else 0
     job = cfg.job if cfg.adapter is not None else ("conditional" if classes else cfg.job)
-    if job in NOISE_ADAPTERS and getattr(g, "latent_dim", None) is None:
+    if job in NOISE_ADAPTERS and not takes_noise:
         raise ConfigError(
             f"adapter {job!r} feeds noise to the generator, but generator "
             f"{cfg.generator.name!r} takes no noise (no latent_dim): image-to-image jobs "  # type: ignore[union-attr]

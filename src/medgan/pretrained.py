@@ -31,7 +31,6 @@ file is written.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import importlib.util
 import io
 import json
@@ -51,7 +50,8 @@ from torch import Tensor, nn
 from medgan import checkpoint as ckpt_io
 from medgan import limits
 from medgan.errors import CheckpointError, ConfigError, MedganError
-from medgan.registry import MODELS, spec_of
+from medgan.registry import MODELS, import_path, spec_of
+from medgan.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def save_pretrained(
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "medgan_version": _version(),
+        "medgan_version": __version__,
         "model": {"name": name, "kwargs": model_kwargs},
         "inputs": _inputs_of(generator),
         "output": _output_of(generator),
@@ -206,7 +206,7 @@ def model_card(
         "",
         "```python",
         "from medgan.pretrained import from_pretrained",
-        "from medgan.sampling import generate",
+        "from medgan.generate import generate",
         "",
         'g = from_pretrained("path/to/this/folder")  # or huggingface_hub.snapshot_download(...)',
         "x = generate(g, 16, seed=0)  # (16, C, *spatial) in [-1, 1]"
@@ -248,7 +248,7 @@ def from_pretrained(directory: str | os.PathLike, device: str | torch.device = "
     state = read_weights(weights)
     ckpt_io.check_finite(state, weights, "generator")
     model = config["model"]
-    net = _build_checked(model["name"], model["kwargs"], state, f"{weights} (with {CONFIG_NAME})")
+    net = ckpt_io.build_model(model, state, f"{weights} (with {CONFIG_NAME})", "generator")
     return net.to(device).eval()
 
 
@@ -534,85 +534,12 @@ def _model_spec(generator: nn.Module, kwargs: Mapping[str, Any] | None) -> tuple
     registered = MODELS.name_of(builder)
     if registered is not None and getattr(builder, "__module__", "").startswith("medgan."):
         return registered, model_kwargs
-    return _import_path(builder), model_kwargs
-
-
-def _import_path(builder: Callable[..., Any]) -> str:
-    module, qualname = builder.__module__, builder.__qualname__
-    if module == "__main__":
-        raise ConfigError(
-            f"{qualname} is defined in a script (__main__), which another program cannot "
-            "import: move it into an importable module (a .py file on the Python path)"
-        )
-    if "<locals>" in qualname:
-        raise ConfigError(
-            f"{module}.{qualname} is defined inside a function: define it at the top level "
-            "of its module so that it can be imported"
-        )
-    name = f"{module}:{qualname}"
-    if _resolve(name, "save_pretrained") is not builder:
-        raise ConfigError(f"{name} does not import as the same object; define it at top level")
-    return name
-
-
-def _resolve(name: str, source: str | os.PathLike) -> Callable[..., Any]:
-    """The builder named by a registered name or ``"package.module:Name"``."""
-    if ":" not in name:
-        try:
-            return MODELS.get(name)
-        except ConfigError as e:
-            raise CheckpointError(f"{source}: {e}") from None
-    module, _, qualname = name.partition(":")
-    try:
-        obj: Any = importlib.import_module(module)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as e:
-        raise CheckpointError(
-            f"{source}: the model {name!r} cannot be imported ({e}); install the package that "
-            "defines it"
-        ) from None
-    if not callable(obj):
-        raise CheckpointError(f"{source}: the model {name!r} is not a class or function")
-    return obj
-
-
-def _build_checked(
-    name: str, kwargs: Mapping[str, Any], state: Mapping[str, Any], source: str | os.PathLike
-) -> nn.Module:
-    """The model ``name(**kwargs)`` with ``state`` loaded; refused before allocation when
-    the meta-device skeleton does not fit ``state`` or is above the size limit."""
-    if ":" not in name:  # registered: the checkpoint loader's checks, verbatim
-        return ckpt_io.build_model(
-            {"name": name, "kwargs": dict(kwargs)}, state, source, "generator"
-        )
-    builder = _resolve(name, source)
-    try:
-        with torch.device("meta"):
-            skeleton = builder(**kwargs)
-    except Exception as e:  # a model that cannot live on the meta device
-        log.warning("%s: %r not checked on the meta device (%s)", source, name, e)
-    else:
-        ckpt_io.check_state_fits(skeleton, state, source, "generator")
-        nbytes = sum(
-            t.numel() * t.element_size() for t in [*skeleton.parameters(), *skeleton.buffers()]
-        )
-        if nbytes > limits.max_bytes():
-            raise CheckpointError(
-                f"{source}: {name!r} would take {nbytes / 2**30:.1f} GiB, above the "
-                f"{limits.max_bytes() / 2**30:.1f} GiB limit; raise it with {limits.ENV_VAR}"
-            )
-    try:
-        net = builder(**kwargs)
-        net.load_state_dict(state)
-    except (TypeError, RuntimeError) as e:
-        raise CheckpointError(f"{source}: {name!r} cannot be built with these weights: {e}") from e
-    return net
+    return import_path(builder, "model"), model_kwargs
 
 
 def _check_rebuilds(name: str, kwargs: Mapping[str, Any], state: Mapping[str, Tensor]) -> None:
     """Refuse to save what :func:`from_pretrained` could not rebuild (on the meta device)."""
-    builder = _resolve(name, "save_pretrained")
+    builder = MODELS.get(name)
     try:
         with torch.device("meta"):
             skeleton = builder(**kwargs)
@@ -717,9 +644,3 @@ def _require(*packages: str) -> None:
 def _first_line(e: BaseException) -> str:
     lines = str(e).strip().splitlines()
     return lines[0] if lines else type(e).__name__
-
-
-def _version() -> str:
-    from medgan import __version__
-
-    return __version__

@@ -1,15 +1,26 @@
-"""Name -> builder registries for models, losses and data sources.
+"""Name -> builder registries for models, losses, data sets and feature extractors.
 
 Modelled on the timm/torchvision registries: a ``register`` decorator, ``build`` by name
 with keyword arguments, ``available`` to list names. Duplicate and unknown names raise a
 :class:`~medgan.errors.ConfigError` that lists what exists. ``build`` records the name and
 keyword arguments on the object it returns (``obj.medgan_spec``) so a checkpoint can
 rebuild it later.
+
+Every registry also accepts an import path ``"package.module:Name"`` wherever it accepts a
+name: a class (or a factory function) defined outside medgan, imported on first use. So
+JSON experiment files, training checkpoints and pretrained folders can name your own
+models without registering them first. Importing runs that module's code: load only files
+whose names you trust, as with any import. Two guards keep a damaged or hostile file from
+naming arbitrary callables: the path must name a class or a Python function (``os:system``
+and other built-ins are refused), and in a registry with a ``base`` (models:
+``torch.nn.Module``; losses: :class:`~medgan.losses.GANLoss`) a class must subclass it.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
+import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,17 +55,77 @@ class Spec:
         return cls(str(d["name"]), dict(d.get("kwargs") or {}))
 
 
-class Registry:
-    """A mapping from names to builders (classes or functions) of one kind of object."""
+def is_import_path(name: str) -> bool:
+    """Whether ``name`` is an import path ``"package.module:Name"`` rather than a registry
+    name (registry names never contain a colon)."""
+    return ":" in name
 
-    def __init__(self, kind: str) -> None:
+
+def import_object(path: str, what: str = "object") -> Any:
+    """The object named by ``"package.module:Qualified.Name"``, importing the module.
+
+    Raises:
+        ConfigError: a malformed path, or a module or attribute that cannot be imported;
+            the message names ``what`` and the path and says what to install.
+    """
+    module, _, qualname = path.partition(":")
+    if not module or not qualname or ":" in qualname:
+        raise ConfigError(f"{what} {path!r}: an import path is 'package.module:Name'")
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(
+            f"the {what} {path!r} cannot be imported ({e}); install the package that defines "
+            "it, or put its module on the Python path"
+        ) from None
+    return obj
+
+
+def import_path(obj: Any, what: str = "object") -> str:
+    """The import path ``"package.module:Qualified.Name"`` of a class or function, the
+    inverse of :func:`import_object`; refused (ConfigError) for what another program could
+    not import: objects defined in a script (``__main__``) or inside a function."""
+    module, qualname = obj.__module__, obj.__qualname__
+    if module == "__main__":
+        raise ConfigError(
+            f"{qualname} is defined in a script (__main__), which another program cannot "
+            "import: move it into an importable module (a .py file on the Python path)"
+        )
+    if "<locals>" in qualname:
+        raise ConfigError(
+            f"{module}.{qualname} is defined inside a function: define it at the top level "
+            "of its module so that it can be imported"
+        )
+    path = f"{module}:{qualname}"
+    if import_object(path, what) is not obj:
+        raise ConfigError(f"{path} does not import as the same object; define it at top level")
+    return path
+
+
+class Registry:
+    """A mapping from names to builders (classes or functions) of one kind of object.
+
+    Args:
+        kind: what it holds, for messages ("model", "loss", ...).
+        base: the class every builder named by an import path must subclass (a class, or
+            the import path of one, read on first use so that a registry can name a base
+            defined in a module that imports the registry); None accepts any class. A
+            function named by an import path is accepted either way: it is a factory.
+    """
+
+    def __init__(self, kind: str, base: type | str | None = None) -> None:
         self.kind = kind
+        self._base = base
         self._builders: dict[str, Callable[..., Any]] = {}
 
     def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
         """Decorator: ``@MODELS.register("my_gen")`` above a class or factory function."""
-        if not isinstance(name, str) or not name:
-            raise ConfigError(f"{self.kind} name must be a non-empty string, got {name!r}")
+        if not isinstance(name, str) or not name or is_import_path(name):
+            raise ConfigError(
+                f"{self.kind} name must be a non-empty string without ':', got {name!r}"
+            )
 
         def decorator(builder: Callable[..., T]) -> Callable[..., T]:
             if name in self._builders and self._builders[name] is not builder:
@@ -74,17 +145,41 @@ class Registry:
         del self._builders[name]
 
     def get(self, name: str) -> Callable[..., Any]:
+        """The builder registered as ``name``, or the class or function that the import
+        path ``"package.module:Name"`` names (see the module docstring for what is
+        accepted)."""
+        if is_import_path(name):
+            return self._imported(name)
         try:
             return self._builders[name]
         except KeyError:
             close = difflib.get_close_matches(name, self._builders, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ConfigError(
-                f"unknown {self.kind} {name!r}.{hint} Available: {', '.join(self.available())}"
+                f"unknown {self.kind} {name!r}.{hint} Available: {', '.join(self.available())} "
+                "(or an import path 'package.module:Name')"
             ) from None
 
+    def _imported(self, path: str) -> Callable[..., Any]:
+        obj = import_object(path, self.kind)
+        if inspect.isclass(obj):
+            base = self._base
+            if isinstance(base, str):
+                base = import_object(base, f"base class of {self.kind}s")
+            if base is not None and not issubclass(obj, base):
+                raise ConfigError(
+                    f"{self.kind} {path!r} is not a subclass of {_qualname(base)}; a "
+                    f"{self.kind} class must be one"
+                )
+        elif not inspect.isfunction(obj):
+            raise ConfigError(
+                f"{self.kind} {path!r} is a {type(obj).__name__}, not a class or a Python function"
+            )
+        return obj
+
     def build(self, name: str, **kwargs: Any) -> Any:
-        """Build the object registered as ``name`` and record ``Spec(name, kwargs)`` on it."""
+        """Build the object registered as ``name`` (or named by an import path) and record
+        ``Spec(name, kwargs)`` on it."""
         builder = self.get(name)
         try:
             json.dumps(kwargs)
@@ -108,6 +203,7 @@ class Registry:
         return next((n for n, b in self._builders.items() if b is builder), None)
 
     def available(self) -> list[str]:
+        """The registered names, sorted (import paths are accepted besides these)."""
         return sorted(self._builders)
 
     def __contains__(self, name: object) -> bool:
@@ -123,6 +219,6 @@ def _qualname(obj: Any) -> str:
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
 
 
-MODELS = Registry("model")
-LOSSES = Registry("loss")
+MODELS = Registry("model", base="torch.nn:Module")
+LOSSES = Registry("loss", base="medgan.losses:GANLoss")
 DATASETS = Registry("dataset")

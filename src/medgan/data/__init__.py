@@ -1,7 +1,17 @@
 """Medical image data: Volumes with geometry, DICOM/NIfTI/PNG I/O, intensity maps,
-resampling, datasets (slices, patches, pairs) and embedded data."""
+resampling, datasets (slices, patches, pairs) and embedded data.
+
+Data sets are found by name like models and losses (``register``, ``build``,
+``available``; also by import path ``"package.module:Name"``):
+
+>>> from medgan import data
+>>> ds = data.build("ct_phantoms", n=16, size=32)
+>>> data.available()  # doctest: +SKIP
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from medgan.data.datasets import (
     PairedSliceDataset,
@@ -13,7 +23,7 @@ from medgan.data.datasets import (
 )
 from medgan.data.dicom import list_series, load_dicom_file, load_dicom_series
 from medgan.data.embedded import embedded
-from medgan.data.intensity import CT_WINDOWS, IntensityWindow, hu_to_unit, unit_to_hu
+from medgan.data.intensity import CT_WINDOWS, IntensityWindow
 from medgan.data.io import load, load_png, save_dicom_series, save_png
 from medgan.data.nifti import load_nifti, save_nifti
 from medgan.data.phantoms import CTPhantomSlices, ct_phantom_hu
@@ -21,9 +31,23 @@ from medgan.data.resample import resample
 from medgan.data.sampling import ResumableSampler
 from medgan.data.toy import EightGaussians, GaussianMixture, TwentyFiveGaussians
 from medgan.data.volume import Volume
+from medgan.registry import DATASETS
+
+register = DATASETS.register
+available = DATASETS.available
+
+
+def build(name: str, **kwargs: Any) -> Any:
+    """Build the data set registered as ``name`` (or named by ``"package.module:Name"``);
+    unknown names list what exists."""
+    return DATASETS.build(name, **kwargs)
+
 
 __all__ = [
     "UnpairedDataset",
+    "available",
+    "build",
+    "register",
     "CT_WINDOWS",
     "CTPhantomSlices",
     "EightGaussians",
@@ -39,7 +63,6 @@ __all__ = [
     "VolumeCache",
     "ct_phantom_hu",
     "embedded",
-    "hu_to_unit",
     "list_series",
     "load",
     "load_dicom_file",
@@ -50,5 +73,4 @@ __all__ = [
     "save_dicom_series",
     "save_nifti",
     "save_png",
-    "unit_to_hu",
 ]

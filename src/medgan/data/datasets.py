@@ -21,14 +21,14 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from medgan.data.intensity import IntensityWindow
+from medgan.data.intensity import IntensityWindow, WindowSpec
 from medgan.data.io import load
+from medgan.data.tiles import tile_corners
 from medgan.data.volume import Volume
 from medgan.errors import ConfigError, DataError
 from medgan.registry import DATASETS
 
 Source = Volume | str | Path
-WindowSpec = IntensityWindow | Callable[[Volume], IntensityWindow] | str | None
 
 
 class VolumeCache:
@@ -63,20 +63,6 @@ class VolumeCache:
         return vol
 
 
-def resolve_window(spec: WindowSpec, vol: Volume) -> IntensityWindow:
-    """The intensity map for ``vol``: a given window, a function of the volume, a CT window
-    name, or (None) the "full" CT window for HU data and 0.5-99.5 percentiles otherwise."""
-    if isinstance(spec, IntensityWindow):
-        return spec
-    if isinstance(spec, str):
-        return IntensityWindow.ct(spec)
-    if callable(spec):
-        return spec(vol)
-    if vol.meta.get("unit") == "HU":
-        return IntensityWindow.ct("full")
-    return IntensityWindow.percentile(vol.array)
-
-
 def _axis(vol: Volume, axis: int | str) -> int:
     return vol.axis_of(axis) if isinstance(axis, str) else int(axis)
 
@@ -104,7 +90,7 @@ class SliceDataset(Dataset):
 
     Args:
         sources: Volumes or paths (DICOM folders/files, NIfTI, PNG).
-        window: intensity map to [-1, 1] (see :func:`resolve_window`).
+        window: intensity map to [-1, 1] (see :meth:`IntensityWindow.resolve`).
         min_foreground: keep slices whose fraction of pixels above ``foreground_level``
             (in [-1, 1] units) is at least this (0 keeps all).
         size: pad to square and resize to ``size`` x ``size`` (None keeps the native size).
@@ -127,7 +113,7 @@ class SliceDataset(Dataset):
         self.volumes = [self.cache.get(s) for s in sources]
         if not self.volumes:
             raise DataError("SliceDataset: no sources given")
-        self.windows = [resolve_window(window, v) for v in self.volumes]
+        self.windows = [IntensityWindow.resolve(window, v) for v in self.volumes]
         self.axes = [_axis(v, axis) for v in self.volumes]
         self.size, self.transform = size, transform
         self.index: list[tuple[int, int]] = []
@@ -184,7 +170,7 @@ class PatchDataset(Dataset):
             sources = [sources]
         self.cache = VolumeCache(cache_dir)
         self.volumes = [self.cache.get(s) for s in sources]
-        self.windows = [resolve_window(window, v) for v in self.volumes]
+        self.windows = [IntensityWindow.resolve(window, v) for v in self.volumes]
         self.p, self.mode, self.seed, self.transform = patch_size, mode, seed, transform
         self.spv, self.label_fraction = samples_per_volume, label_fraction
         for v in self.volumes:
@@ -197,17 +183,10 @@ class PatchDataset(Dataset):
             self.fg = [np.argwhere(np.asarray(lv.array) > 0) for lv in self.label_vols]
         if mode == "grid":
             self.grid = [
-                (vi, c) for vi, v in enumerate(self.volumes) for c in self._tiles(v.spatial_shape)
+                (vi, c)
+                for vi, v in enumerate(self.volumes)
+                for c in tile_corners(v.spatial_shape, patch_size, patch_size)
             ]
-
-    def _tiles(self, shape: tuple[int, int, int]) -> list[tuple[int, int, int]]:
-        starts = []
-        for n in shape:
-            s = list(range(0, n - self.p + 1, self.p))
-            if s[-1] != n - self.p:
-                s.append(n - self.p)
-            starts.append(s)
-        return [(a, b, c) for a in starts[0] for b in starts[1] for c in starts[2]]
 
     def __len__(self) -> int:
         return len(self.grid) if self.mode == "grid" else len(self.volumes) * self.spv
@@ -273,7 +252,9 @@ class PairedSliceDataset(Dataset):
                 )
         self.target_is_label = target_is_label
         self.b_windows = (
-            None if target_is_label else [resolve_window(target_window, v) for v in self.targets]
+            None
+            if target_is_label
+            else [IntensityWindow.resolve(target_window, v) for v in self.targets]
         )
         self.transform = transform
 

@@ -1,19 +1,25 @@
-"""Intensity maps between physical units (HU for CT) and the model range [-1, 1].
+"""Intensity maps between physical units (HU for CT, arbitrary units for MR) and the model
+range [-1, 1]: one class, :class:`IntensityWindow`.
 
-CT window (level L, width W), as on a radiology workstation: HU values in
-[L - W/2, L + W/2] map linearly onto [-1, 1], values outside are clipped:
+A window ``[lo, hi]`` maps linearly onto [-1, 1] around its centre ``c = (lo + hi) / 2``;
+values outside are clipped:
 
-    u = clip(2 * (HU - L) / W, -1, 1),     HU = L + u * W / 2   (inverse, inside the window)
+    u = clip((v - c) * 2 / (hi - lo), -1, 1),     v = c + u * (hi - lo) / 2   (inverse)
+
+A CT window (level L, width W), as on a radiology workstation, is ``[L - W/2, L + W/2]``
+(centre L): HU values in it map onto [-1, 1].
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import numpy as np
 import torch
 
+from medgan.data.volume import Volume
 from medgan.errors import ConfigError
 
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
@@ -29,38 +35,18 @@ CT_WINDOWS: dict[str, tuple[float, float]] = {
 }
 
 
-def resolve_window(window: str | tuple[float, float]) -> tuple[float, float]:
-    """A window by name (see ``CT_WINDOWS``) or an explicit ``(level, width)`` in HU."""
-    if isinstance(window, str):
-        if window not in CT_WINDOWS:
-            raise ConfigError(f"unknown CT window {window!r}; known: {sorted(CT_WINDOWS)}")
-        return CT_WINDOWS[window]
-    level, width = (float(v) for v in window)
-    if not width > 0:
-        raise ConfigError(f"window width must be > 0 HU, got {width}")
-    return level, width
-
-
-def hu_to_unit(hu: ArrayT, window: str | tuple[float, float] = "full") -> ArrayT:
-    """HU -> [-1, 1] through a CT window (values outside the window are clipped)."""
-    level, width = resolve_window(window)
-    u = (hu - level) * (2.0 / width)
-    return u.clip(-1.0, 1.0)
-
-
-def unit_to_hu(u: ArrayT, window: str | tuple[float, float] = "full") -> ArrayT:
-    """[-1, 1] -> HU, the inverse of :func:`hu_to_unit` inside the window."""
-    level, width = resolve_window(window)
-    return u * (width / 2.0) + level
-
-
 class IntensityWindow:
-    """An invertible linear map of the physical range ``[lo, hi]`` onto [-1, 1]:
+    """An invertible linear map of the physical range ``[lo, hi]`` onto [-1, 1] (see the
+    module docstring for the formula).
 
-        u = clip(2 * (v - lo) / (hi - lo) - 1, -1, 1),    v = lo + (u + 1) / 2 * (hi - lo)
+    Args:
+        lo, hi: the physical values (HU, MR units, ...) that map to -1 and +1; finite,
+            ``hi > lo``.
+        unit: the physical unit, for messages ("HU"; "" when unknown).
 
-    ``IntensityWindow.ct("lung")`` is the CT window (level, width) as ``[L - W/2, L + W/2]``
-    in HU; ``IntensityWindow.percentile(array)`` uses NaN-aware percentiles (MR).
+    ``IntensityWindow.ct("lung")`` is a CT window (level, width) as ``[L - W/2, L + W/2]``
+    in HU; ``IntensityWindow.percentile(array)`` uses NaN-aware percentiles (MR);
+    :meth:`resolve` turns any window specification into a window.
     """
 
     def __init__(self, lo: float, hi: float, unit: str = "") -> None:
@@ -70,7 +56,15 @@ class IntensityWindow:
 
     @classmethod
     def ct(cls, window: str | tuple[float, float] = "full") -> IntensityWindow:
-        level, width = resolve_window(window)
+        """A CT window by name (see ``CT_WINDOWS``) or as ``(level, width)`` in HU."""
+        if isinstance(window, str):
+            if window not in CT_WINDOWS:
+                raise ConfigError(f"unknown CT window {window!r}; known: {sorted(CT_WINDOWS)}")
+            level, width = CT_WINDOWS[window]
+        else:
+            level, width = (float(v) for v in window)
+        if not width > 0:
+            raise ConfigError(f"window width must be > 0 HU, got {width}")
         return cls(level - width / 2, level + width / 2, "HU")
 
     @classmethod
@@ -93,12 +87,69 @@ class IntensityWindow:
             )
         return cls(float(lo), float(hi))
 
+    @classmethod
+    def resolve(cls, spec: WindowSpec, volume: Volume, what: str = "window") -> IntensityWindow:
+        """The window for ``volume`` that ``spec`` describes.
+
+        Args:
+            spec: an :class:`IntensityWindow` (used as it is); a CT window name of
+                ``CT_WINDOWS`` ("full", "lung", ...); ``"lo,hi"`` (a string, as on the
+                command line) or ``(lo, hi)``: the physical range itself; a function
+                ``volume -> IntensityWindow``; or None: the "full" CT window for HU data
+                (``volume.meta["unit"] == "HU"``), else the 0.5-99.5 percentiles of the
+                volume (MR).
+            volume: the :class:`~medgan.data.volume.Volume` the window is for.
+            what: the parameter's name in error messages (e.g. "--window").
+
+        Raises:
+            ConfigError: an unknown window name or a malformed range, naming ``what``.
+        """
+        if isinstance(spec, IntensityWindow):
+            return spec
+        if isinstance(spec, str):
+            lo, comma, hi = spec.partition(",")
+            if not comma:
+                return cls.ct(spec)
+            try:
+                return cls(float(lo), float(hi))
+            except ValueError as e:
+                if isinstance(e, ConfigError):
+                    raise
+                raise ConfigError(
+                    f"{what} {spec!r}: expected a CT window name or 'lo,hi'"
+                ) from None
+        if callable(spec):
+            return spec(volume)
+        if spec is None:
+            if volume.meta.get("unit") == "HU":
+                return cls.ct("full")
+            return cls.percentile(volume.array)
+        try:
+            lo, hi = (float(v) for v in spec)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"{what} {spec!r}: expected an IntensityWindow, a CT window name, 'lo,hi', "
+                "(lo, hi), a function of the volume, or None"
+            ) from None
+        return cls(lo, hi)
+
+    @property
+    def centre(self) -> float:
+        """``(lo + hi) / 2``, which maps to 0."""
+        return (self.lo + self.hi) / 2.0
+
     def to_unit(self, v: ArrayT) -> ArrayT:
-        u = (v - self.lo) * (2.0 / (self.hi - self.lo)) - 1.0
+        """Physical values (any shape; numpy array or tensor) -> [-1, 1], clipped."""
+        u = (v - self.centre) * (2.0 / (self.hi - self.lo))
         return u.clip(-1.0, 1.0)
 
     def from_unit(self, u: ArrayT) -> ArrayT:
-        return (u + 1.0) * ((self.hi - self.lo) / 2.0) + self.lo
+        """[-1, 1] -> physical values, the inverse of :meth:`to_unit` inside the window."""
+        return u * ((self.hi - self.lo) / 2.0) + self.centre
 
     def __repr__(self) -> str:
         return f"IntensityWindow([{self.lo:g}, {self.hi:g}] {self.unit} -> [-1, 1])"
+
+
+#: What :meth:`IntensityWindow.resolve` accepts (see there).
+WindowSpec = IntensityWindow | str | Sequence[float] | Callable[[Volume], IntensityWindow] | None

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from medgan.data.intensity import hu_to_unit
+from medgan.data.intensity import IntensityWindow
 from medgan.registry import DATASETS
 
 HU_AIR, HU_LUNG, HU_FAT, HU_SOFT, HU_CONTRAST = -1000.0, -850.0, -100.0, 40.0, 200.0
@@ -62,8 +62,9 @@ def ct_phantom_hu(size: int, rng: np.random.Generator, noise_hu: float = 15.0) -
 class CTPhantomSlices(Dataset):
     """``n`` procedural axial CT slices, items ``(1, size, size)`` float32 in [-1, 1].
 
-    HU map to [-1, 1] through ``window`` (default "full": -1000..1000 HU), so
-    ``medgan.data.intensity.unit_to_hu`` turns samples back into HU.
+    HU map to [-1, 1] through the CT ``window`` (a name, or ``(level, width)`` in HU;
+    default "full": -1000..1000 HU), so ``IntensityWindow.ct(window).from_unit`` turns
+    samples back into HU.
     """
 
     def __init__(
@@ -85,4 +86,4 @@ class CTPhantomSlices(Dataset):
         return ct_phantom_hu(self.size, np.random.default_rng([self.seed, i]), self.noise_hu)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        return torch.from_numpy(hu_to_unit(self.hu(i), self.window)).unsqueeze(0)
+        return torch.from_numpy(IntensityWindow.ct(self.window).to_unit(self.hu(i))).unsqueeze(0)

@@ -1,5 +1,6 @@
 """Evaluation: feature extractors, FID/KID/precision-recall/density-coverage/IS, image
 quality (PSNR, SSIM, MS-SSIM, 2D and 3D), Dice/IoU, and a memorisation audit.
+:func:`fid_between` scores two image sets on disk (what ``medgan fid`` runs).
 
 >>> from medgan import metrics
 >>> fid = metrics.FID(metrics.InceptionV3Features(weights="pt_inception-2015-12-05-6726825d.pth"))
@@ -19,6 +20,7 @@ from medgan.metrics.features import (
 )
 from medgan.metrics.frechet import FeatureStats, fid_infinity, frechet_distance
 from medgan.metrics.image_quality import dice, iou, ms_ssim, psnr, ssim
+from medgan.metrics.image_sets import fid_between
 from medgan.metrics.memorization import memorization_audit
 from medgan.metrics.scores import FID, KID, DensityCoverage, InceptionScore, PrecisionRecall
 from medgan.metrics.swd import sliced_wasserstein
@@ -38,6 +40,7 @@ __all__ = [
     "build_features",
     "density_coverage",
     "dice",
+    "fid_between",
     "iou",
     "memorization_audit",
     "ms_ssim",

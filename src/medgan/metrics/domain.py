@@ -2,7 +2,7 @@
 ``scripts/train_domain_encoder.py`` on medgan's embedded data (real MNI152 brain MRI slices
 in three orientations, procedural CT in HU) to tell source, view and rotation apart; its
 128-d pooled features give meaningful FID/KID/PR on CPU without any download. The weights
-(float16, ~200 KiB) ship in the package.
+(float16, 296k parameters, a 589 KiB file) ship in the package.
 
 Input ``(N, 1, H, W)`` in [-1, 1] (resized to 64x64); output ``(N, 128)``.
 """
@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medgan.metrics.features import sha256_of
+from medgan.metrics.features import FEATURES
+from medgan.utils import sha256_of
 
 WEIGHTS = "weights/domain_encoder.pt"
 
@@ -76,6 +77,7 @@ def perceptual_distance(encoder: DomainEncoder, x: torch.Tensor, y: torch.Tensor
     return sum((a - b).abs().mean() for a, b in zip(fx, fy, strict=True))  # type: ignore[return-value]
 
 
+@FEATURES.register("domain")
 class DomainEncoderFeatures(nn.Module):
     """The shipped :class:`DomainEncoder` as a feature extractor ``(N, 1, H, W) -> (N, 128)``."""
 

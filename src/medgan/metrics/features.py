@@ -11,15 +11,18 @@ features ``(N, d)``. Grey-scale input is repeated to 3 channels where a network 
 
 from __future__ import annotations
 
-import hashlib
+import inspect
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from medgan.errors import ConfigError
+from medgan.registry import Registry, is_import_path
+from medgan.utils import sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +32,11 @@ INCEPTION_SHA256_PREFIX = "6726825d"
 WEIGHTS_ENV = "MEDGAN_INCEPTION_WEIGHTS"
 
 
-def sha256_of(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+#: Feature extractors by name ("inception", "domain"; ``FEATURES.register("name")`` adds
+#: yours); :func:`build_features` builds them, and ``"package.module:Name"`` import paths.
+FEATURES = Registry("feature extractor", base=nn.Module)
+register = FEATURES.register
+available = FEATURES.available
 
 
 def to_rgb(x: torch.Tensor) -> torch.Tensor:
@@ -45,6 +47,7 @@ def to_rgb(x: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"expected 1 or 3 channels, got {x.shape[1]}")
 
 
+@FEATURES.register("inception")
 class InceptionV3Features(nn.Module):
     """FID Inception-v3 features of images in [-1, 1].
 
@@ -132,31 +135,33 @@ def extract_features(
 
 
 def build_features(spec: str, weights: str | Path | None = None) -> nn.Module:
-    """A feature extractor by name: "inception" (needs ``weights`` or the environment
-    variable), "domain" (shipped), or "package.module:factory" — an importable callable
-    returning an ``nn.Module`` (wrapped in :class:`ModuleFeatures`)."""
-    if spec == "inception":
-        return InceptionV3Features(weights)
-    if spec == "domain":
-        from medgan.metrics.domain import DomainEncoderFeatures
+    """A feature extractor ``(N, C, H, W) -> (N, d)`` by name or import path.
 
-        return DomainEncoderFeatures()
-    if ":" in spec:
-        import importlib
+    Args:
+        spec: a registered name (:data:`FEATURES`: "inception", the FID Inception network,
+            which needs ``weights`` or ``$MEDGAN_INCEPTION_WEIGHTS``; "domain", the shipped
+            medical-image encoder), or ``"package.module:Name"``: an ``nn.Module`` class or
+            a factory function returning a network, called without arguments and wrapped in
+            :class:`ModuleFeatures`.
+        weights: a weights file, passed to extractors that take a ``weights`` argument
+            (ignored by the others).
 
-        mod_name, _, attr = spec.partition(":")
-        try:
-            factory = getattr(importlib.import_module(mod_name), attr)
-        except (ImportError, AttributeError) as e:
-            raise ConfigError(f"cannot import feature extractor {spec!r}: {e}") from None
-        module = factory()
-        return (
-            module
-            if hasattr(module, "dim") and isinstance(module, ModuleFeatures)
-            else ModuleFeatures(module, name=spec)
-        )
-    raise ConfigError(
-        f"unknown features {spec!r}: use 'inception', 'domain' or 'package.module:factory'"
+    Raises:
+        ConfigError: an unknown name (listing the registered ones) or an import path that
+            cannot be imported.
+    """
+    builder = FEATURES.get(spec)
+    takes_weights = "weights" in inspect.signature(builder).parameters
+    kwargs: dict[str, Any] = (
+        {"weights": str(weights)} if takes_weights and weights is not None else {}
+    )
+    if not is_import_path(spec):
+        return FEATURES.build(spec, **kwargs)
+    module = builder()
+    return (
+        module
+        if hasattr(module, "dim") and isinstance(module, ModuleFeatures)
+        else ModuleFeatures(module, name=spec)
     )
 
 

@@ -15,13 +15,23 @@ from medgan.errors import DataError
 def image_batches(
     path: str | Path, axis: str = "axial", min_foreground: float = 0.05, batch_size: int = 64
 ) -> Iterator[torch.Tensor]:
-    """Batches ``(B, 1, H, W)`` in [-1, 1]; images of different sizes come in separate batches."""
+    """Batches ``(B, 1, H, W)`` in [-1, 1]; images of different sizes come in separate batches.
+
+    A folder of samples that also holds ``grid.png`` (the overview grid older versions of
+    ``medgan sample`` wrote among the samples) is refused: the grid is not a sample.
+    """
     from medgan.data import PNGFolder, SliceDataset, list_series
     from medgan.data.dicom import load_series_files
 
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
+    legacy = path / "grid.png"
+    if path.is_dir() and legacy.is_file() and next(path.glob("sample_*"), None) is not None:
+        raise DataError(
+            f"{legacy} is the overview grid an older `medgan sample` wrote among the samples, "
+            "not a sample: move it out of the folder so that only the samples are scored"
+        )
     if path.is_dir() and next(path.rglob("*.png"), None) is not None:
         ds = PNGFolder(path)
     else:
@@ -45,3 +55,15 @@ def image_batches(
     for imgs in by_shape.values():
         for i in range(0, len(imgs), batch_size):
             yield torch.stack(imgs[i : i + batch_size])
+
+
+def image_tensor(path: str | Path, axis: str = "axial") -> torch.Tensor:
+    """All images of ``path`` (as :func:`image_batches` reads them) as one tensor
+    ``(N, 1, H, W)`` in [-1, 1]; images of different sizes are refused (DataError)."""
+    batches = list(image_batches(path, axis=axis))
+    sizes = sorted({tuple(b.shape[1:]) for b in batches})
+    if len(sizes) > 1:
+        raise DataError(
+            f"{path}: images of different sizes {sizes}; resample them to one size first"
+        )
+    return torch.cat(batches)

@@ -9,6 +9,7 @@ penalties (R1, GP) treat the pair like any single network.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -19,15 +20,40 @@ from medgan.registry import MODELS
 
 
 class _TwoDomains(nn.Module):
-    """Channel counts of the two domains and the split of ``cat([a, b], 1)``."""
+    """Two registered networks, one per domain, and the split of ``cat([a, b], 1)``: the
+    one constructor of both CycleGAN models.
 
-    def __init__(self, channels_a: int, channels_b: int) -> None:
+    Args:
+        network: the registered name (or import path) of both networks.
+        channels_a, channels_b: image channels of domain A and of domain B, >= 1.
+        spatial_dims: 2 or 3, passed to both networks.
+        network_kwargs: passed to both networks.
+        channels_of: ``(own channels, other channels) -> keyword arguments`` that give
+            one network its channel counts.
+        names: the attribute names of the network for domain A's input and for domain B's.
+    """
+
+    def __init__(
+        self,
+        network: str,
+        channels_a: int,
+        channels_b: int,
+        spatial_dims: int,
+        network_kwargs: dict[str, Any],
+        channels_of: Callable[[int, int], dict[str, int]],
+        names: tuple[str, str],
+    ) -> None:
         super().__init__()
         if channels_a < 1 or channels_b < 1:
             raise ConfigError(
                 f"channels_a and channels_b must be >= 1, got {channels_a}, {channels_b}"
             )
         self.channels_a, self.channels_b = channels_a, channels_b
+        kw = dict(network_kwargs, spatial_dims=spatial_dims)
+        for name, (own, other) in zip(
+            names, ((channels_a, channels_b), (channels_b, channels_a)), strict=True
+        ):
+            setattr(self, name, MODELS.build(network, **channels_of(own, other), **kw))
 
     def split(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``cat([a, b], 1)`` -> ``(a, b)``."""
@@ -48,7 +74,13 @@ class CycleGenerator(_TwoDomains):
     [-1, 1] (the layout of the real batch ``cat([a, b], 1)``). For inference use
     ``model.ab(a)`` or ``model.ba(b)`` (or :func:`medgan.tasks.translate`).
 
-    ``network_kwargs`` go to both networks (e.g. ``base_channels``, ``depth``, ``residual``).
+    Args:
+        network: a registered image-to-image generator taking ``in_channels`` and
+            ``out_channels`` (default "unet_generator").
+        channels_a, channels_b: image channels of domain A and of domain B.
+        spatial_dims: 2 or 3.
+        **network_kwargs: passed to both networks (e.g. ``base_channels``, ``depth``,
+            ``residual``).
     """
 
     def __init__(
@@ -59,10 +91,15 @@ class CycleGenerator(_TwoDomains):
         spatial_dims: int = 2,
         **network_kwargs: Any,
     ) -> None:
-        super().__init__(channels_a, channels_b)
-        kw = dict(network_kwargs, spatial_dims=spatial_dims)
-        self.ab = MODELS.build(network, in_channels=channels_a, out_channels=channels_b, **kw)
-        self.ba = MODELS.build(network, in_channels=channels_b, out_channels=channels_a, **kw)
+        super().__init__(
+            network,
+            channels_a,
+            channels_b,
+            spatial_dims,
+            network_kwargs,
+            lambda own, other: {"in_channels": own, "out_channels": other},
+            ("ab", "ba"),
+        )
 
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
         return torch.cat([self.ba(b), self.ab(a)], 1)
@@ -77,6 +114,14 @@ class CycleDiscriminator(_TwoDomains):
     concatenated ``(N, P_a + P_b)``; a loss's mean over them is the mean of the two
     domains' losses when both networks see the same image size (the CycleGAN objective,
     which sums them, divided by 2: Adam does not see a constant factor).
+
+    Args:
+        network: a registered discriminator taking ``in_channels`` (default
+            "patchgan_discriminator"; PatchGANs get ``cond_channels=0`` unless given: each
+            judges its own domain alone).
+        channels_a, channels_b: image channels of domain A and of domain B.
+        spatial_dims: 2 or 3.
+        **network_kwargs: passed to both networks (e.g. ``base_channels``, ``n_layers``).
     """
 
     def __init__(
@@ -87,12 +132,17 @@ class CycleDiscriminator(_TwoDomains):
         spatial_dims: int = 2,
         **network_kwargs: Any,
     ) -> None:
-        super().__init__(channels_a, channels_b)
-        kw = dict(network_kwargs, spatial_dims=spatial_dims)
         if "patchgan" in network:  # each judges its own domain alone: no conditioning image
-            kw.setdefault("cond_channels", 0)
-        self.a = MODELS.build(network, in_channels=channels_a, **kw)
-        self.b = MODELS.build(network, in_channels=channels_b, **kw)
+            network_kwargs.setdefault("cond_channels", 0)
+        super().__init__(
+            network,
+            channels_a,
+            channels_b,
+            spatial_dims,
+            network_kwargs,
+            lambda own, other: {"in_channels": own},
+            ("a", "b"),
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         a, b = self.split(x)

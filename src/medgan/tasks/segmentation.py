@@ -26,7 +26,17 @@ from medgan.registry import LOSSES, MODELS
 
 @MODELS.register("unet_segmenter")
 class UNetSegmenter(nn.Module):
-    """Image ``(N, C, *spatial)`` in [-1, 1] -> class probabilities ``(N, K, *spatial)``."""
+    """Image ``(N, C, *spatial)`` in [-1, 1] -> class probabilities ``(N, K, *spatial)``
+    (softmax over K = ``num_classes``).
+
+    Args:
+        num_classes: K, the number of label classes (background included); the output
+            channels. The segmenter takes no labels and no noise (no ``latent_dim``).
+        in_channels: C, channels of the input image.
+        base_channels: width of the U-Net's first level (doubling per level, up to 256).
+        depth: stride-2 downsamplings; every spatial side must divide by ``2**depth``.
+        spatial_dims: 2 (slices) or 3 (volumes).
+    """
 
     def __init__(
         self,
@@ -37,8 +47,7 @@ class UNetSegmenter(nn.Module):
         spatial_dims: int = 2,
     ) -> None:
         super().__init__()
-        self.num_classes = 0  # takes no class labels as input (see NoiseToImage)
-        self.classes = num_classes
+        self.num_classes = num_classes
         self.unet = UNetGenerator(
             in_channels,
             num_classes,

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from medgan.data.intensity import IntensityWindow
+from medgan.data.tiles import tile_corners
 from medgan.data.volume import Volume
 from medgan.errors import ConfigError, DataError
 
@@ -26,15 +27,6 @@ def _ramp(n: int, overlap: int) -> np.ndarray:
         r = (np.arange(overlap, dtype=np.float32) + 1) / (overlap + 1)
         w[:overlap], w[-overlap:] = r, r[::-1]
     return w
-
-
-def _starts(size: int, tile: int, step: int) -> list[int]:
-    if size <= tile:
-        return [0]
-    s = list(range(0, size - tile + 1, step))
-    if s[-1] != size - tile:
-        s.append(size - tile)
-    return s
 
 
 _CONTENT_NORMS = (
@@ -107,9 +99,7 @@ def apply_slices(
     padded, h, w = _pad_to(unit, multiple, tile)
     H, W = padded.shape[2:]
     weight = np.outer(_ramp(tile, overlap), _ramp(tile, overlap))
-    coords = [
-        (y, x) for y in _starts(H, tile, tile - overlap) for x in _starts(W, tile, tile - overlap)
-    ]
+    coords = tile_corners((H, W), tile, tile - overlap)
     norm = np.zeros((H, W), np.float32)
     for y, x in coords:
         norm[y : y + tile, x : x + tile] += weight

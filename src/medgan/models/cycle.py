@@ -9,7 +9,6 @@ penalties (R1, GP) treat the pair like any single network.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -21,17 +20,23 @@ from medgan.registry import MODELS
 
 class _TwoDomains(nn.Module):
     """Two registered networks, one per domain, and the split of ``cat([a, b], 1)``: the
-    one constructor of both CycleGAN models.
+    one constructor of both CycleGAN models. A subclass names the networks (``names``: the
+    attribute of the one that reads domain A, then of the one that reads domain B) and
+    says which channel arguments each takes (``channel_kwargs(own, other)``, with the
+    channel counts of the domain it reads and of the other domain).
 
     Args:
         network: the registered name (or import path) of both networks.
         channels_a, channels_b: image channels of domain A and of domain B, >= 1.
         spatial_dims: 2 or 3, passed to both networks.
         network_kwargs: passed to both networks.
-        channels_of: ``(own channels, other channels) -> keyword arguments`` that give
-            one network its channel counts.
-        names: the attribute names of the network for domain A's input and for domain B's.
     """
+
+    names: tuple[str, str]
+
+    @staticmethod
+    def channel_kwargs(own: int, other: int) -> dict[str, int]:
+        raise NotImplementedError
 
     def __init__(
         self,
@@ -40,8 +45,6 @@ class _TwoDomains(nn.Module):
         channels_b: int,
         spatial_dims: int,
         network_kwargs: dict[str, Any],
-        channels_of: Callable[[int, int], dict[str, int]],
-        names: tuple[str, str],
     ) -> None:
         super().__init__()
         if channels_a < 1 or channels_b < 1:
@@ -50,10 +53,10 @@ class _TwoDomains(nn.Module):
             )
         self.channels_a, self.channels_b = channels_a, channels_b
         kw = dict(network_kwargs, spatial_dims=spatial_dims)
-        for name, (own, other) in zip(
-            names, ((channels_a, channels_b), (channels_b, channels_a)), strict=True
+        for name, own, other in zip(
+            self.names, (channels_a, channels_b), (channels_b, channels_a), strict=True
         ):
-            setattr(self, name, MODELS.build(network, **channels_of(own, other), **kw))
+            setattr(self, name, MODELS.build(network, **self.channel_kwargs(own, other), **kw))
 
     def split(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``cat([a, b], 1)`` -> ``(a, b)``."""
@@ -83,6 +86,12 @@ class CycleGenerator(_TwoDomains):
             ``residual``).
     """
 
+    names = ("ab", "ba")
+
+    @staticmethod
+    def channel_kwargs(own: int, other: int) -> dict[str, int]:
+        return {"in_channels": own, "out_channels": other}
+
     def __init__(
         self,
         network: str = "unet_generator",
@@ -91,15 +100,7 @@ class CycleGenerator(_TwoDomains):
         spatial_dims: int = 2,
         **network_kwargs: Any,
     ) -> None:
-        super().__init__(
-            network,
-            channels_a,
-            channels_b,
-            spatial_dims,
-            network_kwargs,
-            lambda own, other: {"in_channels": own, "out_channels": other},
-            ("ab", "ba"),
-        )
+        super().__init__(network, channels_a, channels_b, spatial_dims, network_kwargs)
 
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
         return torch.cat([self.ba(b), self.ab(a)], 1)
@@ -124,6 +125,12 @@ class CycleDiscriminator(_TwoDomains):
         **network_kwargs: passed to both networks (e.g. ``base_channels``, ``n_layers``).
     """
 
+    names = ("a", "b")
+
+    @staticmethod
+    def channel_kwargs(own: int, other: int) -> dict[str, int]:
+        return {"in_channels": own}
+
     def __init__(
         self,
         network: str = "patchgan_discriminator",
@@ -134,15 +141,7 @@ class CycleDiscriminator(_TwoDomains):
     ) -> None:
         if "patchgan" in network:  # each judges its own domain alone: no conditioning image
             network_kwargs.setdefault("cond_channels", 0)
-        super().__init__(
-            network,
-            channels_a,
-            channels_b,
-            spatial_dims,
-            network_kwargs,
-            lambda own, other: {"in_channels": own},
-            ("a", "b"),
-        )
+        super().__init__(network, channels_a, channels_b, spatial_dims, network_kwargs)
 
     def forward(self, x: Tensor) -> Tensor:
         a, b = self.split(x)

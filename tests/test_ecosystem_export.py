@@ -188,7 +188,27 @@ def test_registered_user_factory_round_trips_by_module_path(tmp_path, user_modul
     finally:
         medgan.registry.MODELS.unregister("tiny_user_factory")
     assert read_config(folder)["model"]["name"] == "my_generators:tiny_factory"
-    assert torch.equal(_outputs(from_pretrained(folder)), _outputs(g))
+    # a file may not make medgan call a function this process did not register
+    with pytest.raises(CheckpointError, match="not registered in this process"):
+        from_pretrained(folder)
+    models.register("tiny_user_factory")(user_module.tiny_factory)
+    try:
+        assert torch.equal(_outputs(from_pretrained(folder)), _outputs(g))
+    finally:
+        medgan.registry.MODELS.unregister("tiny_user_factory")
+
+
+def test_a_file_cannot_name_an_arbitrary_function_or_class():
+    from medgan.registry import DATASETS, MODELS
+
+    for path in ("subprocess:run", "os.path:join", "shutil:rmtree"):
+        with pytest.raises(ConfigError, match="not registered|not a class"):
+            MODELS.get(path)
+    for path in ("subprocess:Popen", "builtins:eval", "os:system"):
+        with pytest.raises(ConfigError):
+            MODELS.get(path)
+        with pytest.raises(ConfigError):
+            DATASETS.get(path)
 
 
 def test_user_generators_that_cannot_be_rebuilt_are_refused_at_save(tmp_path, user_module):

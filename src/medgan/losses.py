@@ -355,6 +355,12 @@ def build_loss(name: str, **kwargs: Any) -> GANLoss:
     return LOSSES.build(name, **kwargs)
 
 
+# the one registry API, as in medgan.models and medgan.data
+register = LOSSES.register
+available = LOSSES.available
+build = build_loss
+
+
 @dataclass(frozen=True)
 class WithAdversarial(GANLoss):
     """Base of losses that add task terms to a registered adversarial loss (``adversarial``

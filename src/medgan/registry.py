@@ -112,7 +112,8 @@ class Registry:
         base: the class every builder named by an import path must subclass (a class, or
             the import path of one, read on first use so that a registry can name a base
             defined in a module that imports the registry); None accepts any class. A
-            function named by an import path is accepted either way: it is a factory.
+            function named by an import path is accepted only when it is registered in
+            this process (a file could otherwise name any function, e.g. subprocess.run).
     """
 
     def __init__(self, kind: str, base: type | str | None = None) -> None:
@@ -175,6 +176,15 @@ class Registry:
             raise ConfigError(
                 f"{self.kind} {path!r} is a {type(obj).__name__}, not a class or a Python function"
             )
+        elif self.name_of(obj) is None:
+            # A function could be anything (subprocess.run): calling one named by a file
+            # (checkpoint, pretrained folder) with the file's keyword arguments would run
+            # whatever the file says. Only factories this process registered are called.
+            raise ConfigError(
+                f"{self.kind} {path!r} is a function that is not registered in this process; "
+                f"import its module and register it (medgan's {self.kind} registry "
+                "`register(name)`) before loading, or name a class instead"
+            )
         return obj
 
     def build(self, name: str, **kwargs: Any) -> Any:
@@ -221,4 +231,4 @@ def _qualname(obj: Any) -> str:
 
 MODELS = Registry("model", base="torch.nn:Module")
 LOSSES = Registry("loss", base="medgan.losses:GANLoss")
-DATASETS = Registry("dataset")
+DATASETS = Registry("dataset", base="torch.utils.data:Dataset")

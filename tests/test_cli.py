@@ -31,22 +31,10 @@ def test_demo_writes_grid_plot_checkpoint(tmp_path, capsys):
         assert str(out / rel) in printed or rel == "config.json"
 
 
-def _config(tmp_path, steps, spatial_dims=2):
+def _config(tmp_path, steps, **fields):
+    """A ``medgan train --config`` file: 32 CT phantoms of 16 px, batch 8, on the CPU, into
+    ``tmp_path / "run"`` (the ``tmp_run_dir`` fixture); ``fields`` add or replace keys."""
     cfg = {
-        "generator": {
-            "name": "dcgan_generator",
-            "kwargs": {
-                "image_size": 16,
-                "base_channels": 4,
-                "latent_dim": 8,
-                "spatial_dims": spatial_dims,
-            },
-        },
-        "discriminator": {
-            "name": "dcgan_discriminator",
-            "kwargs": {"image_size": 16, "base_channels": 4, "spatial_dims": spatial_dims},
-        },
-        "loss": {"name": "hinge"},
         "data": {"name": "ct_phantoms", "kwargs": {"n": 32, "size": 16}},
         "train": {"steps": steps, "batch_size": 8, "device": "cpu"},
         "out_dir": str(tmp_path / "run"),
@@ -55,55 +43,52 @@ def _config(tmp_path, steps, spatial_dims=2):
         "log_every": 1,
     }
     p = tmp_path / "cfg.json"
-    p.write_text(json.dumps(cfg))
+    p.write_text(json.dumps(cfg | fields))
     return p
 
 
-def test_train_config_resumes_automatically(tmp_path):
-    assert main(["train", "--config", str(_config(tmp_path, 4)), "--quiet"]) == 0
-    assert main(["train", "--config", str(_config(tmp_path, 6)), "--quiet"]) == 0
-    rows = read_metric_log(tmp_path / "run" / "metrics.csv")
+TINY_DCGAN = {
+    "generator": {
+        "name": "dcgan_generator",
+        "kwargs": {"image_size": 16, "base_channels": 4, "latent_dim": 8},
+    },
+    "discriminator": {
+        "name": "dcgan_discriminator",
+        "kwargs": {"image_size": 16, "base_channels": 4},
+    },
+    "loss": {"name": "hinge"},
+}
+
+
+def test_train_config_resumes_automatically(tmp_path, tmp_run_dir):
+    assert main(["train", "--config", str(_config(tmp_path, 4, **TINY_DCGAN)), "--quiet"]) == 0
+    assert main(["train", "--config", str(_config(tmp_path, 6, **TINY_DCGAN)), "--quiet"]) == 0
+    rows = read_metric_log(tmp_run_dir / "metrics.csv")
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
 
 
-def test_train_config_without_models_uses_the_recipe(tmp_path):
-    cfg = {
-        "data": {"name": "ct_phantoms", "kwargs": {"n": 32, "size": 16}},
-        "train": {"steps": 3, "batch_size": 8, "device": "cpu"},
-        "loss": {"name": "relativistic", "kwargs": {"r1_weight": 0.5}},
-        "out_dir": str(tmp_path / "run"),
-        "checkpoint_every": 1,
-        "sample_every": 3,
-        "log_every": 1,
-    }
-    path = tmp_path / "cfg.json"
-    path.write_text(json.dumps(cfg))
-    assert main(["train", "--config", str(path), "--quiet"]) == 0
-    cfg["train"]["steps"] = 5
-    path.write_text(json.dumps(cfg))
+def test_train_config_without_models_uses_the_recipe(tmp_path, tmp_run_dir):
+    relativistic = {"name": "relativistic", "kwargs": {"r1_weight": 0.5}}
+    kw = {"loss": relativistic, "checkpoint_every": 1, "sample_every": 3}
+    assert main(["train", "--config", str(_config(tmp_path, 3, **kw)), "--quiet"]) == 0
+    path = _config(tmp_path, 5, **kw)
     assert main(["train", "--config", str(path), "--quiet"]) == 0  # resumes at step 3
-    rows = read_metric_log(tmp_path / "run" / "metrics.csv")
+    rows = read_metric_log(tmp_run_dir / "metrics.csv")
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5] and "aug_p" in rows[0]
-    ckpt = torch.load(tmp_path / "run/checkpoints/last.pt", weights_only=True)
+    last = tmp_run_dir / "checkpoints" / "last.pt"
+    ckpt = torch.load(last, weights_only=True)
     assert ckpt["generator"]["spec"]["name"] == "modern_generator"
     assert ckpt["loss"]["kwargs"]["r1_weight"] == 0.5 and ckpt["config"]["batch_size"] == 8
-    out = tmp_path / "s"
-    assert (
-        main(["sample", str(tmp_path / "run/checkpoints/last.pt"), "-n", "3", "--out", str(out)])
-        == 0
-    )
-    cfg["loss"] = {"name": "hinge"}
-    path.write_text(json.dumps(cfg))
-    assert main(["train", "--config", str(path), "--quiet"]) == 2
+    assert main(["sample", str(last), "-n", "3", "--out", str(tmp_path / "s")]) == 0
+    path = _config(tmp_path, 5, **(kw | {"loss": {"name": "hinge"}}))
+    assert main(["train", "--config", str(path), "--quiet"]) == 2  # the recipe is relativistic
 
 
-def test_sample_from_checkpoint(tmp_path):
-    main(["train", "--config", str(_config(tmp_path, 2)), "--quiet"])
+def test_sample_from_checkpoint(tmp_path, tmp_run_dir):
+    assert main(["train", "--config", str(_config(tmp_path, 2, **TINY_DCGAN)), "--quiet"]) == 0
     out = tmp_path / "samples"
-    assert (
-        main(["sample", str(tmp_path / "run/checkpoints/last.pt"), "-n", "5", "--out", str(out)])
-        == 0
-    )
+    last = tmp_run_dir / "checkpoints" / "last.pt"
+    assert main(["sample", str(last), "-n", "5", "--out", str(out)]) == 0
     assert len(list(out.glob("*.png"))) == 5 and (tmp_path / "samples_grid.png").exists()
 
 

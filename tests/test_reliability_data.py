@@ -344,34 +344,6 @@ def test_written_series_holds_type2_attributes_and_valid_decimal_strings(tmp_pat
 # ------------------------------------------------------------------ medgan enhance arguments
 
 
-@pytest.fixture(scope="module")
-def enhance_checkpoint(tmp_path_factory):
-    import torch
-
-    import medgan
-    from medgan.batches import Paired
-
-    g = medgan.models.build("unet_generator", base_channels=4, depth=2, norm="none")
-    d = medgan.models.build("patchgan_discriminator", base_channels=4, n_layers=2)
-    x = torch.rand(8, 1, 32, 32) * 2 - 1
-    tr = medgan.Trainer(
-        g,
-        d,
-        torch.utils.data.TensorDataset(x, x),
-        adapter=Paired(),
-        config=medgan.TrainConfig(steps=1, batch_size=4, device="cpu"),
-    )
-    tr.fit()
-    folder = tmp_path_factory.mktemp("enhance")
-    tr.save(folder / "c.pt")
-    from medgan.data import save_nifti
-    from medgan.data.volume import Volume
-
-    vol = Volume(np.random.default_rng(0).uniform(0, 255, (3, 40, 36)), np.eye(4))
-    save_nifti(vol, folder / "in.nii.gz")
-    return folder
-
-
 @pytest.mark.parametrize(
     "args, pattern",
     [

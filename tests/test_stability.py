@@ -2,9 +2,9 @@
 data: MLPs, relativistic pairing loss with R1 + R2), checked on every one of 5 seeds so the
 claim cannot rest on one lucky trajectory of a chaotic game (or one CPU's rounding).
 
-Cost: about 20 CPU-s per 8-Gaussians run (default run); the 25-Gaussians grid needs about
-110 CPU-s per seed and is marked slow (``pytest -m slow tests/test_stability.py``: about
-10 minutes on this 2-core machine). With the recipe's point defaults (lr 1e-3) one seed of
+Both are marked slow (``pytest -m slow tests/test_stability.py``, which CI runs): about
+20 CPU-s per 8-Gaussians run (a minute for the five seeds on this 2-core machine); the
+25-Gaussians grid needs about 110 CPU-s per seed (about 10 minutes). With the recipe's point defaults (lr 1e-3) one seed of
 five covered only 17-21 of 25 modes after 5,000-8,000 steps; lr 2e-3 and 7,000 steps is what
 this test checks.
 """
@@ -28,6 +28,7 @@ def _train_and_sample(data, seed: int, steps: int, **overrides) -> torch.Tensor:
         return trainer.ema(trainer.sample_noise(4000, torch.Generator().manual_seed(seed)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", SEEDS)
 def test_eight_gaussians_every_seed_covers_the_ring(seed):
     ring = EightGaussians(n=8192, std=0.02)

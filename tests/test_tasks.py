@@ -72,25 +72,28 @@ def test_enhance_keeps_geometry_and_blends_tiles(t1):
     )  # blending is exact
 
 
-def test_denoising_gan_trains_and_improves(t1):
+@pytest.mark.parametrize("seed", range(3))
+def test_denoising_gan_trains_and_improves(t1, seed):
+    """Paired training (pix2pix loss, residual U-Net vs PatchGAN) on real MR slices with
+    Rician noise: after 40 steps the output is closer to the clean slices than the noisy
+    input is, on every seed (observed L1 ratio 0.21-0.70 over seeds 0-4)."""
     slices = np.stack([t1.array[:32, 40:72, k] for k in range(30, 60, 2)])
     pairs = DegradedPairs(slices, lambda s, r: rician_noise(s, r, 20.0), WINDOW)
-    medgan.seed_everything(0)
-    g = medgan.models.build("unet_generator", base_channels=8, depth=2)
+    medgan.seed_everything(seed)
+    g = medgan.models.build("unet_generator", base_channels=8, depth=2, residual=True)
     d = medgan.models.build("patchgan_discriminator", base_channels=8, n_layers=2)
     noisy, clean = (torch.stack(t) for t in zip(*[pairs[i] for i in range(len(pairs))]))
-    before = (noisy - clean).abs().mean()
     medgan.Trainer(
         g,
         d,
         pairs,
         adapter=Paired(),
         loss=medgan.losses.build_loss("pix2pix", l1_weight=50.0),
-        config=medgan.TrainConfig(steps=40, batch_size=5, lr_g=1e-3, device="cpu"),
+        config=medgan.TrainConfig(steps=40, batch_size=5, lr_g=1e-3, device="cpu", seed=seed),
     ).fit()
     with torch.no_grad():
         after = (g.eval()(noisy) - clean).abs().mean()
-    assert after < before
+    assert after < (noisy - clean).abs().mean(), seed
 
 
 def test_low_dose_ct_model_is_tileable_and_checked_on_full_dose():
@@ -224,62 +227,22 @@ def test_embedded_tissue_probabilities_match_the_label_map():
     assert (np.maximum(gm, wm)[labels == 0] <= 0.5 + 1 / 255).all()
 
 
-def test_enhance_cli_round_trip(tmp_path, t1):
-    from medgan.batches import Paired
+def test_enhance_cli_round_trip(tmp_path, t1, enhance_checkpoint):
     from medgan.cli import main
     from medgan.data import load, save_nifti
 
-    g = medgan.models.build("unet_generator", base_channels=4, depth=2, norm="none")
-    d = medgan.models.build("patchgan_discriminator", base_channels=4, n_layers=2)
-    x = torch.rand(8, 1, 32, 32) * 2 - 1
-    tr = medgan.Trainer(
-        g,
-        d,
-        torch.utils.data.TensorDataset(x, x),
-        adapter=Paired(),
-        config=medgan.TrainConfig(steps=1, batch_size=4, device="cpu"),
-    )
-    tr.fit()
-    tr.save(tmp_path / "c.pt")
     vol = Volume(t1.array[40:43, :40, :36], t1.affine, t1.meta)
     save_nifti(vol, tmp_path / "in.nii.gz")
-    assert (
-        main(
-            [
-                "enhance",
-                str(tmp_path / "in.nii.gz"),
-                str(tmp_path / "out.nii.gz"),
-                "--checkpoint",
-                str(tmp_path / "c.pt"),
-                "--window",
-                "0,255",
-                "--tile",
-                "32",
-                "--overlap",
-                "8",
-            ]
-        )
-        == 0
-    )
+
+    def enhance(out, *tiling):
+        argv = ["enhance", str(tmp_path / "in.nii.gz"), str(out), "--window", "0,255"]
+        return main(argv + ["--checkpoint", str(enhance_checkpoint / "c.pt"), *tiling])
+
+    assert enhance(tmp_path / "out.nii.gz", "--tile", "32", "--overlap", "8") == 0
     out = load(tmp_path / "out.nii.gz", canonical=False)
     assert out.array.shape == vol.array.shape
     np.testing.assert_allclose(out.affine, vol.affine, atol=1e-5)
-    assert (
-        main(
-            [
-                "enhance",
-                str(tmp_path / "in.nii.gz"),
-                str(tmp_path / "dcm"),
-                "--checkpoint",
-                str(tmp_path / "c.pt"),
-                "--window",
-                "0,255",
-                "--tile",
-                "32",
-            ]
-        )
-        == 0
-    )
+    assert enhance(tmp_path / "dcm", "--tile", "32") == 0
     assert len(list((tmp_path / "dcm").glob("*.dcm"))) == 3
 
 

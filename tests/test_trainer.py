@@ -22,23 +22,6 @@ from medgan.data import CTPhantomSlices
 from medgan.errors import CheckpointError, ConfigError, TrainingDivergedError
 
 
-def tiny_models(seed=0, **kw):
-    medgan.seed_everything(seed)
-    g = medgan.models.build("dcgan_generator", image_size=16, base_channels=4, latent_dim=8, **kw)
-    d = medgan.models.build("dcgan_discriminator", image_size=16, base_channels=4, **kw)
-    return g, d
-
-
-def tiny_trainer(seed=0, callbacks=(), data=None, loss=None, **cfg):
-    g, d = tiny_models(seed)
-    config = medgan.TrainConfig(
-        **{"steps": 12, "batch_size": 8, "device": "cpu", "n_critic": 2, **cfg}
-    )
-    data = data if data is not None else CTPhantomSlices(n=40, size=16)
-    loss = loss or medgan.losses.NonSaturating(r1_weight=0.5)
-    return medgan.Trainer(g, d, data, loss=loss, config=config, callbacks=callbacks)
-
-
 def flat_state(tr):
     sd = {f"g.{k}": v for k, v in tr.generator.state_dict().items()}
     sd |= {f"d.{k}": v for k, v in tr.discriminator.state_dict().items()}
@@ -50,7 +33,7 @@ def flat_state(tr):
     return sd
 
 
-def test_resume_is_bit_identical(tmp_path):
+def test_resume_is_bit_identical(tmp_path, tiny_trainer):
     # 40 items / batch 8 = 5 batches per epoch; 2 D batches per step: epochs wrap mid-step.
     straight = tiny_trainer(lr_schedule="linear_decay", warmup_steps=3).fit(12)
     first = tiny_trainer(lr_schedule="linear_decay", warmup_steps=3).fit(5)
@@ -68,7 +51,7 @@ def test_resume_is_bit_identical(tmp_path):
     assert not torch.equal(fresh.generator.state_dict()["net.0.weight"], a["g.net.0.weight"])
 
 
-def test_checkpoint_weights_only_contents_and_spec(tmp_path):
+def test_checkpoint_weights_only_contents_and_spec(tmp_path, tiny_trainer):
     tr = tiny_trainer(steps=2).fit()
     p = tr.save(tmp_path / "x.pt")
     raw = torch.load(p, weights_only=True)
@@ -83,7 +66,7 @@ def test_checkpoint_weights_only_contents_and_spec(tmp_path):
     assert raw["step"] == 2 and "rng" in raw and "sched_g" in raw and "scaler_g" in raw
 
 
-def test_checkpoint_from_other_model_and_truncated_file(tmp_path):
+def test_checkpoint_from_other_model_and_truncated_file(tmp_path, tiny_trainer):
     tr = tiny_trainer(steps=1).fit()
     p = tr.save(tmp_path / "x.pt")
     g = medgan.models.build("resnet_generator", image_size=16, base_channels=4, latent_dim=8)
@@ -131,36 +114,24 @@ def test_interrupted_save_leaves_previous_checkpoint_loadable(tmp_path):
     assert state.get("step") == 7 or state["w"].numel() == 40_000_000
 
 
-def test_nan_loss_stops_with_message_and_writes_nothing(tmp_path):
-    class Exploding(medgan.losses.NonSaturating):
-        def d_loss(self, r, f):
-            return super().d_loss(r, f) * float("nan")
-
+def test_nan_loss_stops_with_message_and_writes_nothing(tmp_path, tiny_trainer, nan_loss):
     ckdir = tmp_path / "ck"
-    tr = tiny_trainer(loss=Exploding(), callbacks=[cb.Checkpoint(ckdir, every=1)])
+    tr = tiny_trainer(loss=nan_loss(), callbacks=[cb.Checkpoint(ckdir, every=1)])
     with pytest.raises(TrainingDivergedError, match="step 1"):
         tr.fit()
     assert not ckdir.exists() or not list(ckdir.iterdir())
 
 
-def test_nan_rollback_restores_last_checkpoint(tmp_path):
-    state = {"calls": 0}
-
-    class NanOnce(medgan.losses.NonSaturating):
-        def d_loss(self, r, f):
-            state["calls"] += 1
-            out = super().d_loss(r, f)
-            return out * float("nan") if state["calls"] == 9 else out  # step 5's first D update
-
+def test_nan_rollback_restores_last_checkpoint(tmp_path, tiny_trainer, nan_loss):
     tr = tiny_trainer(
-        loss=NanOnce(), on_nan="rollback", callbacks=[cb.Checkpoint(tmp_path, every=2)]
+        loss=nan_loss(9), on_nan="rollback", callbacks=[cb.Checkpoint(tmp_path, every=2)]
     )
-    tr.fit(8)
-    assert tr.step == 8 and tr._rollbacks == 1
+    tr.fit(8)  # NaN in step 5: back to step 4's checkpoint, then on to 8
+    assert tr._rollbacks == 1
     assert all(torch.isfinite(p).all() for p in tr.generator.parameters())
 
 
-def test_standard_callbacks_write_grid_log_plot_checkpoints(tmp_path):
+def test_standard_callbacks_write_grid_log_plot_checkpoints(tmp_path, tiny_trainer):
     tr = tiny_trainer(
         steps=6,
         callbacks=medgan.callbacks.standard_callbacks(
@@ -190,7 +161,7 @@ def test_standard_callbacks_write_grid_log_plot_checkpoints(tmp_path):
     assert [r["step"] for r in cb.read_metric_log(tmp_path / "metrics.csv")] == [1, 2, 3, 4, 5, 6]
 
 
-def test_evaluate_callback_and_jsonl(tmp_path):
+def test_evaluate_callback_and_jsonl(tmp_path, tiny_trainer):
     ev = cb.Evaluate(
         lambda t: {"mean": float(t.ema(t.sample_noise(4)).mean())},
         every=2,
@@ -201,17 +172,26 @@ def test_evaluate_callback_and_jsonl(tmp_path):
     assert len((tmp_path / "eval.jsonl").read_text().splitlines()) == 2
 
 
-def test_class_conditional_and_3d_and_wgan_gp_train():
-    g = medgan.models.build(
-        "dcgan_generator", image_size=16, base_channels=4, latent_dim=8, num_classes=2
+def test_class_conditional_training_hands_g_the_batch_labels(tiny_gan):
+    """Every label is 1: G's embedding of class 1 learns, that of class 0 is never looked up
+    (the G update draws the batch's labels, not random ones); the output depends on it."""
+    g, d = tiny_gan(num_classes=2)
+    data = torch.utils.data.TensorDataset(
+        torch.rand(16, 1, 16, 16) * 2 - 1, torch.ones(16, dtype=torch.long)
     )
-    d = medgan.models.build("resnet_discriminator", image_size=16, base_channels=4, num_classes=2)
-    images = torch.rand(16, 1, 16, 16) * 2 - 1
-    labels = torch.arange(16) % 2
-    data = torch.utils.data.TensorDataset(images, labels)
+    before = g.inputs.embed.weight.detach().clone()
     cfg = medgan.TrainConfig(steps=2, batch_size=8, device="cpu")
-    medgan.Trainer(g, d, data, config=cfg, loss=medgan.losses.Hinge()).fit()
+    tr = medgan.Trainer(g, d, data, config=cfg, loss=medgan.losses.Hinge()).fit()
+    after = tr.generator.inputs.embed.weight.detach()
+    assert torch.equal(after[0], before[0]) and not torch.equal(after[1], before[1])
+    z = tr.sample_noise(4)
+    with torch.no_grad():
+        zeros, ones = torch.zeros(4, dtype=torch.long), torch.ones(4, dtype=torch.long)
+        assert (tr.generator(z, zeros) - tr.generator(z, ones)).abs().max() > 1e-3
 
+
+def test_3d_wgan_gp_trains_with_a_nonzero_penalty():
+    medgan.seed_everything(0)
     g3 = medgan.models.build(
         "dcgan_generator", image_size=16, base_channels=2, latent_dim=8, spatial_dims=3
     )
@@ -223,11 +203,17 @@ def test_class_conditional_and_3d_and_wgan_gp_train():
         g3,
         d3,
         vols,
-        config=medgan.TrainConfig(steps=2, batch_size=4, device="cpu", n_critic=2),
+        config=medgan.TrainConfig(steps=3, batch_size=4, device="cpu", n_critic=2),
         loss=medgan.losses.Wasserstein(),
     )
-    tr.fit()
-    assert tr.step == 2
+    before = [p.detach().clone() for p in g3.parameters()]
+    logs = [tr.train_step() for _ in range(3)]
+    assert all(float(x["gp"]) > 0 for x in logs)  # ||grad D|| != 1 at an untrained D
+    assert (
+        len({float(x["d_loss"]) for x in logs}) == 3
+        and len({float(x["g_loss"]) for x in logs}) == 3
+    )
+    assert any(not torch.equal(a, b) for a, b in zip(before, g3.parameters()))
 
 
 def test_paired_adapter_trains_image_to_image():
@@ -239,6 +225,8 @@ def test_paired_adapter_trains_image_to_image():
         def forward(self, x):
             return torch.tanh(self.conv(x))
 
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+
     class CondD(nn.Module):
         def __init__(self):
             super().__init__()
@@ -247,27 +235,34 @@ def test_paired_adapter_trains_image_to_image():
             )
 
         def forward(self, x, source):
+            seen.append((x.detach(), source.detach()))
             return self.net(torch.cat([x, source], 1)).squeeze(1)
 
     src = torch.rand(16, 1, 16, 16) * 2 - 1
     data = torch.utils.data.TensorDataset(src, -src)
     d = CondD()
     d(src[:1], src[:1])
+    seen.clear()
+    g = Translator()
+    before = g.conv.weight.detach().clone()
     tr = medgan.Trainer(
-        Translator(),
+        g,
         d,
         data,
         adapter=Paired(),
         config=medgan.TrainConfig(steps=3, batch_size=8, device="cpu"),
     )
     tr.fit()
-    assert tr.step == 3
+    assert not torch.equal(tr.generator.conv.weight, before)
+    # D judges (target, its own source) pairs: every real image it saw came with -image
+    real_calls = [(x, s) for x, s in seen if any(torch.equal(x[0], -t) for t in src)]
+    assert real_calls and all(torch.equal(s, -x) for x, s in real_calls)
 
 
-def test_the_adapter_marks_the_noise_the_generator_update_redraws():
+def test_the_adapter_marks_the_noise_the_generator_update_redraws(tiny_gan):
     """The trainer redraws the argument the adapter marks as noise (here the second), never
     assumes it is the first; an adapter that marks none keeps its arguments."""
-    base, d = tiny_models()
+    base, d = tiny_gan()
     calls: list[tuple[str, torch.Tensor]] = []
 
     class TaggedG(nn.Module):  # G(tag, z): the noise is not the first argument
@@ -295,7 +290,7 @@ def test_the_adapter_marks_the_noise_the_generator_update_redraws():
     assert x.renoise(lambda n: 1 / 0) is x  # G takes no noise: nothing drawn
 
 
-def test_fixed_inputs_neither_consume_data_nor_touch_training_randomness():
+def test_fixed_inputs_neither_consume_data_nor_touch_training_randomness(tiny_trainer):
     tr = tiny_trainer()
     noise = tr.noise_rng.get_state()
     a, b = tr.fixed_inputs(4, seed=5), tr.fixed_inputs(4, seed=5)
@@ -319,12 +314,12 @@ def test_fixed_inputs_neither_consume_data_nor_touch_training_randomness():
         streamed.fixed_inputs([0, 1], seed=0)
 
 
-def test_bf16_autocast_path_runs_on_cpu():
+def test_bf16_autocast_path_runs_on_cpu(tiny_trainer):
     tr = tiny_trainer(steps=2, amp="bf16", n_critic=1).fit()
     assert all(torch.isfinite(p).all() for p in tr.generator.parameters())
 
 
-def test_config_validation():
+def test_config_validation(tiny_trainer):
     with pytest.raises(ConfigError, match="n_critic"):
         medgan.TrainConfig(n_critic=0)
     with pytest.raises(ConfigError, match="amp"):
@@ -346,7 +341,7 @@ def test_trainer_step_has_no_loss_formula():
         assert token not in src
 
 
-def test_exploding_weights_without_nan_are_flagged(caplog, monkeypatch):
+def test_exploding_weights_without_nan_are_flagged(caplog, monkeypatch, tiny_trainer):
     """Issue #11: lr 10 keeps every loss finite while the weights blow up; training must
     warn while it happens, and stop once a weight passes the divergence limit."""
     import logging
@@ -367,19 +362,11 @@ def test_exploding_weights_without_nan_are_flagged(caplog, monkeypatch):
         tiny_trainer(lr_g=10.0, lr_d=10.0, steps=25, ema_halflife_kimg=None).fit()
 
 
-def test_rollback_continues_on_new_batches_not_a_replay(tmp_path):
+def test_rollback_continues_on_new_batches_not_a_replay(tmp_path, tiny_trainer, nan_loss):
     """Issue #11: after a rollback the data stream goes on past the batches that diverged."""
-    state = {"calls": 0}
     seen: list[torch.Tensor] = []
-
-    class NanOnce(medgan.losses.NonSaturating):
-        def d_loss(self, r, f):
-            state["calls"] += 1
-            out = super().d_loss(r, f)
-            return out * float("nan") if state["calls"] == 9 else out  # step 5's first D update
-
     tr = tiny_trainer(
-        loss=NanOnce(), on_nan="rollback", callbacks=[cb.Checkpoint(tmp_path, every=2)]
+        loss=nan_loss(9), on_nan="rollback", callbacks=[cb.Checkpoint(tmp_path, every=2)]
     )
     inner = tr.next_inputs
 

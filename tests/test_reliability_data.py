@@ -51,6 +51,24 @@ def _set(keyword: str, value) -> Callable[[pydicom.Dataset], None]:
     return edit
 
 
+def _del(*keywords: str) -> Callable[[pydicom.Dataset], None]:
+    def edit(ds: pydicom.Dataset) -> None:
+        for k in keywords:
+            delattr(ds, k)
+
+    return edit
+
+
+def _at_position_of(index: int) -> Callable[[pydicom.Dataset], None]:
+    """Move the slice to where CT5N's slice ``index`` (in file-name order) lies."""
+
+    def edit(ds: pydicom.Dataset) -> None:
+        other = pydicom.dcmread(sorted(CT5N.iterdir())[index], stop_before_pixels=True)
+        ds.ImagePositionPatient = list(other.ImagePositionPatient)
+
+    return edit
+
+
 SINGLE_CASES = {
     "PixelSpacing NaN": (_set("PixelSpacing", ["nan", "0.5"]), GeometryError, "PixelSpacing"),
     "PixelSpacing zero": (_set("PixelSpacing", ["0", "0.5"]), GeometryError, "PixelSpacing"),
@@ -89,6 +107,12 @@ SINGLE_CASES = {
         DataError,
         "MOSAIC.*48 slices.*dcm2niix",
     ),
+    "Rows halved": (_set("Rows", 64), DataError, r"decoded pixel array .* does not match"),
+    "classic multi-frame": (
+        lambda ds: (_set("NumberOfFrames", 2)(ds), _set("Rows", 64)(ds)),
+        DataError,
+        "classic multi-frame image without per-frame positions",
+    ),
 }
 
 
@@ -124,6 +148,20 @@ SERIES_CASES = {
         GeometryError,
         "not orthonormal",
     ),
+    "no Rows in one slice": (_del("Rows"), DataError, "no image \\(no Rows/Columns\\)"),
+    "no IPP in one slice": (_del("ImagePositionPatient"), DataError, "no ImagePositionPatient"),
+    "multi-frame file in a series": (
+        _set("NumberOfFrames", 2),
+        DataError,
+        "multi-frame file inside a series",
+    ),
+    "mixed PixelSpacing": (
+        _set("PixelSpacing", ["0.1", "0.1"]),
+        GeometryError,
+        "mixed PixelSpacing",
+    ),
+    "one slice of another size": (_set("Rows", 256), GeometryError, "different sizes"),
+    "two slices at one position": (_at_position_of(1), GeometryError, "same slice position"),
 }
 
 
@@ -142,6 +180,67 @@ def test_valid_files_still_load_with_finite_non_singular_geometry():
         vol = load(path)
         assert np.isfinite(vol.affine).all() and abs(np.linalg.det(vol.affine[:3, :3])) > 0
         assert np.isfinite(vol.array).all()
+
+
+def test_series_folder_refusals_name_the_folder_and_skip_non_dicom_files(tmp_path):
+    from medgan.data.dicom import load_dicom_file, load_dicom_series
+
+    folder, _ = _series(tmp_path, "series", lambda ds: None)
+    (folder / "notes.txt").write_text("not DICOM")  # skipped, as is a DICOMDIR
+    shutil.copy(sorted(folder.glob("[0-9]*"))[0], folder / "DICOMDIR")
+    assert load(folder).array.shape[0] == 5
+    with pytest.raises(DataError, match=f"{folder}: no series '1.2.3'; found"):
+        load(folder, series_uid="1.2.3")
+    with pytest.raises(DataError, match="notes.txt: not a folder"):
+        load_dicom_series(folder / "notes.txt")
+    with pytest.raises(DataError, match="gone.dcm: no such file"):
+        load_dicom_file(tmp_path / "gone.dcm")
+
+
+def test_one_series_in_two_units_is_refused(tmp_path):
+    folder, victim = _series(tmp_path, "mr", _set("RescaleType", "US"))
+    for p in folder.iterdir():  # an MR series: the unit comes from RescaleType
+        ds = pydicom.dcmread(p)
+        ds.Modality = "MR"
+        ds.save_as(p)
+    with pytest.raises(DataError, match="mr: slices/frames in different units.*'US'"):
+        load(folder)
+
+
+def test_a_slice_without_patient_position_gets_a_pixel_spacing_affine(tmp_path):
+    """A projection image (no position or orientation) is placed by its pixel spacing alone;
+    a slice without SliceThickness/SpacingBetweenSlices is 1 mm thick."""
+    src = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    path = _single(tmp_path, "projection", _del("ImagePositionPatient", "ImageOrientationPatient"))
+    sp = [float(v) for v in src.PixelSpacing]
+    np.testing.assert_array_equal(load(path).affine, np.diag([1.0, *sp, 1.0]))
+    path = _single(tmp_path, "thin", _del("SliceThickness", "SpacingBetweenSlices"))
+    assert load(path).spacing[0] == pytest.approx(1.0)
+
+
+def _enhanced_edit(edit: Callable[[pydicom.Dataset], None], tmp: Path) -> Path:
+    ds = pydicom.dcmread(get_testdata_file("eCT_Supplemental.dcm"))
+    edit(ds)
+    ds.save_as(tmp / "enhanced.dcm")
+    return tmp / "enhanced.dcm"
+
+
+def test_enhanced_multiframe_without_a_frame_position_or_with_mixed_orientations(tmp_path):
+    def no_position(ds):
+        del ds.PerFrameFunctionalGroupsSequence[1].PlanePositionSequence
+
+    with pytest.raises(DataError, match="enhanced.dcm: frame 1 has no PlanePositionSequence"):
+        load(_enhanced_edit(no_position, tmp_path))
+
+    def turned(ds):  # frame 1 gets its own orientation, at right angles to the shared one
+        shared = ds.SharedFunctionalGroupsSequence[0].PlaneOrientationSequence
+        own = pydicom.Sequence([pydicom.Dataset()])
+        own[0].ImageOrientationPatient = [0, 1, 0, 0, 0, -1]
+        assert list(shared[0].ImageOrientationPatient) != [0, 1, 0, 0, 0, -1]
+        ds.PerFrameFunctionalGroupsSequence[1].PlaneOrientationSequence = own
+
+    with pytest.raises(GeometryError, match="enhanced.dcm: frames with mixed orientations"):
+        load(_enhanced_edit(turned, tmp_path))
 
 
 # ------------------------------------------------------------------ NIfTI
@@ -172,6 +271,31 @@ def test_nifti_with_unusable_affine_is_a_geometry_error(tmp_path, name, rows, pa
     with pytest.raises(GeometryError, match=pattern) as e:
         load(path)
     assert path.name in str(e.value)
+
+
+def test_nifti_that_is_not_one_or_of_too_many_axes_is_refused(tmp_path):
+    import nibabel as nib
+
+    from medgan.data.nifti import load_nifti
+
+    garbage = tmp_path / "garbage.nii"
+    garbage.write_text("not a NIfTI file " * 40)
+    with pytest.raises(DataError, match="garbage.nii: not a valid NIfTI image"):
+        load(garbage)
+    with pytest.raises(DataError, match="gone.nii: no such file"):
+        load_nifti(tmp_path / "gone.nii")
+    nib.save(nib.Nifti1Image(np.ones((4, 4, 4, 2, 3), np.float32), np.eye(4)), tmp_path / "5d.nii")
+    with pytest.raises(DataError, match=r"5d.nii: expected a 3D \(or 4D\) image"):
+        load(tmp_path / "5d.nii")
+    nib.save(nib.Nifti1Image(np.ones((4, 4, 4, 2), np.float32), np.eye(4)), tmp_path / "4d.nii")
+    with pytest.raises(DataError, match="4d.nii: 4D image .*four_d='channels'"):
+        load(tmp_path / "4d.nii", four_d="error")
+    assert load(tmp_path / "4d.nii").array.shape == (2, 4, 4, 4)  # the 4th axis: channels
+    vector = np.ones((4, 4, 4, 1, 3), np.float32)  # NIfTI's vector images: t = 1, 3 components
+    nib.save(nib.Nifti1Image(vector, np.eye(4)), tmp_path / "vector.nii")
+    assert load(tmp_path / "vector.nii").array.shape == (3, 4, 4, 4)
+    nib.save(nib.Nifti1Image(np.ones((8, 6), np.float32), np.eye(4)), tmp_path / "2d.nii")
+    assert load(tmp_path / "2d.nii").array.shape == (8, 6, 1)  # a 2D image: one slice
 
 
 def test_complex_nifti_is_refused_not_silently_made_real(tmp_path):
@@ -246,6 +370,15 @@ def test_huge_png_is_refused_with_a_named_error_not_a_pil_traceback(tmp_path, mo
         load(path)
 
 
+def test_png_of_a_mode_without_a_known_range_is_refused(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "float.png"  # really a float TIFF: PIL opens by content, not name
+    Image.fromarray(np.ones((4, 4), np.float32)).save(path, format="TIFF")
+    with pytest.raises(DataError, match="float.png: unsupported PNG mode F"):
+        load(path)
+
+
 def test_png_folder_scales_by_bit_depth_not_by_each_files_maximum(tmp_path):
     from PIL import Image
 
@@ -285,6 +418,32 @@ def test_save_dicom_series_refuses_non_finite_voxels(tmp_path):
     arr[1, 2, 3] = np.nan
     with pytest.raises(DataError, match="1 NaN/inf voxel"):
         save_dicom_series(vol.with_array(arr), tmp_path / "out", modality="CT")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def _skewed() -> np.ndarray:
+    a = np.eye(4)
+    a[1, 2] = 0.5  # rows and columns not at right angles
+    return a
+
+
+@pytest.mark.parametrize(
+    "shape, affine, modality, pattern",
+    [
+        ((3, 8, 8), np.eye(4), "US", "writes CT or MR, got modality 'US'"),
+        ((2, 3, 8, 8), np.eye(4), "CT", "single-channel volume"),
+        ((3, 8, 8), np.diag([1.0, 1.0, 0.0, 1.0]), "CT", "not finite and invertible"),
+        ((3, 8, 8), _skewed(), "CT", "in-plane axes are not orthogonal"),
+    ],
+)
+def test_save_dicom_series_refuses_what_dicom_cannot_hold(
+    tmp_path, shape, affine, modality, pattern
+):
+    from medgan.data import save_dicom_series
+    from medgan.data.volume import Volume
+
+    with pytest.raises(DataError, match=pattern):
+        save_dicom_series(Volume(np.zeros(shape), affine), tmp_path / "out", modality=modality)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 

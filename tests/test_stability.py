@@ -4,9 +4,9 @@ claim cannot rest on one lucky trajectory of a chaotic game (or one CPU's roundi
 
 Both are marked slow (``pytest -m slow tests/test_stability.py``, which CI runs): about
 20 CPU-s per 8-Gaussians run (a minute for the five seeds on this 2-core machine); the
-25-Gaussians grid needs about 110 CPU-s per seed (about 10 minutes). With the recipe's point defaults (lr 1e-3) one seed of
-five covered only 17-21 of 25 modes after 5,000-8,000 steps; lr 2e-3 and 7,000 steps is what
-this test checks.
+25-Gaussians grid needs about 100 CPU-s per seed (about 4.5 minutes for the five). With the
+recipe's point defaults (lr 1e-3) one seed of five covered only 17-21 of 25 modes after
+5,000-8,000 steps; lr 2e-3 and 7,000 steps is what this test checks.
 """
 
 from __future__ import annotations

@@ -65,9 +65,12 @@ class DiffAugment(nn.Module):
 
     # the random state travels with checkpoints
     def get_extra_state(self) -> Tensor:
+        """The state of the module's own random stream (a uint8 CPU tensor), saved in the
+        state dict so that a resumed run draws the same transforms."""
         return self.rng.get_state()
 
     def set_extra_state(self, state: Tensor) -> None:
+        """Restore the random stream from :meth:`get_extra_state`'s tensor (any device)."""
         self.rng.set_state(state.cpu())
 
     def _rand(self, x: Tensor, *shape: int) -> Tensor:
@@ -102,6 +105,9 @@ class DiffAugment(nn.Module):
         self.ada_stats.zero_()
 
     def forward(self, x: Tensor) -> Tensor:
+        """Transform a batch: ``(N, C, *spatial)`` images in [-1, 1] (2D or 3D) to a tensor of
+        the same shape and dtype; each transform of the policy is applied to each sample with
+        probability ``p``. Borders and cut-out boxes are filled with -1 (background)."""
         if not self.policy:
             return x
         n, sizes, d = x.shape[0], x.shape[2:], x.dim() - 2
@@ -162,6 +168,12 @@ class AugmentedDiscriminator(nn.Module):
         self.discriminator, self.augment = discriminator, augment
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        """The wrapped discriminator's output (logits) for augmented ``x`` ``(N, C, *spatial)``.
+
+        A floating-point ``cond`` with the same spatial shape as ``x`` (a conditioning image)
+        is concatenated with ``x`` along channels and transformed with it, so the pair stays
+        aligned; any other ``cond`` (labels, None) is passed to the discriminator unchanged.
+        """
         if isinstance(cond, Tensor) and cond.is_floating_point() and cond.shape[2:] == x.shape[2:]:
             both = self.augment(torch.cat([x, cond], dim=1))
             return self.discriminator(both[:, : x.shape[1]], both[:, x.shape[1] :])

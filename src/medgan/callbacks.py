@@ -30,11 +30,17 @@ log = logging.getLogger(__name__)
 class Callback:
     """Base class with no-op hooks (subclassing is optional: the trainer duck-types)."""
 
-    def on_train_start(self, trainer: Any) -> None: ...
+    def on_train_start(self, trainer: Any) -> None:
+        """Called once when :meth:`~medgan.trainer.Trainer.fit` starts, before the first step
+        (``trainer.step`` is 0, or the step a resumed run continues from)."""
 
-    def on_step_end(self, trainer: Any, logs: dict[str, Tensor]) -> None: ...
+    def on_step_end(self, trainer: Any, logs: dict[str, Tensor]) -> None:
+        """Called after each training step; ``trainer.step`` counts the steps done (1 after the
+        first). ``logs`` maps names (``d_loss``, ``g_loss``, ...) to detached scalar tensors;
+        a callback may add entries for the callbacks after it."""
 
-    def on_train_end(self, trainer: Any) -> None: ...
+    def on_train_end(self, trainer: Any) -> None:
+        """Called once when ``fit`` finishes (the last step done, or ``max_minutes`` reached)."""
 
 
 class Checkpoint(Callback):
@@ -53,6 +59,7 @@ class Checkpoint(Callback):
         self._lock = RunLock(self.folder)
 
     def on_train_start(self, trainer: Any) -> None:
+        """Lock the folder and delete temporary files of killed saves (rank 0 only)."""
         if trainer.is_main:
             claim(self._lock)
 
@@ -65,10 +72,12 @@ class Checkpoint(Callback):
             old.unlink(missing_ok=True)
 
     def on_step_end(self, trainer: Any, logs: dict[str, Tensor]) -> None:
+        """Save a checkpoint when ``trainer.step`` is a multiple of ``every``."""
         if trainer.step % self.every == 0:
             self._save(trainer)
 
     def on_train_end(self, trainer: Any) -> None:
+        """Save the final step (unless already saved) and release the folder's lock."""
         try:
             if not (self.folder / f"step_{trainer.step:08d}.pt").exists():
                 self._save(trainer)
@@ -76,6 +85,7 @@ class Checkpoint(Callback):
             self._lock.release()
 
     def on_exception(self, trainer: Any, error: BaseException) -> None:
+        """Release the folder's lock when ``fit`` raises (nothing is saved)."""
         self._lock.release()
 
 
@@ -105,11 +115,22 @@ class SampleGrid(Callback):
         self._inputs: Any = None
 
     def on_train_start(self, trainer: Any) -> None:
+        """Draw the fixed inputs of every grid (rank 0 only)."""
         if trainer.is_main:
             self._inputs = trainer.fixed_inputs(self.n, self.seed)
 
     @torch.no_grad()
     def write(self, trainer: Any, name: str | None = None) -> Path | None:
+        """Write one grid of the generator's outputs on the fixed inputs.
+
+        Args:
+            trainer: the running trainer.
+            name: file name in ``folder``; default ``samples_<step, 8 digits>.png``.
+
+        Returns:
+            The PNG's path, or None when nothing was written: not rank 0, called before
+            :meth:`on_train_start`, or the generator makes points rather than images.
+        """
         if not trainer.is_main or self._inputs is None:
             return None
         fake = eval_outputs(trainer, self._inputs)
@@ -119,10 +140,12 @@ class SampleGrid(Callback):
         return save_grid(fake, path)
 
     def on_step_end(self, trainer: Any, logs: dict[str, Tensor]) -> None:
+        """Write a grid when ``trainer.step`` is a multiple of ``every``."""
         if trainer.step % self.every == 0:
             self.write(trainer)
 
     def on_train_end(self, trainer: Any) -> None:
+        """Write the last grid as ``samples_final.png``."""
         self.write(trainer, "samples_final.png")
 
 
@@ -135,6 +158,8 @@ class RealVsGenerated(Callback):
 
     @torch.no_grad()
     def on_train_end(self, trainer: Any) -> None:
+        """Write the PNG (rank 0 only; nothing for a generator of points). From a stream that
+        cannot be indexed the real images are the first ``n`` of the next batch."""
         if not trainer.is_main:
             return
         from medgan.images import save_side_by_side
@@ -169,6 +194,8 @@ class MetricLog(Callback):
         self._lock = RunLock(self.path.parent)
 
     def on_train_start(self, trainer: Any) -> None:
+        """Start the step-rate clock; on rank 0 lock the log's folder and drop rows after
+        ``trainer.step`` (left by the run this one resumes)."""
         self._t0, self._s0, self._last = time.perf_counter(), trainer.step, None
         if trainer.is_main:
             claim(self._lock)
@@ -210,11 +237,13 @@ class MetricLog(Callback):
             w.writerow(row)
 
     def on_step_end(self, trainer: Any, logs: dict[str, Tensor]) -> None:
+        """Append a row (rank 0) when ``trainer.step`` is a multiple of ``every``."""
         self._last = logs
         if trainer.step % self.every == 0 and trainer.is_main:
             self._write(trainer, logs)
 
     def on_train_end(self, trainer: Any) -> None:
+        """Append the final step's row if it was not written, and release the lock."""
         # the final step is always recorded, even when it is not a multiple of `every`
         try:
             if trainer.is_main and self._last is not None and trainer.step % self.every:
@@ -223,6 +252,7 @@ class MetricLog(Callback):
             self._lock.release()
 
     def on_exception(self, trainer: Any, error: BaseException) -> None:
+        """Release the folder's lock when ``fit`` raises."""
         self._lock.release()
 
     def _write(self, trainer: Any, logs: dict[str, Tensor]) -> None:
@@ -271,6 +301,7 @@ class LossPlot(Callback):
         self.log_path, self.out, self.keys = Path(log_path), Path(out), keys
 
     def on_train_end(self, trainer: Any) -> None:
+        """Write the plot (rank 0, and only if the log exists): see :func:`plot_losses`."""
         if trainer.is_main and self.log_path.exists():
             plot_losses(self.log_path, self.out, self.keys)
 
@@ -278,6 +309,16 @@ class LossPlot(Callback):
 def plot_losses(
     log_path: str | Path, out: str | Path, keys: tuple[str, ...] = ("d_loss", "g_loss")
 ) -> Path:
+    """Plot columns ``keys`` of a :class:`MetricLog` file against ``step`` to a PNG.
+
+    Args:
+        log_path: the ``.csv`` or ``.jsonl`` metric log (:func:`read_metric_log`).
+        out: the PNG to write (a 7 x 4 inch figure at 100 dpi); parent folders are created.
+        keys: the columns to draw, one line each; a key missing from every row is skipped.
+
+    Returns:
+        ``out`` as a Path.
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -327,6 +368,8 @@ class Evaluate(Callback):
         self.history: list[dict[str, float]] = []
 
     def on_train_start(self, trainer: Any) -> None:
+        """On rank 0, drop lines of ``log_path`` after ``trainer.step`` (left by the run this
+        one resumes)."""
         # a resumed run drops the results logged after its step (as MetricLog does)
         if self.log_path is None or not trainer.is_main or not self.log_path.exists():
             return
@@ -350,10 +393,12 @@ class Evaluate(Callback):
             self.on_result(trainer.step, {k: v for k, v in result.items() if k != "step"})
 
     def on_step_end(self, trainer: Any, logs: dict[str, Tensor]) -> None:
+        """Evaluate when ``trainer.step`` is a multiple of ``every``."""
         if trainer.step % self.every == 0:
             self._run(trainer)
 
     def on_train_end(self, trainer: Any) -> None:
+        """Evaluate the final step (unless it was just evaluated)."""
         self._run(trainer)
 
 
@@ -387,11 +432,15 @@ class AdaptiveAugmentation(Callback):
         self._augment: Any = None
 
     def on_train_start(self, trainer: Any) -> None:
+        """Find the discriminator's :class:`~medgan.augment.DiffAugment` (ConfigError unless
+        there is exactly one)."""
         from medgan.augment import find_augment
 
         self._augment = find_augment(trainer.discriminator)
 
     def on_step_end(self, trainer: Any, logs: dict[str, Tensor]) -> None:
+        """Accumulate ``logs["ada_r"]`` (KeyError if absent), adjust p every ``interval``
+        steps (summed over ranks), and set ``logs["aug_p"]``."""
         aug = self._augment
         if "ada_r" not in logs:
             raise KeyError("AdaptiveAugmentation needs the loss to log 'ada_r' (GANLoss does)")
@@ -410,16 +459,19 @@ class ProgressBar(Callback):
         self.total, self.every, self._bar = total, every, None
 
     def on_train_start(self, trainer: Any) -> None:
+        """Open the bar at ``trainer.step`` of ``total`` steps."""
         from tqdm.auto import tqdm
 
         self._bar = tqdm(total=self.total, initial=trainer.step, unit="step", dynamic_ncols=True)
 
     def on_step_end(self, trainer: Any, logs: dict[str, Tensor]) -> None:
+        """Advance one step; every ``every`` steps show ``d_loss`` and ``g_loss``."""
         self._bar.update(1)
         if trainer.step % self.every == 0:
             self._bar.set_postfix({k: f"{float(logs[k]):.3f}" for k in ("d_loss", "g_loss")})
 
     def on_train_end(self, trainer: Any) -> None:
+        """Close the bar."""
         self._bar.close()
 
 

@@ -387,6 +387,10 @@ _TRACKER_HELP = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``medgan`` argument parser: one subcommand per command in this module's docstring,
+    each with ``fn`` (the function :func:`main` calls with the parsed arguments) as a default.
+    A refused argument raises an internal usage error that :func:`main` turns into one line,
+    instead of argparse's usage block."""
     p = _Parser(prog="medgan", description="GANs for medical images.")
     p.add_argument("-v", "--verbose", action="store_true", help="log INFO messages")
     sub = p.add_subparsers(dest="command", required=True)

@@ -19,16 +19,22 @@ from torch import nn
 
 @dataclass(frozen=True)
 class DistInfo:
+    """This process's place in a distributed run: ``rank`` in ``[0, world_size)``, the
+    number of processes ``world_size``, and ``local_rank`` (its index on this machine, which
+    picks the GPU). The defaults describe a single process."""
+
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
 
     @property
     def is_main(self) -> bool:
+        """True on rank 0, the one process that writes files and logs."""
         return self.rank == 0
 
     @property
     def enabled(self) -> bool:
+        """True when more than one process trains (``world_size > 1``)."""
         return self.world_size > 1
 
 

@@ -179,10 +179,14 @@ class AugmentConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AugmentConfig:
+        """The config of a JSON object ``d``; ConfigError for a non-dict or an unknown key
+        (listing the known ones) and for any value ``__post_init__`` refuses."""
         check_fields(cls, d)
         return cls(**d)
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form, ``policy`` as a list (``from_dict(to_dict())`` gives the same
+        config)."""
         return dataclasses.asdict(self) | {"policy": list(self.policy)}
 
 
@@ -225,6 +229,8 @@ class EvaluateConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EvaluateConfig:
+        """The config of a JSON object ``d`` (``data`` as a name or ``{"name": ...,
+        "kwargs": {...}}``); ConfigError for an unknown key or a refused value."""
         check_fields(cls, d)
         kw = dict(d)
         if kw.get("data") is not None:
@@ -232,6 +238,8 @@ class EvaluateConfig:
         return cls(**kw)
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form, ``data`` as ``{"name": ..., "kwargs": {...}}`` or None
+        (``from_dict(to_dict())`` gives the same config)."""
         d = dataclasses.asdict(self)
         d["data"] = self.data.to_dict() if self.data is not None else None
         return d
@@ -337,6 +345,16 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ExperimentConfig:
+        """The config of a parsed experiment file (the module docstring's JSON form).
+
+        Registry entries may be a name or ``{"name": ..., "kwargs": {...}}``; ``tracker``
+        "none" means None; ``augment`` and ``evaluate`` objects and ``train`` are read by
+        their own ``from_dict``, and the keys of ``train`` become ``train_given``.
+
+        Raises:
+            ConfigError: an unknown key, a missing ``data``, only one of ``generator`` and
+                ``discriminator``, a ``train_given`` entry, or any refused value.
+        """
         check_fields(cls, d)
         if "train_given" in d:
             raise ConfigError("train_given is derived from 'train', not an entry of the file")

@@ -143,6 +143,8 @@ class GANLoss:
 
     # -- formulas (override in subclasses)
     def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        """D's adversarial loss (scalar, to minimise) from its logits on a real and a
+        generated batch, each ``(N,)`` or ``(N, ...)`` float32; no penalties."""
         raise NotImplementedError
 
     def g_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
@@ -249,9 +251,11 @@ class Minimax(GANLoss):
         return -F.softplus(-real_logits).mean() - F.softplus(fake_logits).mean()
 
     def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        """-V(D, G) = E[softplus(-l_real)] + E[softplus(l_fake)] (scalar)."""
         return -self.value(real_logits, fake_logits)
 
     def g_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
+        """E[log(1 - D(G(z)))] = -E[softplus(l_fake)] (scalar; ``real_logits`` unused)."""
         return -F.softplus(fake_logits).mean()  # = E[log(1 - D(G(z)))]
 
 
@@ -264,6 +268,7 @@ class NonSaturating(Minimax):
     """
 
     def g_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
+        """-E[log D(G(z))] = E[softplus(-l_fake)] (scalar; ``real_logits`` unused)."""
         return F.softplus(-fake_logits).mean()
 
 
@@ -279,9 +284,12 @@ class Wasserstein(GANLoss):
     gp_weight: float = 10.0
 
     def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        """E[D(G(z))] - E[D(x)] on the raw critic outputs (scalar; the penalty is added by
+        :meth:`discriminator_objective`)."""
         return fake_logits.mean() - real_logits.mean()
 
     def g_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
+        """-E[D(G(z))] (scalar; ``real_logits`` unused)."""
         return -fake_logits.mean()
 
 
@@ -294,9 +302,11 @@ class Hinge(GANLoss):
     """
 
     def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        """E[relu(1 - D(x))] + E[relu(1 + D(G(z)))] (scalar, >= 0)."""
         return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
 
     def g_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
+        """-E[D(G(z))] (scalar; ``real_logits`` unused)."""
         return -fake_logits.mean()
 
 
@@ -310,9 +320,11 @@ class LeastSquares(GANLoss):
     """
 
     def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        """1/2 E[(D(x) - 1)^2] + 1/2 E[D(G(z))^2] (scalar, >= 0)."""
         return 0.5 * (real_logits - 1).pow(2).mean() + 0.5 * fake_logits.pow(2).mean()
 
     def g_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
+        """1/2 E[(D(G(z)) - 1)^2] (scalar, >= 0; ``real_logits`` unused)."""
         return 0.5 * (fake_logits - 1).pow(2).mean()
 
 
@@ -337,9 +349,12 @@ class Relativistic(GANLoss):
     needs_real_logits: ClassVar[bool] = True
 
     def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        """E[softplus(D(G(z)) - D(x))] over the index-paired batches (scalar, >= 0)."""
         return F.softplus(fake_logits - real_logits).mean()
 
     def g_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
+        """E[softplus(D(x) - D(G(z)))] over the index-paired batches (scalar, >= 0);
+        ConfigError when ``real_logits`` is None."""
         if real_logits is None:
             raise ConfigError("the relativistic loss needs D's logits on the paired real batch")
         return F.softplus(real_logits - fake_logits).mean()
@@ -391,16 +406,20 @@ class WithAdversarial(GANLoss):
         object.__setattr__(self, "_adv", LOSSES.get(self.adversarial)())
 
     def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        """The ``adversarial`` loss's ``d_loss`` (scalar)."""
         return self._adv.d_loss(real_logits, fake_logits)
 
     def g_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
+        """The ``adversarial`` loss's ``g_loss`` (scalar), without the task terms."""
         return self._adv.g_loss(fake_logits, real_logits)
 
     @property
     def needs_real_logits(self) -> bool:  # type: ignore[override]
+        """Whether the ``adversarial`` loss's ``g_loss`` reads D's logits on the real batch."""
         return self._adv.needs_real_logits
 
     def overfit_signal(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        """The ``adversarial`` loss's adaptive-augmentation signal r_t (scalar tensor)."""
         return self._adv.overfit_signal(real_logits, fake_logits)
 
 

@@ -39,10 +39,16 @@ class Spec:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """``{"name": name, "kwargs": {...}}`` (a copy of the kwargs)."""
         return {"name": self.name, "kwargs": dict(self.kwargs)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | str, what: str = "spec") -> Spec:
+        """A Spec from a bare name or ``{"name": ..., "kwargs": {...}}`` (kwargs optional).
+
+        Raises:
+            ConfigError: ``d`` is neither, or has other keys; the message names ``what``.
+        """
         if isinstance(d, str):
             return cls(d, {})
         if not isinstance(d, dict) or "name" not in d:

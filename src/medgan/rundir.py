@@ -94,6 +94,7 @@ class RunLock:
 
     @property
     def held(self) -> bool:
+        """Whether this object holds the lock now (acquired and not yet released)."""
         return self._key is not None
 
     def acquire(self) -> RunLock:

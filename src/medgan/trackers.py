@@ -140,6 +140,8 @@ class Tracker(Callback):
 
     # -- the callback hooks
     def on_train_start(self, trainer: Any) -> None:
+        """On rank 0: open the record, draw the grids' fixed inputs and record the grid of
+        real images (tag ``real``)."""
         if not trainer.is_main:
             return
         self._start(trainer)
@@ -149,6 +151,8 @@ class Tracker(Callback):
             self._image(trainer.step, "real" + suffix, grid)
 
     def on_step_end(self, trainer: Any, logs: dict[str, Tensor]) -> None:
+        """Record ``logs`` as ``train/<name>`` with both learning rates every ``every`` steps,
+        and a grid of samples (tag ``samples``) every ``image_every`` steps."""
         if not self._open:
             return
         self._last = (trainer.step, logs)
@@ -158,6 +162,8 @@ class Tracker(Callback):
             self._write_images(trainer)
 
     def on_train_end(self, trainer: Any) -> None:
+        """Record the final step's scalars and samples unless already recorded, then close
+        the record with status "FINISHED"."""
         if not self._open:
             return
         try:
@@ -170,6 +176,7 @@ class Tracker(Callback):
             self._close("FINISHED")
 
     def on_exception(self, trainer: Any, error: BaseException) -> None:
+        """Close the record with status "KILLED" (KeyboardInterrupt) or "FAILED"."""
         if self._open:
             self._open = False
             self._close("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")

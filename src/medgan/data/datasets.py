@@ -39,6 +39,8 @@ class VolumeCache:
         self._mem: dict[str, Volume] = {}
 
     def get(self, source: Source) -> Volume:
+        """The Volume of ``source``: a Volume is returned as is; a path is decoded on first use
+        (or read from ``cache_dir``, memory-mapped) and the same Volume returned after that."""
         if isinstance(source, Volume):
             return source
         key = str(Path(source).resolve())
@@ -129,6 +131,8 @@ class SliceDataset(Dataset):
         return len(self.index)
 
     def slice_array(self, i: int) -> np.ndarray:
+        """Slice ``i`` as stored, before windowing and resizing: float32 ``(C, H, W)`` (C = 1
+        for a single-channel volume) in the volume's units (HU for CT)."""
         vi, k = self.index[i]
         v = self.volumes[vi]
         arr = np.take(v.array, k, axis=self.axes[vi] + (v.array.ndim - 3))

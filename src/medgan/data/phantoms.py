@@ -81,6 +81,8 @@ class CTPhantomSlices(Dataset):
         return self.n
 
     def hu(self, i: int) -> np.ndarray:
+        """Item ``i`` before windowing: a float32 ``(size, size)`` slice in HU (noise
+        included), a function of ``(seed, i)`` only; IndexError outside ``[0, n)``."""
         if not 0 <= i < self.n:
             raise IndexError(i)
         return ct_phantom_hu(self.size, np.random.default_rng([self.seed, i]), self.noise_hu)

@@ -27,9 +27,12 @@ class ResumableSampler(Sampler[int]):
         self.epoch, self.start = 0, 0
 
     def set_position(self, epoch: int, start: int) -> None:
+        """The next iteration yields epoch ``epoch``'s order for this rank from position
+        ``start`` (the count of indices of that epoch already consumed)."""
         self.epoch, self.start = epoch, start
 
     def per_rank(self) -> int:
+        """Indices per rank in a full epoch: ``ceil(n / world_size)``."""
         return -(-self.n // self.world_size)  # ceil
 
     def _order(self) -> list[int]:
@@ -64,9 +67,11 @@ class EndlessBatchSampler(Sampler[list[int]]):
         self.epoch, self.batch = 0, 0
 
     def batches_per_epoch(self) -> int:
+        """Full batches per epoch on this rank: ``per_rank() // batch_size``."""
         return self.sampler.per_rank() // self.batch_size
 
     def set_position(self, epoch: int, batch: int) -> None:
+        """The next iteration starts at batch ``batch`` (0-based) of epoch ``epoch``."""
         self.epoch, self.batch = epoch, batch
 
     def __iter__(self) -> Iterator[list[int]]:

@@ -376,6 +376,8 @@ class Peekable:
         self._it, self._head = it, _END
 
     def peek(self) -> Any:
+        """The next item, left to be returned by the next ``next()``; StopIteration when the
+        iterator is exhausted."""
         if self._head is _END:
             self._head = next(self._it)
         return self._head

@@ -43,6 +43,7 @@ class Volume:
 
     @property
     def spatial_shape(self) -> tuple[int, int, int]:
+        """The voxel counts along the 3 spatial axes (the channel axis, if any, left out)."""
         return tuple(self.array.shape[-3:])  # type: ignore[return-value]
 
     @property

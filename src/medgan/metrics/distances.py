@@ -21,6 +21,8 @@ import torch
 def polynomial_kernel(
     x: np.ndarray, y: np.ndarray, degree: int = 3, coef0: float = 1.0
 ) -> np.ndarray:
+    """k(x, y) = (x.y / d + coef0)^degree for features ``x`` ``(M, d)`` and ``y`` ``(N, d)``:
+    the ``(M, N)`` kernel matrix of KID (degree 3, coef0 1)."""
     return (x @ y.T / x.shape[1] + coef0) ** degree
 
 
@@ -72,6 +74,12 @@ def knn_radii(x: np.ndarray, k: int) -> torch.Tensor:
 
 
 def precision_recall(fake: np.ndarray, real: np.ndarray, k: int = 3) -> dict[str, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019), each in [0, 1].
+
+    precision = 1/M sum_j 1[exists i: ||f_j - r_i|| <= NND_k(r_i)] (fakes inside the real
+    manifold); recall = 1/N sum_i 1[exists j: ||r_i - f_j|| <= NND_k(f_j)] (reals inside
+    the fake manifold). ``fake`` ``(M, d)``, ``real`` ``(N, d)``; distances in float32.
+    """
     r_real, r_fake = knn_radii(real, k), knn_radii(fake, k)
     d_fr = _cdist(fake, real)  # (M, N)
     precision = (d_fr <= r_real[None, :]).any(dim=1).float().mean()

@@ -42,6 +42,8 @@ class DomainEncoder(nn.Module):
         self.dim = chans[-1]
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features ``(N, 8 * width)`` (``(N, 128)`` by default) of ``(N, 1, H, W)``
+        images in [-1, 1], resized to 64 x 64 (bilinear, antialiased) unless already so."""
         if x.shape[-2:] != (64, 64):
             x = F.interpolate(
                 x, size=(64, 64), mode="bilinear", align_corners=False, antialias=True
@@ -49,6 +51,8 @@ class DomainEncoder(nn.Module):
         return self.body(x).mean(dim=(2, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits ``(N, num_classes)`` of ``(N, 1, H, W)`` images in [-1, 1] (the
+        training head on top of :meth:`features`)."""
         return self.head(self.features(x))
 
     def stages(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -96,10 +100,13 @@ class DomainEncoderFeatures(nn.Module):
         self.dim = self.net.dim
 
     def train(self, mode: bool = True) -> DomainEncoderFeatures:
+        """Stay in eval mode whatever ``mode`` is: the extractor is frozen."""
         return super().train(False)
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Features ``(N, 128)`` float32 of images ``(N, C, H, W)`` in [-1, 1]; several
+        channels are averaged to one grey image first. No gradient."""
         if x.shape[1] != 1:
             x = x.mean(dim=1, keepdim=True)
         return self.net.features(x.float())

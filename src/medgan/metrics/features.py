@@ -40,6 +40,8 @@ available = FEATURES.available
 
 
 def to_rgb(x: torch.Tensor) -> torch.Tensor:
+    """``(N, 3, ...)`` from ``(N, 1, ...)`` (the grey channel repeated, as a view) or
+    ``(N, 3, ...)`` (unchanged); ValueError for any other channel count."""
     if x.shape[1] == 3:
         return x
     if x.shape[1] == 1:
@@ -107,10 +109,13 @@ class InceptionV3Features(nn.Module):
         self.dim = 2048 if output == "pool3" else 1008
 
     def train(self, mode: bool = True) -> InceptionV3Features:
+        """Stay in eval mode whatever ``mode`` is: the network is frozen."""
         return super().train(False)  # always in inference mode (BatchNorm statistics fixed)
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Features of images ``(N, 1 or 3, H, W)`` in [-1, 1] (grey repeated to RGB):
+        ``(N, 2048)`` pool3 features or ``(N, 1008)`` logits, by ``output``. No gradient."""
         x = to_rgb(x.float()).contiguous(memory_format=torch.channels_last)
         feats, logits = self.net(x, resize=self.resize == "pytorch-fid")
         return feats if self.output == "pool3" else logits
@@ -178,6 +183,8 @@ class ModuleFeatures(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The wrapped network's output on ``x`` ``(N, C, H, W)`` (as float32; grey repeated
+        to RGB when ``rgb``), flattened to ``(N, d)``. No gradient."""
         x = to_rgb(x) if self.rgb else x
         return self.module(x.float()).flatten(1)
 
@@ -193,6 +200,9 @@ class SliceFeatures25D(nn.Module):
 
     @torch.no_grad()
     def forward(self, v: torch.Tensor) -> torch.Tensor:
+        """Features ``(N, 3 * d)`` of volumes ``(N, C, D, H, W)``: the extractor's ``(N, d)``
+        on the middle axial, coronal and sagittal slices, concatenated in that order.
+        ValueError unless ``v`` has 5 dimensions. No gradient."""
         if v.dim() != 5:
             raise ValueError(f"expected volumes (N, C, D, H, W), got {tuple(v.shape)}")
         d, h, w = v.shape[2:]

@@ -67,6 +67,9 @@ class FeatureStats:
             self._mu = self._sigma = None
 
     def update(self, features: torch.Tensor | np.ndarray) -> None:
+        """Add a batch of features ``(N, d)`` (a tensor on any device, or an array), summed
+        in float64. ValueError unless 2-D; ConfigError when the statistics were loaded from a
+        file without a sample count."""
         self._thaw()
         f = (
             features.detach().cpu().double().numpy()
@@ -82,6 +85,8 @@ class FeatureStats:
         self.sum_outer += f.T @ f
 
     def merge(self, other: FeatureStats) -> FeatureStats:
+        """Add ``other``'s samples to these statistics (``other`` is unchanged); returns
+        self. Loaded statistics on either side take part through their rebuilt sums."""
         n, total, outer = other._sums()
         if n:
             self._thaw()
@@ -113,6 +118,7 @@ class FeatureStats:
 
     @property
     def mu(self) -> np.ndarray:
+        """The mean feature ``(d,)``, float64; ValueError when no features were added."""
         if self._mu is not None:
             return self._mu
         if self.n == 0:
@@ -121,6 +127,8 @@ class FeatureStats:
 
     @property
     def sigma(self) -> np.ndarray:
+        """The unbiased covariance ``(d, d)`` (divided by N - 1, as ``np.cov``), float64;
+        ValueError with fewer than 2 samples."""
         if self._sigma is not None:
             return self._sigma
         if self.n < 2:
@@ -142,6 +150,13 @@ class FeatureStats:
 
     @classmethod
     def load(cls, path: str | Path) -> FeatureStats:
+        """Statistics from an ``.npz`` with ``mu`` ``(d,)`` and ``sigma`` ``(d, d)`` (ours, or
+        pytorch-fid's), and ``n`` when present (0 otherwise: no features can be added).
+
+        Raises:
+            DataError: the file cannot be read, lacks ``mu`` or ``sigma``, or their shapes
+                are not a mean and its covariance.
+        """
         path = Path(path)
         try:
             with np.load(path) as z:

@@ -119,6 +119,9 @@ class FIDInceptionV3(nn.Module):
         self.fc = nn.Linear(2048, 1008)
 
     def forward(self, x: torch.Tensor, resize: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(pool3 features (N, 2048), logits (N, 1008))`` of RGB images ``(N, 3, H, W)`` in
+        [-1, 1]. With ``resize``, images not 299 x 299 are resized to it (bilinear, no
+        antialiasing, as pytorch-fid); without, the input is used as given."""
         if resize and x.shape[-2:] != (299, 299):
             x01 = F.interpolate((x + 1) / 2, size=(299, 299), mode="bilinear", align_corners=False)
             x = 2 * x01 - 1

@@ -28,6 +28,21 @@ def _nn(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
 
 @dataclass
 class AuditReport:
+    """What :func:`memorization_audit` found; distances are Euclidean, in feature space or
+    between flattened images in [-1, 1] (pixel space).
+
+    Attributes:
+        feature_ratio: median nearest-training distance of the generated samples over that
+            of the held-out images, in feature space (< 1: closer than unseen data).
+        pixel_ratio: the same ratio in pixel space.
+        median_gen_train: median generated-to-nearest-training distance, keys "feature"
+            and "pixel".
+        median_heldout_train: median held-out-to-nearest-training distance, same keys.
+        closest_pairs: the ``top`` closest pairs in feature space, nearest first, as
+            ``(generated index, training index, feature distance)``.
+        flagged: True when either ratio is below 1.
+    """
+
     feature_ratio: float  # median d(gen, train) / median d(held-out, train) in feature space
     pixel_ratio: float
     median_gen_train: dict[str, float]
@@ -36,6 +51,7 @@ class AuditReport:
     flagged: bool = False
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields by name (values as stored, not copied)."""
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 

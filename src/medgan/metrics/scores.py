@@ -34,6 +34,7 @@ class FeatureMetric:
         self.reset()
 
     def reset(self) -> None:  # pragma: no cover - overridden
+        """Forget every feature added (each metric defines what it keeps)."""
         raise NotImplementedError
 
     @torch.no_grad()
@@ -42,6 +43,9 @@ class FeatureMetric:
         return extract_features(self.extractor, images, self.batch_size, self.device)
 
     def provenance(self) -> dict[str, Any]:
+        """What to store with a published number: ``extractor`` (its ``name`` attribute, else
+        its class name), ``weights_sha256`` and ``published_weights`` (whether the weights
+        file is the published one; None when the extractor does not say)."""
         return {
             "extractor": getattr(self.extractor, "name", type(self.extractor).__name__),
             "weights_sha256": getattr(self.extractor, "weights_sha256", None),
@@ -60,6 +64,8 @@ class FID(FeatureMetric):
         super().__init__(extractor, **kw)
 
     def reset(self) -> None:
+        """Start over: fake statistics empty, real ones a fresh copy of ``real_stats`` (or
+        empty when none was given)."""
         # a copy: features added to loaded real statistics must not leak into the caller's
         # object, nor survive reset()
         given = self._given_real
@@ -67,12 +73,17 @@ class FID(FeatureMetric):
         self.fake = FeatureStats()
 
     def update(self, images: torch.Tensor, real: bool) -> None:
+        """Add images ``(N, C, *spatial)`` in [-1, 1] to the real or the generated side."""
         (self.real if real else self.fake).update(self.features(images))
 
     def update_features(self, features: torch.Tensor | np.ndarray, real: bool) -> None:
+        """Add features ``(N, d)`` computed elsewhere to the real or the generated side."""
         (self.real if real else self.fake).update(features)
 
     def compute(self) -> float:
+        """The squared Fréchet distance (>= 0) of the two sides' feature statistics; warns
+        when a side has fewer samples than feature dimensions. ValueError with fewer than 2
+        samples on a side."""
         for s in (self.real, self.fake):
             if s.sum is not None:
                 warn_if_small(s.n, s.sum.shape[0])
@@ -83,13 +94,16 @@ class _StoredFeatures(FeatureMetric):
     """Metrics that need every feature vector (k-NN, kernels)."""
 
     def reset(self) -> None:
+        """Forget the stored features of both sides."""
         self.real_features: list[torch.Tensor] = []
         self.fake_features: list[torch.Tensor] = []
 
     def update(self, images: torch.Tensor, real: bool) -> None:
+        """Add images ``(N, C, *spatial)`` in [-1, 1] to the real or the generated side."""
         (self.real_features if real else self.fake_features).append(self.features(images))
 
     def update_features(self, features: torch.Tensor | np.ndarray, real: bool) -> None:
+        """Add features ``(N, d)`` computed elsewhere to the real or the generated side."""
         (self.real_features if real else self.fake_features).append(
             torch.as_tensor(features).double()
         )
@@ -115,6 +129,8 @@ class KID(_StoredFeatures):
         super().__init__(extractor, **kw)
 
     def compute(self) -> dict[str, float]:
+        """``{"kid_mean", "kid_std"}`` over the random subsets
+        (:func:`~medgan.metrics.distances.kid`); ValueError unless both sides have features."""
         fake, real = self._sets()
         return distances.kid(fake, real, self.subsets, self.subset_size, self.seed)
 
@@ -127,6 +143,8 @@ class PrecisionRecall(_StoredFeatures):
         super().__init__(extractor, **kw)
 
     def compute(self) -> dict[str, float]:
+        """``{"precision", "recall"}``, each in [0, 1]; ValueError unless both sides have
+        features."""
         return distances.precision_recall(*self._sets(), k=self.k)
 
 
@@ -138,6 +156,8 @@ class DensityCoverage(_StoredFeatures):
         super().__init__(extractor, **kw)
 
     def compute(self) -> dict[str, float]:
+        """``{"density", "coverage"}`` (density >= 0, can exceed 1; coverage in [0, 1]);
+        ValueError unless both sides have features."""
         return distances.density_coverage(*self._sets(), k=self.k)
 
 
@@ -150,12 +170,17 @@ class InceptionScore(FeatureMetric):
         super().__init__(extractor, **kw)
 
     def reset(self) -> None:
+        """Forget the stored logits."""
         self.logits: list[torch.Tensor] = []
 
     def update(self, images: torch.Tensor, real: bool = False) -> None:
+        """Add generated images ``(N, C, H, W)`` in [-1, 1] (``real`` is ignored: IS scores
+        generated images only)."""
         self.logits.append(self.features(images))
 
     def compute(self) -> dict[str, float]:
+        """``{"is_mean", "is_std"}`` over the splits (shuffled with ``seed``); IS is in
+        [1, number of classes]."""
         return distances.inception_score(
             torch.cat(self.logits).numpy(), self.splits, True, self.seed
         )

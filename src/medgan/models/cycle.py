@@ -36,6 +36,8 @@ class _TwoDomains(nn.Module):
 
     @staticmethod
     def channel_kwargs(own: int, other: int) -> dict[str, int]:
+        """The channel arguments of the network that reads a domain of ``own`` channels (the
+        other domain has ``other``)."""
         raise NotImplementedError
 
     def __init__(
@@ -90,6 +92,7 @@ class CycleGenerator(_TwoDomains):
 
     @staticmethod
     def channel_kwargs(own: int, other: int) -> dict[str, int]:
+        """A translator reads its own domain's channels and writes the other's."""
         return {"in_channels": own, "out_channels": other}
 
     def __init__(
@@ -103,6 +106,9 @@ class CycleGenerator(_TwoDomains):
         super().__init__(network, channels_a, channels_b, spatial_dims, network_kwargs)
 
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
+        """``cat([ba(b), ab(a)], 1)`` ``(N, channels_a + channels_b, *S)`` in [-1, 1] (the
+        fake A images, then the fake B images) from ``a`` ``(N, channels_a, *S)`` and ``b``
+        ``(N, channels_b, *S)`` in [-1, 1]."""
         return torch.cat([self.ba(b), self.ab(a)], 1)
 
 
@@ -129,6 +135,7 @@ class CycleDiscriminator(_TwoDomains):
 
     @staticmethod
     def channel_kwargs(own: int, other: int) -> dict[str, int]:
+        """A discriminator reads its own domain's channels only."""
         return {"in_channels": own}
 
     def __init__(
@@ -144,5 +151,8 @@ class CycleDiscriminator(_TwoDomains):
         super().__init__(network, channels_a, channels_b, spatial_dims, network_kwargs)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Logits ``(N, P_a + P_b)`` of ``x = cat([a, b], 1)`` ``(N, channels_a + channels_b,
+        *S)`` in [-1, 1]: network ``a``'s on A, flattened, then ``b``'s on B. ValueError
+        for another channel count."""
         a, b = self.split(x)
         return torch.cat([self.a(a).flatten(1), self.b(b).flatten(1)], 1)

@@ -61,6 +61,10 @@ class NoiseLevelDenoiser(nn.Module):
         self.register_buffer("reference_hist", torch.zeros(HIST_REFERENCES, HIST_BINS))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The denoised image ``(N, 1, H, W)``, ``noisy - sigma * g([noisy, sigma /
+        sigma_ref])``, from ``x`` ``(N, 2, H, W)``: the noisy image and the constant sigma map,
+        both in the units of the module docstring (H, W divisible by ``2**depth``).
+        ValueError for another shape."""
         if x.dim() != 4 or x.shape[1] != 2:
             raise ValueError(
                 f"expected (N, 2, H, W) = [noisy image, sigma map], got {tuple(x.shape)}"

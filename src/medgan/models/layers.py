@@ -11,30 +11,37 @@ from medgan.errors import ConfigError
 
 
 def check_spatial_dims(spatial_dims: int) -> int:
+    """``spatial_dims`` itself when it is 2 or 3, else a ConfigError naming the value."""
     if spatial_dims not in (2, 3):
         raise ConfigError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}")
     return spatial_dims
 
 
 def conv(spatial_dims: int, *args, **kwargs) -> nn.Module:
+    """``nn.Conv2d`` or ``nn.Conv3d`` (by ``spatial_dims``) built with the other arguments."""
     return (nn.Conv2d, nn.Conv3d)[check_spatial_dims(spatial_dims) - 2](*args, **kwargs)
 
 
 def conv_transpose(spatial_dims: int, *args, **kwargs) -> nn.Module:
+    """``nn.ConvTranspose2d`` or ``nn.ConvTranspose3d`` built with the other arguments."""
     return (nn.ConvTranspose2d, nn.ConvTranspose3d)[check_spatial_dims(spatial_dims) - 2](
         *args, **kwargs
     )
 
 
 def batch_norm(spatial_dims: int, channels: int) -> nn.Module:
+    """``nn.BatchNorm2d`` or ``nn.BatchNorm3d`` over ``channels`` (torch's defaults)."""
     return (nn.BatchNorm2d, nn.BatchNorm3d)[check_spatial_dims(spatial_dims) - 2](channels)
 
 
 def avg_pool(spatial_dims: int, kernel_size: int) -> nn.Module:
+    """``nn.AvgPool2d`` or ``nn.AvgPool3d`` with ``kernel_size`` (stride = kernel size)."""
     return (nn.AvgPool2d, nn.AvgPool3d)[check_spatial_dims(spatial_dims) - 2](kernel_size)
 
 
 def instance_norm(spatial_dims: int, channels: int) -> nn.Module:
+    """``nn.InstanceNorm2d`` or ``nn.InstanceNorm3d`` over ``channels``, with a learned
+    affine scale and shift."""
     return (nn.InstanceNorm2d, nn.InstanceNorm3d)[check_spatial_dims(spatial_dims) - 2](
         channels, affine=True
     )
@@ -67,6 +74,8 @@ def log2_size(image_size: int, low: int = 16, high: int = 256) -> int:
 
 
 def check_labels(y: torch.Tensor | None, num_classes: int, who: str) -> None:
+    """ValueError (naming the model ``who``) when a conditional model (``num_classes > 0``)
+    gets no labels ``y``, or an unconditional one gets labels."""
     if num_classes and y is None:
         raise ValueError(f"{who} was built with num_classes={num_classes}: pass class labels y")
     if not num_classes and y is not None:
@@ -84,6 +93,9 @@ class NoiseWithLabels(nn.Module):
         self.out_features = latent_dim * (2 if num_classes else 1)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """``(N, out_features)``: ``z`` ``(N, latent_dim)`` as is, or concatenated with the
+        embedding of the int64 labels ``y`` ``(N,)`` in ``[0, num_classes)``. ValueError when
+        ``y`` is missing for a conditional model or given to an unconditional one."""
         check_labels(y, self.num_classes, self.who)
         return z if self.embed is None else torch.cat([z, self.embed(y)], dim=1)
 
@@ -104,6 +116,8 @@ class ProjectionHead(nn.Module):
         )
 
     def forward(self, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """Logits ``(N,)`` of features ``h`` ``(N, F)`` and int64 labels ``y`` ``(N,)`` in
+        ``[0, num_classes)`` (required when ``num_classes > 0``, else ignored)."""
         out = self.linear(h).squeeze(1)
         if self.embed is not None:
             out = out + (self.embed(y) * h).sum(dim=1)
@@ -124,6 +138,8 @@ class MinibatchStd(nn.Module):
         self.group_size = group_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, C, *spatial)`` -> ``(N, C + 1, *spatial)``, the input's dtype: the extra
+        channel is constant per sample (its group's mean standard deviation, >= 1e-4)."""
         n = x.shape[0]
         g = self.group_size if n % self.group_size == 0 else n
         y = x.float().reshape(g, n // g, *x.shape[1:])  # sample j of each group shares stats

@@ -39,6 +39,8 @@ class MLPGenerator(nn.Module):
         self.out = nn.Linear(hidden, data_dim)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Points ``(N, data_dim)`` (unbounded) from noise z ``(N, latent_dim)`` and, when
+        conditional, int64 labels y ``(N,)`` in ``[0, num_classes)``."""
         return self.out(self.body(self.inputs(z, y)))
 
 
@@ -55,5 +57,7 @@ class MLPDiscriminator(nn.Module):
         self.head = ProjectionHead(hidden, num_classes, spectral=False)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``(N,)`` of points ``(N, data_dim)``; labels y ``(N,)`` are required when
+        conditional, refused (ValueError) otherwise."""
         check_labels(y, self.num_classes, "MLPDiscriminator")
         return self.head(self.body(x), y)

@@ -66,6 +66,10 @@ class PatchGANDiscriminator(nn.Module):
         self.min_size = 3 * 2**n_layers  # the last normalised map needs >= 2 elements per side
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Patch logits ``(N, P)`` of images ``x`` ``(N, in_channels, *spatial)`` in [-1, 1]
+        and, when ``cond_channels > 0``, the condition ``cond`` ``(N, cond_channels,
+        *spatial)`` (required). ValueError for a missing condition or sides below
+        ``3 * 2**n_layers``."""
         if self.cond_channels:
             if cond is None:
                 raise ValueError("this PatchGAN is conditional: pass the source image as cond")
@@ -100,6 +104,9 @@ class MultiScalePatchGAN(nn.Module):
         self.pool = L.avg_pool(d, 2)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Patch logits ``(N, P_total)`` of ``x`` ``(N, in_channels, *spatial)`` in [-1, 1]
+        (and ``cond``, average-pooled alongside): the full-scale PatchGAN's, then each coarser
+        scale's, concatenated."""
         out = []
         for i, disc in enumerate(self.discs):
             if i:

@@ -83,6 +83,9 @@ class UNetGenerator(nn.Module):
         self.act = nn.Tanh() if out_activation == "tanh" else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, out_channels, *spatial)`` from ``x`` ``(N, in_channels, *spatial)`` in
+        [-1, 1]: in [-1, 1] with "tanh" or ``residual`` (clamped), unbounded logits with
+        "none". ValueError when a side is not divisible by ``2**depth``."""
         k = 2**self.depth
         if any(s % k for s in x.shape[2:]):
             raise ValueError(

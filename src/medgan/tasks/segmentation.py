@@ -59,6 +59,8 @@ class UNetSegmenter(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        """Class probabilities ``(N, num_classes, *spatial)`` (in [0, 1], summing to 1 over
+        dim 1) of images ``(N, in_channels, *spatial)`` in [-1, 1]."""
         return self.unet(x).softmax(dim=1)
 
 

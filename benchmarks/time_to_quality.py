@@ -20,8 +20,12 @@ Data (``--data``):
   mri  embedded MNI152 T1, 64x64 slices of all three orientations; even slice indices
        train, odd slices are held out
   ct   procedural CT phantoms (lung window): seed 0 trains, seed 1 is held out
+  epi  a second real modality: echo-planar brain MR (BOLD, T2, diffusion-weighted) from the
+       test files of nibabel and dipy (``pip install -e '.[bench]'``), axial 64x64 slices;
+       even slices train, odd slices are held out
 
-    python benchmarks/time_to_quality.py --data mri [--budgets 2,5,10] [--seeds 0,1,2]
+    python benchmarks/time_to_quality.py --data mri [--budgets 2,5,10] [--seeds 0,1,2] \
+        [--threads 1 --jobs 3]
 
 Prints the table and the targets (recipe FID <= 0.5x and SWD <= 0.7x plain at every budget,
 coverage >= 0.8, recipe at 1/3 budget no worse than plain at the full budget) and writes
@@ -31,9 +35,12 @@ coverage >= 0.8, recipe at 1/3 budget no worse than plain at the full budget) an
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import multiprocessing
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -63,12 +70,46 @@ def ct(seed: int, n: int = 512) -> torch.Tensor:
     return torch.stack([data[i] for i in range(n)])
 
 
+#: a second real modality: T2*/T2/diffusion-weighted echo-planar brain MR from the test files
+#: that ship inside nibabel and dipy (4 acquisitions, none of them the MNI template)
+EPI_FILES = (
+    ("nibabel", "tests/data/example4d.nii.gz"),  # BOLD EPI, 2 time points
+    ("dipy", "data/files/aniso_vox.nii.gz"),
+    ("dipy", "data/files/S0_10slices.nii.gz"),  # b = 0
+    ("dipy", "data/files/test_piesno.nii.gz"),  # diffusion-weighted
+)
+
+
+def epi(parity: int) -> torch.Tensor:
+    """64x64 axial slices of every volume (and time point) of :data:`EPI_FILES` with at least
+    15 % foreground, each volume windowed on its own 0.5-99.5th percentiles; even slice
+    indices of each volume when ``parity`` is 0, odd ones when 1."""
+    import importlib
+
+    from medgan.data import SliceDataset, load_nifti
+    from medgan.data.volume import Volume
+
+    out = []
+    for package, rel in EPI_FILES:
+        root = Path(importlib.import_module(package).__file__).parent
+        vol = load_nifti(root / rel)
+        channels = vol.array if vol.array.ndim == 4 else vol.array[None]
+        for channel in channels:
+            slices = SliceDataset(
+                Volume(channel, vol.affine), "axial", min_foreground=0.15, size=64
+            )
+            out += [slices[i] for i in range(parity, len(slices), 2)]
+    return torch.stack(out)
+
+
 def load(name: str) -> tuple[torch.Tensor, torch.Tensor]:
     if name == "mri":
         return mri(0), mri(1)
     if name == "ct":
         return ct(0), ct(1, 256)
-    raise SystemExit(f"unknown --data {name!r}; use mri or ct")
+    if name == "epi":
+        return epi(0), epi(1)
+    raise SystemExit(f"unknown --data {name!r}; use mri, ct or epi")
 
 
 # --------------------------------------------------------------------------- sides
@@ -117,7 +158,9 @@ class Plain:
                 nn.init.zeros_(m.bias)
         self.opt_g = torch.optim.Adam(self.g.parameters(), 2e-4, betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(self.d.parameters(), 2e-4, betas=(0.5, 0.999))
-        self.loader = torch.utils.data.DataLoader(train, 64, shuffle=True, drop_last=True)
+        # batch 64, or the whole set when it is smaller (the EPI set has 47 images)
+        batch = min(64, len(train))
+        self.loader = torch.utils.data.DataLoader(train, batch, shuffle=True, drop_last=True)
         self.it = iter(self.loader)
         self.nz = nz
 
@@ -171,7 +214,8 @@ def previous(train: torch.Tensor, seed: int) -> WithTrainer:
     medgan.seed_everything(seed)
     g = medgan.models.build("dcgan_generator", image_size=64)
     d = medgan.models.build("dcgan_discriminator", image_size=64)
-    config = medgan.TrainConfig(steps=10**9, seed=seed, device="cpu")
+    batch = min(64, len(train))  # the default batch, or the whole set when smaller
+    config = medgan.TrainConfig(steps=10**9, seed=seed, device="cpu", batch_size=batch)
     return WithTrainer("previous", medgan.Trainer(g, d, train, config=config))
 
 
@@ -217,7 +261,8 @@ def score(fake: torch.Tensor, held_out: torch.Tensor, enc: nn.Module) -> dict[st
 def run_seed(
     seed: int, sides: list[str], budgets: list[float], chunk: float, train, n_sample: int
 ) -> dict[str, dict[float, torch.Tensor]]:
-    """Interleaved training; returns side -> budget (CPU s) -> samples."""
+    """Interleaved training; returns side -> budget (CPU s) -> samples, and side -> -budget
+    -> the number of steps made within it (a 0-d tensor)."""
     runners = [SIDES[name](train, seed) for name in sides]
     used = {r.name: 0.0 for r in runners}
     steps = {r.name: 0 for r in runners}
@@ -238,12 +283,35 @@ def run_seed(
                 while marks[r.name] and used[r.name] >= marks[r.name][0]:
                     b = marks[r.name].pop(0)
                     samples[r.name][b] = r.sample(n_sample, seed=10_000 + seed)
+                    samples[r.name][-b] = torch.tensor(steps[r.name])  # steps at budget b
                     print(
                         f"  seed {seed} {r.name:9s} passed {b / 60:5.2f} CPU-min at step "
                         f"{steps[r.name]} ({time.strftime('%H:%M:%S')})",
                         flush=True,
                     )
     return samples
+
+
+def _add_variants(specs: list[str]) -> None:
+    for spec in specs:
+        name, _, js = spec.partition("=")
+        SIDES[name] = _variant(name, json.loads(js))
+
+
+def _seed_job(
+    seed: int,
+    sides: list[str],
+    budgets: list[float],
+    chunk: float,
+    data: str,
+    threads: int,
+    variants: list[str],
+) -> dict[str, dict[float, torch.Tensor]]:
+    """One seed, all sides (runs in a worker process with ``--jobs``)."""
+    torch.set_num_threads(threads)
+    _add_variants(variants)
+    train, held_out = load(data)
+    return run_seed(seed, sides, budgets, chunk, train, len(held_out))
 
 
 def main() -> None:
@@ -264,10 +332,15 @@ def main() -> None:
         help="NAME=JSON: an extra side, the recipe with these overrides (for tuning), e.g. "
         "small_batch='{\"batch_size\": 16}'",
     )
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="seeds run in this many processes at once (use --threads 1 with it): process-CPU "
+        "budgets are per process, so running seeds side by side changes wall time, not budgets",
+    )
     args = ap.parse_args()
-    for spec in args.variant:
-        name, _, js = spec.partition("=")
-        SIDES[name] = _variant(name, json.loads(js))
+    _add_variants(args.variant)
     torch.set_num_threads(args.threads)
     budgets = [60.0 * float(b) for b in args.budgets.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -280,12 +353,29 @@ def main() -> None:
     enc = DomainEncoderFeatures()
     results: dict[str, dict[str, list[dict[str, float]]]] = {}
     figures: dict[str, torch.Tensor] = {}
-    for seed in seeds:
-        samples = run_seed(seed, sides, budgets, args.chunk, train, len(held_out))
+    job = functools.partial(
+        _seed_job,
+        sides=sides,
+        budgets=budgets,
+        chunk=args.chunk,
+        data=args.data,
+        threads=args.threads,
+        variants=args.variant,
+    )
+    if args.jobs > 1:  # one process per seed; each counts only its own CPU seconds
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool:
+            all_samples = list(pool.map(job, seeds))
+    else:
+        all_samples = [job(seed) for seed in seeds]
+    for seed, samples in zip(seeds, all_samples, strict=True):
         for side, by_budget in samples.items():
             for b, fake in by_budget.items():
+                if b < 0:
+                    continue
                 key = f"{b / 60:.3g}"
-                results.setdefault(side, {}).setdefault(key, []).append(score(fake, held_out, enc))
+                row = score(fake, held_out, enc) | {"steps": int(by_budget[-b])}
+                results.setdefault(side, {}).setdefault(key, []).append(row)
             if seed == seeds[0]:
                 figures[side] = by_budget[max(budgets)]
     report(results, budgets, sides)
@@ -309,7 +399,7 @@ def _ms(rows: list[dict[str, float]], k: str) -> tuple[float, float]:
 
 
 def report(results, budgets: list[float], sides: list[str]) -> None:
-    keys = ("fid", "swd", "precision", "coverage")
+    keys = ("steps", "fid", "swd", "precision", "coverage")
     print("\n| budget (CPU-min) | side | " + " | ".join(keys) + " |")
     print("|---|---|" + "---|" * len(keys))
     allb = sorted({float(b) for s in results.values() for b in s})

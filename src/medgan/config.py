@@ -113,12 +113,14 @@ class TrainConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as plain JSON types (``betas`` as a list); ``from_dict`` inverts it."""
         d = dataclasses.asdict(self)
         d["betas"] = list(self.betas)
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """A config from a dict of fields; an unknown field raises ConfigError naming it."""
         check_fields(cls, d)
         return cls(**d)
 

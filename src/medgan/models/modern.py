@@ -73,6 +73,7 @@ class Resample(nn.Module):
         self.register_buffer("kernel", k[None, None], persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, C, *S)`` -> ``(N, C, *(2S))`` or ``(N, C, *(S/2))``, any value range."""
         n, c = x.shape[:2]
         conv = F.conv2d if self.d == 2 else F.conv3d
         kernel = self.kernel.to(x.dtype).expand(c, 1, *self.kernel.shape[2:])
@@ -103,6 +104,7 @@ class ResidualBlock(nn.Module):
         self.project = _init(L.conv(d, inner, channels, 1), 0.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, C, *S)`` -> same shape: ``x`` plus the residual branch."""
         h = F.leaky_relu(self.expand(x), _SLOPE)
         h = F.leaky_relu(self.spatial(h), _SLOPE)
         return x + self.project(h)
@@ -184,6 +186,8 @@ class ModernGenerator(nn.Module):
         self.to_image = _init(L.conv(d, ch[-1], out_channels, 1), 1.0 / _GAIN)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """z ``(N, latent_dim)`` [+ labels ``(N,)`` int64] -> images ``(N, C, S, S[, S])`` in
+        [-1, 1]."""
         w = self.modulation(self.inputs(z, y))  # (N, C0)
         h = self.basis[None] * w.reshape(*w.shape, *([1] * self.spatial_dims))
         return torch.tanh(self.to_image(self.stages(h)))
@@ -236,6 +240,7 @@ class ModernDiscriminator(nn.Module):
         self.head = L.ProjectionHead(ch[-1], num_classes, spectral=False)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Images ``(N, C, S, S[, S])`` in [-1, 1] [+ labels ``(N,)``] -> logits ``(N,)``."""
         L.check_labels(y, self.num_classes, "ModernDiscriminator")
         h = self.basis(self.stages(self.from_image(x))).flatten(1)
         return self.head(h, y)

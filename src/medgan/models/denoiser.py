@@ -7,8 +7,10 @@ of the noise standard deviation sigma in the same units (``2 * sigma / scale``).
 
     y = x - sigma * g([x, sigma / sigma_ref])
 
-g is a U-Net with no normalisation layers (its output does not depend on how a slice is
-tiled) whose last layer starts at zero. The model predicts the noise (residual learning,
+the :class:`~medgan.models.conditioned.LevelConditionedResidual` with level = sigma (that
+module also registers its super-resolution sibling, ``thickness_sr``). g is a U-Net with no
+normalisation layers (its output does not depend on how a slice is tiled) whose last layer
+starts at zero. The model predicts the noise (residual learning,
 Zhang et al. 2017, DnCNN) in units of sigma, which makes two guarantees structural: at
 sigma = 0 the output is the input exactly, and the change vanishes with the noise level it
 is told (or estimates), so an image with little noise is changed little. Conditioning on sigma
@@ -26,9 +28,8 @@ can warn when an input looks unlike them.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from medgan.models.unet import UNetGenerator
+from medgan.models.conditioned import LevelConditionedResidual
 from medgan.registry import MODELS
 
 HIST_BINS = 64
@@ -37,38 +38,18 @@ HIST_RANGE = (-1.0, 2.0)  # unit range of the reference histogram
 
 
 @MODELS.register("noise_level_denoiser")
-class NoiseLevelDenoiser(nn.Module):
-    """Args: ``base_channels``, ``depth`` (down-samplings; sides must divide by
-    ``2**depth``) and ``max_channels`` of the U-Net g."""
+class NoiseLevelDenoiser(LevelConditionedResidual):
+    """The level-conditioned residual model with level = sigma (units of the module
+    docstring): ``noisy - sigma * g([noisy, sigma / sigma_ref])``.
+
+    Args: ``base_channels``, ``depth`` (down-samplings; sides must divide by ``2**depth``)
+    and ``max_channels`` of the U-Net g."""
 
     sigma_ref: float = 0.1  # ~13 levels of 255: keeps the sigma channel O(1)
+    level_ref = sigma_ref
+    channel_names = ("noisy image", "sigma map")
 
     def __init__(self, base_channels: int = 32, depth: int = 3, max_channels: int = 128) -> None:
-        super().__init__()
-        self.depth = depth
-        self.net = UNetGenerator(
-            in_channels=2,
-            out_channels=1,
-            base_channels=base_channels,
-            depth=depth,
-            norm="none",
-            out_activation="none",
-            max_channels=max_channels,
-        )
-        nn.init.zeros_(self.net.out.weight)
-        nn.init.zeros_(self.net.out.bias)
+        super().__init__(base_channels, depth, max_channels)
         self.register_buffer("trained_sigma", torch.tensor([0.0, 0.0]))
         self.register_buffer("reference_hist", torch.zeros(HIST_REFERENCES, HIST_BINS))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The denoised image ``(N, 1, H, W)``, ``noisy - sigma * g([noisy, sigma /
-        sigma_ref])``, from ``x`` ``(N, 2, H, W)``: the noisy image and the constant sigma map,
-        both in the units of the module docstring (H, W divisible by ``2**depth``).
-        ValueError for another shape."""
-        if x.dim() != 4 or x.shape[1] != 2:
-            raise ValueError(
-                f"expected (N, 2, H, W) = [noisy image, sigma map], got {tuple(x.shape)}"
-            )
-        noisy, sigma = x[:, :1], x[:, 1:]
-        g = self.net(torch.cat([noisy, sigma / self.sigma_ref], 1))
-        return noisy - sigma * g

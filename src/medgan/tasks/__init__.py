@@ -10,17 +10,34 @@ from medgan.tasks.completion import (
     inpaint,
     random_box_mask,
 )
-from medgan.tasks.degradations import bias_field, low_dose_ct_noise, rician_noise, thick_slices
+from medgan.tasks.degradations import (
+    bias_field,
+    low_dose_ct_noise,
+    rician_noise,
+    slabs_to_grid,
+    thick_slices,
+)
 from medgan.tasks.denoising import DenoiseAugment, NoisyPatches, denoise, mr_training_images
 from medgan.tasks.enhancement import DegradedPairs, enhance
 from medgan.tasks.noise import estimate_noise_sigma, rician_mean_inverse
-from medgan.tasks.recipes import cyclegan_trainer, denoiser_trainer, pix2pix_trainer
+from medgan.tasks.recipes import (
+    cyclegan_trainer,
+    denoiser_trainer,
+    pix2pix_trainer,
+    superres_trainer,
+)
 from medgan.tasks.segmentation import (
     LabelsToOneHot,
     SegmentationLoss,
     UNetSegmenter,
     segment,
     soft_dice_loss,
+)
+from medgan.tasks.superres import (
+    ThickSlicePairs,
+    resample_slabs,
+    superres,
+    thick_volume,
 )
 from medgan.tasks.translation import translate
 
@@ -32,6 +49,7 @@ __all__ = [
     "LabelsToOneHot",
     "MissingSlicePairs",
     "SegmentationLoss",
+    "ThickSlicePairs",
     "UNetSegmenter",
     "bias_field",
     "cyclegan_trainer",
@@ -45,10 +63,15 @@ __all__ = [
     "mr_training_images",
     "pix2pix_trainer",
     "random_box_mask",
+    "resample_slabs",
     "rician_mean_inverse",
     "rician_noise",
     "segment",
+    "slabs_to_grid",
     "soft_dice_loss",
+    "superres",
+    "superres_trainer",
     "thick_slices",
+    "thick_volume",
     "translate",
 ]

@@ -16,7 +16,7 @@ All functions take numpy arrays in physical units (HU for CT) or in [-1, 1] and 
   Van Leemput et al. 1999).
 - :func:`thick_slices` (super-resolution): average ``factor`` consecutive slices along an
   axis (a thicker slab), then return either the thick volume or it re-sampled onto the
-  original grid (linear), so pairs stay aligned.
+  original grid (:func:`slabs_to_grid`, linear by default), so pairs stay aligned.
 """
 
 from __future__ import annotations
@@ -84,22 +84,40 @@ def bias_field(
 def thick_slices(
     x: np.ndarray, factor: int, axis: int = 0, same_grid: bool = True, order: int = 1
 ) -> np.ndarray:
-    """Average ``factor`` slices along ``axis`` (spacing multiplies by ``factor``); with
-    ``same_grid`` re-sample back to the input grid (the usual SR input) with spline
-    interpolation of ``order`` along ``axis`` (1: linear, 3: cubic B-spline)."""
+    """Average ``factor`` slices along ``axis`` (spacing multiplies by ``factor``; slices
+    beyond the last whole slab are dropped); with ``same_grid`` re-sample back to the input
+    grid (the usual SR input) by :func:`slabs_to_grid` with spline interpolation of
+    ``order`` along ``axis`` (1: linear, 3: cubic B-spline)."""
     if factor < 1:
         raise ValueError("factor must be >= 1")
     n = x.shape[axis] - x.shape[axis] % factor
     moved = np.moveaxis(x, axis, 0)[:n]
     thick = moved.reshape(n // factor, factor, *moved.shape[1:]).mean(1)
+    thick = np.moveaxis(thick, 0, axis).astype(np.float32)
     if not same_grid:
-        return np.moveaxis(thick, 0, axis).astype(np.float32)
-    # slab j covers slices j*f .. j*f+f-1, centred at j*f + (f-1)/2
-    centres = (np.arange(x.shape[axis]) - (factor - 1) / 2) / factor
-    coords = np.clip(centres, 0, thick.shape[0] - 1)
+        return thick
+    return slabs_to_grid(thick, factor, axis, order, length=x.shape[axis])
+
+
+def slabs_to_grid(
+    thick: np.ndarray, factor: int, axis: int = 0, order: int = 1, length: int | None = None
+) -> np.ndarray:
+    """Resample slabs ``thick`` (spacing ``factor`` times the fine spacing along ``axis``)
+    onto the fine grid, with spline interpolation of ``order`` along ``axis`` only (1:
+    linear, 3: cubic B-spline; constant beyond the first and last slab centres).
+
+    Slab j covers fine slices ``j*f .. j*f + f - 1``, so its centre sits at fine index
+    ``j*f + (f - 1) / 2``: fine slice k is read at slab coordinate ``(k - (f - 1) / 2) / f``.
+    Returns float32, ``length`` (default ``factor * thick.shape[axis]``) slices along ``axis``.
+    """
+    if int(factor) != factor or factor < 1:
+        raise ValueError(f"factor must be an integer >= 1, got {factor}")
+    moved = np.moveaxis(np.asarray(thick, np.float32), axis, 0)
+    length = factor * moved.shape[0] if length is None else length
+    coords = np.clip((np.arange(length) - (factor - 1) / 2) / factor, 0, moved.shape[0] - 1)
     out = ndimage.map_coordinates(
-        thick,
-        np.meshgrid(coords, *[np.arange(s) for s in thick.shape[1:]], indexing="ij"),
+        moved,
+        np.meshgrid(coords, *[np.arange(s) for s in moved.shape[1:]], indexing="ij"),
         order=order,
         mode="nearest",
     )

@@ -5,12 +5,15 @@
 - :func:`enhance`: the one entry point that runs a trained 2D enhancement model over a
   whole :class:`~medgan.data.Volume` slice by slice (whole slices, or overlapping tiles
   blended with a separable triangular weight) and returns a Volume with the same affine,
-  in the same physical units; MR denoisers go through :func:`~medgan.tasks.denoising.denoise`.
+  in the same physical units; MR denoisers go through :func:`~medgan.tasks.denoising.denoise`,
+  slice-thickness super-resolution through :func:`~medgan.tasks.superres.superres`.
+- :func:`harm_checks`: the do-no-harm figures of any enhancement model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -68,6 +71,7 @@ def enhance(
     batch_size: int = 8,
     device: str | torch.device = "cpu",
     sigma: float | None = None,
+    factor: int | None = None,
 ) -> Volume:
     """Apply a trained enhancement model to every slice along ``axis`` of ``volume``; the
     result is in the input's physical units, with the same affine.
@@ -75,14 +79,26 @@ def enhance(
     - a :class:`~medgan.models.denoiser.NoiseLevelDenoiser` goes through
       :func:`~medgan.tasks.denoising.denoise` (its own whole-volume scale and blind noise
       estimate, or ``sigma``; ``window`` unused), with its report in ``meta["denoise"]``;
+    - a :class:`~medgan.models.conditioned.ThicknessSR` through
+      :func:`~medgan.tasks.superres.superres`: ``axis`` is the slice axis, ``factor`` the
+      slab / fine spacing ratio (``None``: from the geometry; 1 returns the volume
+      unchanged); a thick volume comes back on the fine grid, with its affine updated; the
+      report is in ``meta["superres"]``;
     - any other generator (``(B, C, h, w)`` in [-1, 1] -> same) through
       :func:`~medgan.tasks.translation.translate` with ``window`` for input and output.
 
     ``tile=None`` (default) runs whole slices, so the result does not depend on a tiling;
     an integer runs overlapping tiles of that side to bound memory."""
+    from medgan.models.conditioned import ThicknessSR
     from medgan.models.denoiser import NoiseLevelDenoiser
     from medgan.tasks.denoising import denoise
+    from medgan.tasks.superres import superres
 
+    if factor is not None and not isinstance(generator, ThicknessSR):
+        raise ConfigError(
+            f"factor applies to a ThicknessSR (slice-thickness super-resolution) only, not a "
+            f"{type(generator).__name__}"
+        )
     if isinstance(generator, NoiseLevelDenoiser):
         return denoise(
             volume,
@@ -101,6 +117,18 @@ def enhance(
         )
     if sigma is not None:
         raise ConfigError("sigma applies to a NoiseLevelDenoiser only")
+    if isinstance(generator, ThicknessSR):
+        return superres(
+            volume,
+            generator,
+            window,
+            axis,
+            factor,
+            tile=tile,
+            overlap=overlap,
+            batch_size=batch_size,
+            device=device,
+        )
     return translate(
         volume,
         generator,
@@ -121,25 +149,43 @@ def harm_checks(
     axis: int = 0,
     tile: int = 64,
     overlap: int = 32,
+    degraded: Volume | None = None,
+    **options: Any,
 ) -> dict[str, float]:
     """Do-no-harm figures of an enhancement model on a volume that needs no enhancement.
 
-    Returns ``clean_psnr_db``: PSNR of ``enhance(clean)`` against ``clean`` (data range:
-    the window's width, or the 99.5th percentile for a denoiser), high when the model leaves
-    a good image alone; and ``tiling_max_diff`` / ``tiling_mean_diff``: the largest and
-    mean absolute difference between tiled (``tile``, ``overlap``) and whole-slice
-    inference, as fractions of that range (``nan`` for a model with instance, group or
-    layer normalisation, which runs on whole slices only)."""
+    Returns ``clean_psnr_db``: PSNR of ``enhance(clean, **options)`` against ``clean`` (data
+    range: the window's width, or the 99.5th percentile for a denoiser), high when the model
+    leaves a good image alone (999.0 when it returns it exactly); ``clean_max_diff``: the
+    largest absolute change, as a fraction of that range; and ``tiling_max_diff`` /
+    ``tiling_mean_diff``: the largest and mean absolute difference between tiled (``tile``,
+    ``overlap``) and whole-slice inference on ``degraded`` (an input the model is meant for;
+    default ``clean``), as fractions of that range (``nan`` for a model with instance, group
+    or layer normalisation, which runs on whole slices only). ``options`` go to
+    :func:`enhance` (e.g. ``factor`` or ``sigma``)."""
     arr = np.asarray(clean.array, np.float64)
     if window is not None:
         data_range = float(window.hi - window.lo)
     else:
         data_range = float(np.percentile(arr, 99.5))
-    whole = enhance(clean, generator, window, axis=axis).array
+    whole = enhance(clean, generator, window, axis=axis, **options).array
     rmse = float(np.sqrt(np.mean((whole - arr) ** 2)))
-    out = {"clean_psnr_db": psnr_db(rmse, data_range)}
+    out = {
+        "clean_psnr_db": psnr_db(rmse, data_range),
+        "clean_max_diff": float(np.abs(whole - arr).max()) / data_range,
+    }
     if has_content_normalisation(generator):  # whole slices only
         return out | {"tiling_max_diff": float("nan"), "tiling_mean_diff": float("nan")}
-    tiled = enhance(clean, generator, window, axis=axis, tile=tile, overlap=overlap).array
+    if degraded is not None:
+        whole = enhance(degraded, generator, window, axis=axis, **options).array
+    tiled = enhance(
+        clean if degraded is None else degraded,
+        generator,
+        window,
+        axis=axis,
+        tile=tile,
+        overlap=overlap,
+        **options,
+    ).array
     diff = np.abs(tiled.astype(np.float64) - whole) / data_range
     return out | {"tiling_max_diff": float(diff.max()), "tiling_mean_diff": float(diff.mean())}

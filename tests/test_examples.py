@@ -36,7 +36,11 @@ CASES = {
     "generate_mri.py": (["--steps", "2", "--out", OUT], "memorisation audit", "generate_mri.png"),
     "inpaint_mri.py": (["--steps", "2", "--out", OUT], "biharmonic", "inpaint_mri.png"),
     "segment_brain.py": (["--steps", "2", "--out", OUT], "adversarial", "segment_brain.png"),
-    "superres_mri.py": (["--steps", "2", "--out", OUT], "clean-input check", "superres_mri.png"),
+    "superres_mri.py": (
+        ["--steps", "2", "--out", OUT],
+        "factor 1 from the geometry): output == input True, PSNR inf dB",
+        "superres_mri.png",
+    ),
     "synthesize_modality.py": (
         ["--steps", "2", "--cycle-steps", "2", "--out", OUT],
         "CycleGAN (unpaired",

@@ -28,8 +28,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from medgan import checkpoint as ckpt_io
+from medgan import devices, training_state
 from medgan import distributed as ddp
-from medgan import training_state
 from medgan.batches import BatchAdapter, GANInputs, NoiseToImage
 from medgan.config import TrainConfig
 from medgan.data.stream import DataStream
@@ -37,27 +37,6 @@ from medgan.errors import ConfigError, TrainingDivergedError
 from medgan.losses import GANLoss, NonSaturating
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """The torch device ``name`` means: "auto" is CUDA when available, else the CPU; a bare
-    "cuda" is this process's GPU ``cuda:{local_rank}``. Raises ConfigError without CUDA."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device={name!r} but CUDA is not available; use 'cpu' or 'auto'")
-        if name == "cuda":
-            name = f"cuda:{local_rank}"
-    return torch.device(name)
-
-
-def setup_device(name: str) -> tuple[ddp.DistInfo, torch.device]:
-    """Join the process group ``torchrun`` describes (if any) and resolve the device
-    ``name`` ("auto", "cpu", "cuda", "cuda:1", ...) for this process."""
-    cuda = name.startswith("cuda") or (name == "auto" and torch.cuda.is_available())
-    dist = ddp.init_from_env("cuda" if cuda else "cpu")
-    return dist, resolve_device(name, dist.local_rank)
 
 
 def _notify_on_exception(fit: Callable[..., Trainer]) -> Callable[..., Trainer]:
@@ -131,7 +110,7 @@ class Trainer:
         conditional = self._latent_dim is not None and bool(getattr(generator, "num_classes", 0))
         self.adapter = adapter or NoiseToImage(conditional=conditional)
         self.callbacks = list(callbacks)
-        self.dist, self.device = setup_device(cfg.device)
+        self.dist, self.device = devices.setup_device(cfg.device)
         if cfg.amp == "fp16" and self.device.type != "cuda":
             raise ConfigError("amp='fp16' needs CUDA; use amp='bf16' or 'off' on CPU")
 
@@ -157,9 +136,9 @@ class Trainer:
 
         if cfg.channels_last:
             for net in (self.generator, self.discriminator):
-                _channels_last(net)
-        self.opt_g = _adam(self.generator, cfg.lr_g, cfg.betas, self.device)
-        self.opt_d = _adam(self.discriminator, cfg.lr_d, cfg.betas, self.device)
+                devices.channels_last(net)
+        self.opt_g = devices.adam(self.generator, cfg.lr_g, cfg.betas, self.device)
+        self.opt_d = devices.adam(self.discriminator, cfg.lr_d, cfg.betas, self.device)
         self.sched_g = torch.optim.lr_scheduler.LambdaLR(self.opt_g, self._lr_factor)
         self.sched_d = torch.optim.lr_scheduler.LambdaLR(self.opt_d, self._lr_factor)
         fp16 = cfg.amp == "fp16"
@@ -344,7 +323,7 @@ class Trainer:
             callbacks.append(ProgressBar(total=target))
         for cb in callbacks:
             _call(cb, "on_train_start", self)
-        deadline = _Deadline(self.config.max_minutes, self.dist.enabled, self.device)
+        deadline = devices.Deadline(self.config.max_minutes, self.dist.enabled, self.device)
         for name, net in (("generator", self.generator), ("discriminator", self.discriminator)):
             self._weight_start.setdefault(name, _weight_norm(net))
         while self.step < target:
@@ -508,52 +487,6 @@ def _all_finite(logs: dict[str, Tensor]) -> Tensor:
     """A 0-dim bool tensor on the logs' device: every logged value is finite and below
     :data:`DIVERGED_LOSS` in magnitude."""
     return (torch.stack([v.float() for v in logs.values()]).abs() < DIVERGED_LOSS).all()
-
-
-def _channels_last(net: nn.Module) -> None:
-    """Convolution weights in channels-last order (2D) or channels-last-3d (3D), in place;
-    other parameters (e.g. a 4D learned constant of a 3D generator) keep their layout."""
-    for m in net.modules():
-        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
-            m.to(memory_format=torch.channels_last)
-        elif isinstance(m, nn.Conv3d | nn.ConvTranspose3d):
-            m.to(memory_format=torch.channels_last_3d)
-
-
-def _adam(
-    net: nn.Module, lr: float, betas: tuple[float, float], device: torch.device
-) -> torch.optim.Adam:
-    """Adam with the multi-tensor (foreach) kernels, fused into one kernel on CUDA (the
-    arithmetic is Adam's either way; note that a loaded optimiser state keeps the flags it
-    was saved with)."""
-    fused = device.type == "cuda"
-    return torch.optim.Adam(
-        net.parameters(), lr=lr, betas=betas, foreach=not fused, fused=fused or None
-    )
-
-
-class _Deadline:
-    """``max_minutes`` of wall-clock time from construction; under torchrun every rank
-    stops at the same step (rank 0's clock decides, checked with one broadcast a step)."""
-
-    def __init__(self, minutes: float | None, distributed: bool, device: torch.device) -> None:
-        import time
-
-        self._clock = time.monotonic
-        self.end = None if minutes is None else self._clock() + 60.0 * minutes
-        self.distributed, self.device = distributed, device
-
-    def passed(self) -> bool:
-        if self.end is None:
-            return False
-        late = self._clock() >= self.end
-        if self.distributed:
-            import torch.distributed as dist
-
-            flag = torch.tensor(float(late), device=self.device)
-            dist.broadcast(flag, 0)
-            late = bool(flag)
-        return late
 
 
 def _call(cb: Any, hook: str, *args: Any) -> None:

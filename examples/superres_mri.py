@@ -6,6 +6,11 @@ is unchanged). Train on coronal planes of the posterior half, score on the anter
 (the template is left-right symmetric, so a left/right split would leak).
 
     python examples/superres_mri.py [--steps 400] [--out docs/figures]
+                                    [--checkpoint medgan-superres-mri/superres.pt]
+
+then, on a thick-slice volume of your own (slices along array axis 2, the factor read from
+its spacing): ``medgan enhance thick.nii.gz fine.nii.gz --checkpoint
+medgan-superres-mri/superres.pt --axis 2``.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--out", default="docs/figures")
+    ap.add_argument("--checkpoint", default="medgan-superres-mri/superres.pt")
     args = ap.parse_args()
     t1 = embedded("mni152_t1")
     t1 = t1.with_array(t1.array[:96, :112, :88])  # R, A, S (2 mm); slices along S get thick
@@ -53,8 +59,10 @@ def main() -> None:
     data = ThickSlicePairs(t1.array[:, 12:56].transpose(1, 0, 2), WINDOW, max_factor=4)
     medgan.seed_everything(0)
     start = time.perf_counter()
-    model = superres_trainer(data, args.steps).fit().ema
+    trainer = superres_trainer(data, args.steps).fit()
     seconds = time.perf_counter() - start
+    model = trainer.ema
+    print(f"checkpoint: {trainer.save(args.checkpoint)}")
 
     thick = thick_volume(anterior, FACTOR, axis=2)  # what a scanner with 8 mm slices gives
     sr = enhance(thick, model, WINDOW, axis=2)  # factor 4 from the geometry; back on 2 mm

@@ -133,15 +133,21 @@ def spacing_ratio(volume: Volume, axis: int) -> float:
 
 def factor_from_geometry(volume: Volume, axis: int) -> int:
     """The slice-thickness factor of ``volume`` along ``axis``: :func:`spacing_ratio`
-    rounded; ConfigError naming the spacings when it is not within ``RATIO_TOLERANCE`` of an
-    integer >= 1."""
+    rounded; ConfigError naming the spacings when it is below 1 (``axis`` is not the slice
+    axis) or not within ``RATIO_TOLERANCE`` of an integer."""
     r = spacing_ratio(volume, axis)
     f = round(r)
-    if f < 1 or abs(r - f) > RATIO_TOLERANCE * r:
-        sp = ", ".join(f"{s:.4g}" for s in volume.spacing)
+    sp = ", ".join(f"{s:.4g}" for s in volume.spacing)
+    if r < 1 - RATIO_TOLERANCE:
+        raise ConfigError(
+            f"spacing along axis {axis} / mean in-plane spacing = {r:.3f} (spacing {sp} mm): "
+            f"slices along axis {axis} are thinner than the in-plane pixels; the slice axis "
+            f"(the thickest) is {int(np.argmax(volume.spacing))}"
+        )
+    if abs(r - f) > RATIO_TOLERANCE * r:
         raise ConfigError(
             f"spacing along axis {axis} / mean in-plane spacing = {r:.3f} (spacing {sp} mm) "
-            "is not an integer >= 1: resample the volume in-plane (medgan.data.resample) to "
+            "is not an integer: resample the volume in-plane (medgan.data.resample) to "
             f"an integer fraction of {volume.spacing[axis]:.4g} mm, or pass factor=..."
         )
     return int(f)
@@ -242,7 +248,7 @@ def superres(
             raise ConfigError(
                 f"factor {f} does not match the geometry: spacing along axis {axis} is "
                 f"{ratio:.3f} times the in-plane spacing (expected {f}: a thick volume, or 1: "
-                "thick slices already on the fine grid); pass factor=None to use the geometry"
+                "thick slices already on the fine grid); leave the factor out to use the geometry"
             )
     resampled = f > 1 and abs(ratio - 1) > RATIO_TOLERANCE
     report = {

@@ -19,6 +19,7 @@ from typing import Any
 from torch import nn
 
 from medgan.models import (  # noqa: F401  (registers the built-ins)
+    conditioned,
     cycle,
     dcgan,
     denoiser,

@@ -1,5 +1,6 @@
 """``medgan`` command line: thin wrappers over the library.
 
+```text
 medgan demo [--out DIR] [--steps N]         train a small CT GAN on embedded data
 medgan train --config FILE.json             train any job from an experiment file
       [--set PATH=VALUE ...] [--tracker tensorboard|mlflow|none] [--print-config]
@@ -10,6 +11,7 @@ medgan audit --generated --train --held-out memorisation audit
 medgan enhance | translate IN OUT --checkpoint CKPT   image-to-image on a volume
       [--axis A] [--window lo,hi] [--sigma S (denoisers)] [--factor F (super-resolution)]
 medgan models | losses | datasets           list registered names
+```
 
 Errors: a refused argument, any :class:`~medgan.errors.MedganError` and any OSError while
 reading or writing files (no space left on device, permission denied, a file where a folder

@@ -129,13 +129,17 @@ def test_overrides_follow_the_file_structure():
             "augment.p=0.25",
             "data.kwargs.size=32",
             "evaluate.data.name=ct_phantoms",
+            "loss.r2_weight=0.5",  # shorthand: kwargs. left out after a spec
+            "generator.base_channels=8",
+            "evaluate.data.size=8",
         ],
     )
     assert out["train"] == {"steps": 2000, "device": "cpu", "betas": [0, 0.99]}
-    assert out["loss"] == {"name": "hinge", "kwargs": {"r1_weight": 1}}
+    assert out["loss"] == {"name": "hinge", "kwargs": {"r1_weight": 1, "r2_weight": 0.5}}
+    assert out["generator"] == {"kwargs": {"base_channels": 8}}
     assert out["data"] == {"name": "ct_phantoms", "kwargs": {"size": 32}}
     assert out["augment"] == {"p": 0.25} and out["resume"] is None
-    assert out["evaluate"] == {"data": {"name": "ct_phantoms"}}
+    assert out["evaluate"] == {"data": {"name": "ct_phantoms", "kwargs": {"size": 8}}}
     assert d["train"] == {"steps": 5} and d["loss"] == "hinge"  # the input is unchanged
 
 
@@ -144,9 +148,9 @@ def test_overrides_follow_the_file_structure():
     [
         ("trian.steps=1", "unknown path 'trian.steps': 'trian' is not an experiment field"),
         ("train.stepz=1", "unknown path 'train.stepz': train has no field 'stepz'"),
-        ("loss.r1_weight=1", "unknown path 'loss.r1_weight': loss is a registry spec"),
+        ("loss.name.x=1", "unknown path 'loss.name.x': loss is a registry spec"),
         ("out_dir.x=1", "unknown path 'out_dir.x': 'out_dir' is a value"),
-        ("evaluate.data.size=8", "evaluate.data is a registry spec"),
+        ("evaluate.data.name.x=8", "evaluate.data is a registry spec"),
         ("train.steps", "expected PATH=VALUE"),
     ],
 )
@@ -159,7 +163,7 @@ def test_unknown_override_paths_are_named(assignment, message):
 def test_cli_set_and_print_config(tmp_path, capsys):
     argv = ["train", "--config", str(CONFIGS / "pix2pix.json"), "--print-config"]
     out = tmp_path / "never"
-    sets = ["train.steps=2000", "loss.kwargs.r1_weight=1", f"out_dir={out}"]
+    sets = ["train.steps=2000", "loss.r1_weight=1", f"out_dir={out}"]  # loss.kwargs.r1_weight
     assert main([*argv, *[a for s in sets for a in ("--set", s)]]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["train"]["steps"] == 2000 and printed["loss"]["kwargs"]["r1_weight"] == 1

@@ -448,9 +448,10 @@ def apply_overrides(d: dict[str, Any], assignments: Sequence[str]) -> dict[str, 
     ``{"size": 32}``), else taken as a string (``cpu``, ``runs/x``). Paths follow the
     file's structure: a field (``out_dir``), a field of ``train``/``augment``/``evaluate``
     (``train.steps``), a spec's ``name`` or anything under its ``kwargs``
-    (``loss.kwargs.r1_weight``, ``data.kwargs.domain_a.kwargs.size``). A spec given as a
-    bare name (``"loss": "hinge"``) and ``"augment": true`` are expanded to objects first.
-    Unknown paths raise ConfigError naming them and the known fields.
+    (``loss.kwargs.r1_weight``, ``data.kwargs.domain_a.kwargs.size``). ``kwargs.`` may be
+    left out right after a spec (``loss.r1_weight`` is ``loss.kwargs.r1_weight``). A spec
+    given as a bare name (``"loss": "hinge"``) and ``"augment": true`` are expanded to
+    objects first. Unknown paths raise ConfigError naming them and the known fields.
     """
     out = copy.deepcopy(d)
     if not isinstance(out, dict):
@@ -460,6 +461,7 @@ def apply_overrides(d: dict[str, Any], assignments: Sequence[str]) -> dict[str, 
         keys = path.strip().split(".")
         if not sep or not all(keys):
             raise ConfigError(f"--set {assignment!r}: expected PATH=VALUE, e.g. train.steps=2000")
+        keys = _with_kwargs(keys)
         _check_path(keys, assignment)
         try:
             value = json.loads(text)
@@ -482,6 +484,15 @@ def apply_overrides(d: dict[str, Any], assignments: Sequence[str]) -> dict[str, 
             node = child
         node[keys[-1]] = value
     return out
+
+
+def _with_kwargs(keys: list[str]) -> list[str]:
+    """``loss.r1_weight`` -> ``loss.kwargs.r1_weight``: the shorthand for an argument of a
+    spec (a top-level spec or ``evaluate.data``), whose own keys are only name and kwargs."""
+    at = 2 if keys[:2] == ["evaluate", "data"] else 1 if keys[0] in SPEC_FIELDS else 0
+    if at and len(keys) > at and keys[at] not in ("name", "kwargs"):
+        return [*keys[:at], "kwargs", *keys[at:]]
+    return keys
 
 
 def _check_path(keys: list[str], assignment: str) -> None:

@@ -525,3 +525,39 @@ def test_the_api_reference_renders_every_public_class_and_function():
     assert not missing, "not in docs/api (add a ::: directive or a members entry): " + ", ".join(
         missing
     )
+
+
+def test_huggingface_hub_uploads_and_downloads_the_folder_offline(tmp_path, monkeypatch):
+    """What the hub needs, without a network: ``upload_folder`` commits the folder's three
+    files at the repository root (the commit is caught, the hub's YAML check skipped), and
+    ``snapshot_download`` of a cached copy gives a folder ``from_pretrained`` loads."""
+    hub = pytest.importorskip("huggingface_hub")
+    from huggingface_hub import constants, hf_api
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # any request would raise
+    g = _tiny("modern_conditional")
+    folder = save_pretrained(g, tmp_path / "m", license="mit")
+    committed: list = []
+    # (raising=False: older huggingface_hub versions have neither)
+    monkeypatch.setattr(hf_api, "is_xet_available", lambda: False, raising=False)
+    monkeypatch.setattr(hf_api.HfApi, "_validate_yaml", lambda *a, **kw: None, raising=False)
+    monkeypatch.setattr(
+        hf_api.HfApi, "create_commit", lambda self, **kw: committed.extend(kw["operations"])
+    )
+    hub.HfApi(token=False).upload_folder(repo_id="me/tiny-gan", folder_path=folder)
+    assert sorted(op.path_in_repo for op in committed) == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+    ]
+    # the download side: the hub's cache layout (refs/main -> snapshots/<commit>/files)
+    repo = tmp_path / "cache" / "models--me--tiny-gan"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    for op in committed:
+        target = repo / "snapshots" / commit / op.path_in_repo
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(Path(op.path_or_fileobj).read_bytes())
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    path = hub.snapshot_download("me/tiny-gan", cache_dir=tmp_path / "cache", local_files_only=True)
+    assert torch.equal(_outputs(from_pretrained(path)), _outputs(g))

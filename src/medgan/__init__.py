@@ -15,6 +15,11 @@ Subpackages, all imported (and every model, loss and dataset registered) by ``im
 ``callbacks``, ``generate`` (load a generator, draw samples) and ``pretrained`` (export a
 generator as a pretrained folder, ONNX or TorchScript). ``medgan.sampling`` is a deprecated
 alias of ``medgan.generate``.
+
+They are imported eagerly because it costs little (``python -X importtime``, 2 busy CPU
+cores): ``import medgan`` takes about 0.3 s after ``import torch`` (1.1 s), most of it
+scipy.ndimage for ``medgan.data``; ``metrics``, ``tasks``, ``augment`` and ``recipes``
+together add about 0.08 s, which lazy imports would save.
 """
 
 from __future__ import annotations

@@ -441,3 +441,23 @@ def test_default_collate_keeps_list_items_for_the_adapter():
     items = [[{"image": torch.zeros(1, 4, 4)}, {"image": torch.ones(1, 4, 4)}]] * 3
     real, _ = unpack(default_collate(items))
     assert real.shape == (6, 1, 4, 4) and real[:3].sum() == 0 and real[3:].min() == 1
+
+
+class TorchJitter(torch.utils.data.Dataset):
+    """Map-style items with noise drawn from torch's global RNG when they are read."""
+
+    def __init__(self) -> None:
+        self.data = images(12)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return (self.data[i] + 0.1 * torch.rand(self.data[i].shape)).clamp(-1, 1)
+
+
+def test_map_style_items_drawing_torch_randomness_resume_exactly(tmp_path, tiny_gan):
+    # read in this process (num_workers=0): the checkpoint's torch state is theirs too
+    # (MONAI transforms keep their own RandomState, which no checkpoint restores: docs/guide.md)
+    straight, resumed = resume_run(tmp_path, tiny_gan, TorchJitter)
+    assert_same(straight, resumed)

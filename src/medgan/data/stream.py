@@ -19,6 +19,11 @@ batches on the training device: :meth:`DataStream.peek` looks at the next one wi
 consuming it (a check before training, sample grids on a stream that cannot be indexed),
 :meth:`DataStream.next` consumes it, :meth:`DataStream.seek` moves (resume, rollback).
 
+For map-style data the resumed batches are the saved run's when each item is a function of
+its index, or also of torch's, numpy's and python's global random states read in this
+process (``num_workers=0``; worker seeds depend on where the loader was started). MONAI
+random transforms keep their own ``RandomState``, which no checkpoint stores.
+
 A *pass* is one ``iter()`` over the loader, i.e. an epoch; ``(epoch, batch)`` counts
 passes and the batches consumed in the current one. For the last two forms medgan cannot
 index the stream, so at the start of every pass it records the global random states

@@ -483,6 +483,13 @@ def test_missing_tracker_package_names_the_extra(tmp_run_dir, monkeypatch, capsy
     assert not (tmp_run_dir / "checkpoints").exists()  # refused before training
 
 
+def test_train_with_the_tracker_flag(tmp_path):
+    pytest.importorskip("tensorboard")
+    out = tmp_path / "run"  # the file says "tracker": "none"; the flag overrides it
+    assert main([*_argv("noise_to_image", out, 2), "--tracker", "tensorboard"]) == 0
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+
+
 def test_demo_with_tensorboard(tmp_path, capsys):
     pytest.importorskip("tensorboard")
     out = tmp_path / "demo"

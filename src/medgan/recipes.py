@@ -267,8 +267,10 @@ def _point_parts(
     defaults = {
         "steps": steps,
         "batch_size": 256,
-        "lr_g": 1e-3,
-        "lr_d": 1e-3,
+        # 2e-3: with 1e-3 one seed in five stayed at 17-21 of the 25-Gaussians grid's modes
+        # after 5,000-8,000 steps; with 2e-3 every seed covers >= 22 (tests/test_stability.py)
+        "lr_g": 2e-3,
+        "lr_d": 2e-3,
         "betas": (0.0, 0.99),
         "ema_halflife_kimg": 10.0,
         "ema_rampup": 0.05,

@@ -41,11 +41,11 @@ def test_eight_gaussians_every_seed_covers_the_ring(seed):
 @pytest.mark.slow
 def test_twenty_five_gaussians_seeds_cover_the_grid():
     """What holds on both floating-point paths measured (1 and 2 CPU threads): every seed
-    >= 17 of 25 modes, the mean over seeds >= 22. The issue's target (every seed >= 22) is
+    >= 17 of 25 modes, and at least 4 of the 5 seeds >= 22. The issue's target (every seed >= 22) is
     not met: with one thread seed 3 covered 19 (with two threads all five covered >= 22)."""
     grid = TwentyFiveGaussians(n=8192, std=0.05)
     results = [
         grid.mode_coverage(_train_and_sample(grid, seed, 7000), sigmas=3.0) for seed in SEEDS
     ]
     assert all(covered >= 17 and quality > 0.5 for covered, quality in results), results
-    assert sum(covered for covered, _ in results) / len(results) >= 22, results
+    assert sum(covered >= 22 for covered, _ in results) >= 4, results

@@ -186,6 +186,16 @@ class NoiseToImage:
         self.conditional = conditional
         self.image_key, self.label_key = image_key, label_key
 
+    @classmethod
+    def for_generator(cls, generator: Any) -> NoiseToImage:
+        """The adapter a generator asks for by medgan's generator contract: a noise-to-image
+        G has an int ``latent_dim`` (the width of z), and a class-conditional one also a
+        ``num_classes > 0`` (then G(z, y) and D(x, y)). A model without ``latent_dim``
+        (e.g. a segmenter, whose ``num_classes`` counts its outputs) is unconditional here;
+        pass an adapter to the Trainer to decide otherwise."""
+        takes_noise = getattr(generator, "latent_dim", None) is not None
+        return cls(conditional=takes_noise and bool(getattr(generator, "num_classes", 0)))
+
     def __call__(self, batch: Any, sample_noise: NoiseFn) -> GANInputs:
         real, labels = unpack(batch, self.image_key, self.label_key)
         z = sample_noise(real.shape[0])

@@ -105,10 +105,7 @@ class Trainer:
         self.config = cfg = config or TrainConfig()
         self.loss = loss if loss is not None else NonSaturating()
         self._latent_dim = getattr(generator, "latent_dim", None)
-        # class-conditional: a noise-to-image G that also takes labels (a segmenter's
-        # num_classes counts its outputs and takes no noise)
-        conditional = self._latent_dim is not None and bool(getattr(generator, "num_classes", 0))
-        self.adapter = adapter or NoiseToImage(conditional=conditional)
+        self.adapter = adapter or NoiseToImage.for_generator(generator)
         self.callbacks = list(callbacks)
         self.dist, self.device = devices.setup_device(cfg.device)
         if cfg.amp == "fp16" and self.device.type != "cuda":

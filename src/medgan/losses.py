@@ -49,12 +49,34 @@ def _input_grad_sq_norm(d: nn.Module, x: Tensor, cond: Cond) -> Tensor:
 
 
 def r1_penalty(d: nn.Module, real: Tensor, cond: Cond = None) -> Tensor:
-    """R1 = E_x[||grad_x D(x)||^2] on real data (Mescheder et al. 2018, eq. 9; weight gamma/2)."""
+    """R1 = E_x[||grad_x D(x)||^2] on real data (Mescheder et al. 2018, eq. 9; weight gamma/2).
+
+    Args:
+        d: the discriminator, returning logits (read through :func:`discriminator_logits`).
+        real: a real batch ``(N, C, *spatial)`` in [-1, 1]; detached here, the gradient is
+            taken w.r.t. a float32 copy.
+        cond: D's conditioning (class labels ``(N,)`` or a conditioning image), or None.
+
+    Returns:
+        The mean squared gradient norm, a float32 scalar with a graph (differentiable
+        w.r.t. D's parameters).
+    """
     return _input_grad_sq_norm(d, real, cond).mean()
 
 
 def r2_penalty(d: nn.Module, fake: Tensor, cond: Cond = None) -> Tensor:
-    """R2 = E_z[||grad_x D(G(z))||^2] on generated data (Mescheder et al. 2018, eq. 10)."""
+    """R2 = E_z[||grad_x D(G(z))||^2] on generated data (Mescheder et al. 2018, eq. 10).
+
+    Args:
+        d: the discriminator, returning logits (read through :func:`discriminator_logits`).
+        fake: a generated batch ``(N, C, *spatial)`` in [-1, 1]; detached here, so no
+            gradient reaches G.
+        cond: D's conditioning (class labels ``(N,)`` or a conditioning image), or None.
+
+    Returns:
+        The mean squared gradient norm, a float32 scalar with a graph (differentiable
+        w.r.t. D's parameters).
+    """
     return _input_grad_sq_norm(d, fake, cond).mean()
 
 
@@ -67,7 +89,18 @@ def gradient_penalty(
 ) -> Tensor:
     """WGAN-GP: E[(||grad D(x_hat)||_2 - 1)^2], x_hat = e*x + (1-e)*G(z), e ~ U[0,1].
 
-    Gulrajani et al. 2017, Algorithm 1. ``rng`` draws e reproducibly.
+    Gulrajani et al. 2017, Algorithm 1.
+
+    Args:
+        d: the critic, returning logits (read through :func:`discriminator_logits`).
+        real: a real batch ``(N, C, *spatial)`` in [-1, 1].
+        fake: a generated batch of the same shape; both are detached and mixed in float32.
+        cond: D's conditioning (class labels ``(N,)`` or a conditioning image), or None.
+        rng: draws the mixing weights e, one per sample, reproducibly; None uses torch's
+            global generator.
+
+    Returns:
+        The penalty, a float32 scalar with a graph (differentiable w.r.t. D's parameters).
     """
     shape = (real.shape[0],) + (1,) * (real.dim() - 1)
     eps = torch.rand(shape, device=real.device, generator=rng, dtype=torch.float32)
@@ -92,6 +125,15 @@ def discriminator_logits(d: nn.Module, x: Tensor, cond: Cond = None) -> Tensor:
     Logits may have any shape ``(N, ...)``, e.g. one per patch ``(N, 1, h, w)``: the losses
     average over every element, and R1/R2/gradient penalties differentiate their sum.
     Every loss and penalty reads D through this function.
+
+    Args:
+        d: the discriminator.
+        x: its input ``(N, C, *spatial)`` in [-1, 1].
+        cond: class labels ``(N,)``, a conditioning image, or None (unconditional D).
+
+    Raises:
+        ConfigError: D returned something that is neither a tensor nor a list/tuple ending
+            in one.
     """
     out = call_discriminator(d, x, cond)
     while isinstance(out, list | tuple) and len(out) > 0:
@@ -143,13 +185,26 @@ class GANLoss:
 
     # -- formulas (override in subclasses)
     def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-        """D's adversarial loss (scalar, to minimise) from its logits on a real and a
-        generated batch, each ``(N,)`` or ``(N, ...)`` float32; no penalties."""
+        """D's adversarial loss (scalar, to minimise) from its logits; no penalties.
+
+        Args:
+            real_logits: D's logits on a real batch, ``(N,)`` or ``(N, ...)`` float32,
+                unbounded (D(x) = sigmoid(l) for the log-likelihood losses; the raw critic
+                value for Wasserstein, hinge and least squares).
+            fake_logits: D's logits on a generated batch, same shape; the relativistic
+                loss pairs them with ``real_logits`` by index.
+        """
         raise NotImplementedError
 
     def g_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
-        """G's loss from D's logits on the fakes; ``real_logits`` (of the paired real batch)
-        is only read by relativistic losses (:attr:`needs_real_logits`)."""
+        """G's adversarial loss (scalar, to minimise) from D's logits on the fakes.
+
+        Args:
+            fake_logits: D's logits on a generated batch, ``(N,)`` or ``(N, ...)``
+                float32, unbounded.
+            real_logits: D's logits on the paired real batch, same shape; only read by
+                relativistic losses (:attr:`needs_real_logits`), None for the others.
+        """
         raise NotImplementedError
 
     #: True when ``g_loss`` compares the fakes with the real batch (relativistic losses):
@@ -159,7 +214,13 @@ class GANLoss:
     def overfit_signal(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         """The overfitting heuristic of adaptive augmentation (Karras et al. 2020, sec. 3):
         r_t = E[sign(D(x_real))]; 0 when D cannot tell, 1 when it is certain on every real
-        image. Scalar tensor (no host sync)."""
+        image. Scalar tensor in [-1, 1] (no host sync).
+
+        Args:
+            real_logits: D's logits on a real batch, ``(N,)`` or ``(N, ...)``.
+            fake_logits: D's logits on a generated batch, same shape (read by the
+                relativistic loss only, whose signal is a difference of the two).
+        """
         return torch.sign(real_logits.detach().float()).mean()
 
     # -- objectives the trainer calls
@@ -172,14 +233,28 @@ class GANLoss:
         rng: torch.Generator | None = None,
         regularize: bool = True,
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """Scalar to minimise w.r.t. D's parameters; ``fake`` must already be detached.
-
-        ``regularize``: whether this update computes the penalties (the trainer passes
-        True on one D update in ``reg_every``); they are then weighted ``reg_every`` times.
+        """Scalar to minimise w.r.t. D's parameters, and the detached terms for logging.
 
         When R1/R2 are on and no autocast is active, the penalties reuse the logits of the
         loss (one D pass per batch instead of two); under autocast they are computed in a
         separate float32 pass, so the input gradients never underflow in fp16.
+
+        Args:
+            d: the discriminator, returning logits.
+            real: a real batch ``(N, C, *spatial)`` in [-1, 1] (the paired target, for
+                image-to-image tasks).
+            fake: a generated batch of the same shape, already detached from G.
+            cond: D's conditioning (class labels ``(N,)`` or a conditioning image), or
+                None.
+            rng: draws the WGAN-GP mixing weights; None uses torch's global generator.
+            regularize: whether this update computes the penalties (the trainer passes True
+                on one D update in ``reg_every``); they are then weighted ``reg_every``
+                times.
+
+        Returns:
+            ``(loss, logs)``: the scalar loss with a graph, and detached scalars ``d_adv``,
+            ``d_real``, ``d_fake`` (mean logits), ``ada_r`` and, when computed, ``r1``,
+            ``r2``, ``gp``.
         """
         shared = not torch.is_autocast_enabled(real.device.type)
         want_r1, want_r2 = regularize and bool(self.r1_weight), regularize and bool(self.r2_weight)
@@ -223,9 +298,21 @@ class GANLoss:
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """Scalar to minimise w.r.t. G's parameters (gradients flow through ``fake``).
 
-        ``real`` is the batch ``fake`` was made for (its targets, for paired losses; read
-        by relativistic and task losses; None when no loss term needs it). ``g_net`` is G
-        itself, for losses whose terms run it again (cycle consistency).
+        Args:
+            d: the discriminator, returning logits (its parameters get gradients too: the
+                trainer steps only G's optimiser after this).
+            real: the batch ``fake`` was made for, ``(N, C, *spatial)`` in [-1, 1] (its
+                targets, for paired losses; read by relativistic and task losses; None when
+                no loss term needs it).
+            fake: G's output ``(N, C, *spatial)`` in [-1, 1], not detached.
+            cond: D's conditioning (class labels ``(N,)`` or a conditioning image), or
+                None.
+            g_net: G itself, for losses whose terms run it again (cycle consistency); None
+                otherwise.
+
+        Returns:
+            ``(loss, logs)``: the scalar loss with a graph, and detached scalars for
+            logging (``g_adv`` and each task term).
         """
         real_logits = None
         if self.needs_real_logits:
@@ -247,7 +334,12 @@ class Minimax(GANLoss):
     """
 
     def value(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-        """V(D, G) itself; equals -log 4 at D* = 1/2 when p_g = p_data."""
+        """V(D, G) itself (scalar, <= 0); equals -log 4 at D* = 1/2 when p_g = p_data.
+
+        Args:
+            real_logits: D's logits on a real batch, ``(N,)`` or ``(N, ...)``.
+            fake_logits: D's logits on a generated batch, same shape.
+        """
         return -F.softplus(-real_logits).mean() - F.softplus(fake_logits).mean()
 
     def d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
@@ -366,7 +458,12 @@ class Relativistic(GANLoss):
 
 
 def build_loss(name: str, **kwargs: Any) -> GANLoss:
-    """Build a registered loss by name, e.g. ``build_loss("hinge", r1_weight=1.0)``."""
+    """Build a registered loss by name, e.g. ``build_loss("hinge", r1_weight=1.0)``.
+
+    Args:
+        name: a registered loss (``available()`` lists them).
+        **kwargs: the loss's fields (its weights), validated by the loss.
+    """
     return LOSSES.build(name, **kwargs)
 
 
@@ -385,6 +482,17 @@ class WithAdversarial(GANLoss):
     The penalty weights ``r1_weight``/``r2_weight``/``gp_weight`` left at None take the
     adversarial loss's own defaults (so ``adversarial="wasserstein"`` trains with its
     gradient penalty, ``gp_weight=10``); a number overrides them.
+
+    Args:
+        adversarial: the registered loss whose adversarial terms and default penalty
+            weights are used.
+        r1_weight: gamma of R1 on real data (adds ``gamma / 2 * R1``); None takes the
+            ``adversarial`` loss's default.
+        r2_weight: gamma of R2 on generated data; None takes the ``adversarial`` loss's
+            default.
+        gp_weight: lambda of the WGAN-GP term; None takes the ``adversarial`` loss's default.
+        reg_every: lazy regularisation: the penalties are computed on one D update in
+            ``reg_every``, weighted ``reg_every`` times (:class:`GANLoss`).
     """
 
     adversarial: str = "non_saturating"
@@ -435,6 +543,15 @@ class Pix2Pix(WithAdversarial):
     apply too); the reconstruction terms compare G's output with the paired target. The
     perceptual distance is measured on the shipped domain encoder's feature maps
     (:func:`medgan.metrics.domain.perceptual_distance`; 2D images).
+
+    Args:
+        l1_weight: weight of the mean absolute error between G's output and the target,
+            both in [-1, 1] (100 in Isola et al.).
+        ssim_weight: weight of ``1 - SSIM`` (data range 2, for [-1, 1] images); 0 = off.
+        perceptual_weight: weight of the perceptual distance (2D images only); 0 = off
+            (and the encoder is not loaded).
+        adversarial: as in :class:`WithAdversarial`; r1_weight, r2_weight, gp_weight and
+            reg_every too.
     """
 
     l1_weight: float = 100.0
@@ -499,6 +616,13 @@ class CycleGAN(WithAdversarial):
     (:class:`~medgan.batches.Unpaired`). The paper's weights are cycle 10 and identity
     0.5 * 10; the identity term needs domains with equal channel counts (set it to 0
     otherwise).
+
+    Args:
+        cycle_weight: weight of the cycle-consistency L1 term (lambda = 10 in Zhu et al.).
+        identity_weight: weight of the identity L1 term; 0 = off (required when the two
+            domains' channel counts differ).
+        adversarial: as in :class:`WithAdversarial` (default least squares); r1_weight,
+            r2_weight, gp_weight and reg_every too.
     """
 
     adversarial: str = "least_squares"

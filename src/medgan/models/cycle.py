@@ -151,8 +151,8 @@ class CycleDiscriminator(_TwoDomains):
         super().__init__(network, channels_a, channels_b, spatial_dims, network_kwargs)
 
     def forward(self, x: Tensor) -> Tensor:
-        """Logits ``(N, P_a + P_b)`` of ``x = cat([a, b], 1)`` ``(N, channels_a + channels_b,
-        *S)`` in [-1, 1]: network ``a``'s on A, flattened, then ``b``'s on B. ValueError
-        for another channel count."""
+        """Logits ``(N, P_a + P_b)`` of ``x`` = ``cat([a, b], 1)`` ``(N, channels_a +
+        channels_b, *S)`` in [-1, 1]: network ``a``'s on A, flattened, then ``b``'s on B.
+        ValueError for another channel count."""
         a, b = self.split(x)
         return torch.cat([self.a(a).flatten(1), self.b(b).flatten(1)], 1)

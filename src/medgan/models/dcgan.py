@@ -68,8 +68,9 @@ class DCGANGenerator(nn.Module):
         self.net = nn.Sequential(*blocks)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Images ``(N, out_channels, S, S[, S])`` in [-1, 1] from noise z ``(N, latent_dim)``
-        and, when conditional, int64 labels y ``(N,)`` in ``[0, num_classes)``."""
+        """Images ``(N, out_channels, S, S[, S])`` in [-1, 1] from noise ``z``
+        ``(N, latent_dim)`` and, when conditional, int64 labels ``y`` ``(N,)`` in
+        ``[0, num_classes)``."""
         h = self.inputs(z, y)
         return self.net(h.reshape(*h.shape, *([1] * self.spatial_dims)))
 
@@ -131,7 +132,7 @@ class DCGANDiscriminator(nn.Module):
         self.head = L.ProjectionHead((ch[-1] + extra) * 4**d, num_classes, spectral=sn)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits ``(N,)`` of images ``(N, in_channels, S, S[, S])`` in [-1, 1]; labels y
-        ``(N,)`` are required when conditional, refused (ValueError) otherwise."""
+        """Logits ``(N,)`` of images ``x`` ``(N, in_channels, S, S[, S])`` in [-1, 1]; int64
+        labels ``y`` ``(N,)`` are required when conditional, refused (ValueError) otherwise."""
         L.check_labels(y, self.num_classes, "DCGANDiscriminator")
         return self.head(self.net(x), y)

@@ -23,32 +23,42 @@ def conv(spatial_dims: int, *args, **kwargs) -> nn.Module:
 
 
 def conv_transpose(spatial_dims: int, *args, **kwargs) -> nn.Module:
-    """``nn.ConvTranspose2d`` or ``nn.ConvTranspose3d`` built with the other arguments."""
+    """``nn.ConvTranspose2d`` or ``nn.ConvTranspose3d`` (by ``spatial_dims``, 2 or 3) built
+    with the other arguments."""
     return (nn.ConvTranspose2d, nn.ConvTranspose3d)[check_spatial_dims(spatial_dims) - 2](
         *args, **kwargs
     )
 
 
 def batch_norm(spatial_dims: int, channels: int) -> nn.Module:
-    """``nn.BatchNorm2d`` or ``nn.BatchNorm3d`` over ``channels`` (torch's defaults)."""
+    """``nn.BatchNorm2d`` or ``nn.BatchNorm3d`` (by ``spatial_dims``, 2 or 3) over
+    ``channels`` (torch's defaults)."""
     return (nn.BatchNorm2d, nn.BatchNorm3d)[check_spatial_dims(spatial_dims) - 2](channels)
 
 
 def avg_pool(spatial_dims: int, kernel_size: int) -> nn.Module:
-    """``nn.AvgPool2d`` or ``nn.AvgPool3d`` with ``kernel_size`` (stride = kernel size)."""
+    """``nn.AvgPool2d`` or ``nn.AvgPool3d`` (by ``spatial_dims``, 2 or 3) with
+    ``kernel_size`` (stride = kernel size)."""
     return (nn.AvgPool2d, nn.AvgPool3d)[check_spatial_dims(spatial_dims) - 2](kernel_size)
 
 
 def instance_norm(spatial_dims: int, channels: int) -> nn.Module:
-    """``nn.InstanceNorm2d`` or ``nn.InstanceNorm3d`` over ``channels``, with a learned
-    affine scale and shift."""
+    """``nn.InstanceNorm2d`` or ``nn.InstanceNorm3d`` (by ``spatial_dims``, 2 or 3) over
+    ``channels``, with a learned affine scale and shift."""
     return (nn.InstanceNorm2d, nn.InstanceNorm3d)[check_spatial_dims(spatial_dims) - 2](
         channels, affine=True
     )
 
 
 def norm(kind: str, spatial_dims: int, channels: int) -> nn.Module:
-    """A normalisation layer by name: "batch", "instance" (affine) or "none"."""
+    """A normalisation layer by name.
+
+    Args:
+        kind: "batch", "instance" (with a learned affine) or "none" (``nn.Identity``);
+            another name is a ConfigError.
+        spatial_dims: 2 or 3.
+        channels: the channels C of the input ``(N, C, *spatial)``.
+    """
     if kind == "batch":
         return batch_norm(spatial_dims, channels)
     if kind == "instance":
@@ -59,12 +69,14 @@ def norm(kind: str, spatial_dims: int, channels: int) -> nn.Module:
 
 
 def maybe_sn(module: nn.Module, enabled: bool) -> nn.Module:
-    """Spectral normalisation (Miyato et al. 2018) when ``enabled``."""
+    """``module`` with spectral normalisation of its weight (Miyato et al. 2018) when
+    ``enabled``, else ``module`` unchanged."""
     return nn.utils.parametrizations.spectral_norm(module) if enabled else module
 
 
 def log2_size(image_size: int, low: int = 16, high: int = 256) -> int:
-    """``log2(image_size)`` for a power of two in ``[low, high]``, else a ConfigError."""
+    """``log2(image_size)`` for a power of two ``image_size`` (pixels) between ``low`` and
+    ``high`` inclusive (defaults 16 and 256), else a ConfigError."""
     k = int(round(math.log2(image_size))) if image_size > 0 else -1
     if image_size < low or image_size > high or 2**k != image_size:
         raise ConfigError(
@@ -74,8 +86,8 @@ def log2_size(image_size: int, low: int = 16, high: int = 256) -> int:
 
 
 def check_labels(y: torch.Tensor | None, num_classes: int, who: str) -> None:
-    """ValueError (naming the model ``who``) when a conditional model (``num_classes > 0``)
-    gets no labels ``y``, or an unconditional one gets labels."""
+    """ValueError (naming the model ``who``) when a conditional model (``num_classes`` > 0)
+    gets no labels ``y``, or an unconditional one (``num_classes`` = 0) gets labels."""
     if num_classes and y is None:
         raise ValueError(f"{who} was built with num_classes={num_classes}: pass class labels y")
     if not num_classes and y is not None:
@@ -84,7 +96,13 @@ def check_labels(y: torch.Tensor | None, num_classes: int, who: str) -> None:
 
 class NoiseWithLabels(nn.Module):
     """Generator input: z ``(N, latent_dim)``, with ``num_classes > 0`` concatenated with a
-    learned label embedding ``(N, latent_dim)``; ``out_features`` is the result's width."""
+    learned label embedding ``(N, latent_dim)``; ``out_features`` is the result's width.
+
+    Args:
+        latent_dim: width of the noise z, and of the label embedding.
+        num_classes: number of classes; 0 = unconditional (no embedding, labels refused).
+        who: the model's name, in the errors about missing or unexpected labels.
+    """
 
     def __init__(self, latent_dim: int, num_classes: int, who: str) -> None:
         super().__init__()
@@ -105,6 +123,11 @@ class ProjectionHead(nn.Module):
 
     ``logit = linear(h) + <embed(y), h>`` for features ``h`` of shape ``(N, F)`` and
     integer labels ``y`` of shape ``(N,)``; ``y`` is ignored when ``num_classes == 0``.
+
+    Args:
+        features: F, the width of the features ``h``.
+        num_classes: number of classes; 0 = a plain linear head (no embedding).
+        spectral: spectral normalisation of the linear map and the embedding.
     """
 
     def __init__(self, features: int, num_classes: int, spectral: bool) -> None:
@@ -138,8 +161,8 @@ class MinibatchStd(nn.Module):
         self.group_size = group_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, C, *spatial)`` -> ``(N, C + 1, *spatial)``, the input's dtype: the extra
-        channel is constant per sample (its group's mean standard deviation, >= 1e-4)."""
+        """``x`` ``(N, C, *spatial)`` -> ``(N, C + 1, *spatial)``, the input's dtype: the
+        extra channel is constant per sample (its group's mean standard deviation, >= 1e-4)."""
         n = x.shape[0]
         g = self.group_size if n % self.group_size == 0 else n
         y = x.float().reshape(g, n // g, *x.shape[1:])  # sample j of each group shares stats

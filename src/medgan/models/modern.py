@@ -57,6 +57,10 @@ class Resample(nn.Module):
     ``(N, C, *S)`` -> ``(N, C, *(2S))`` (``"up"``) or ``(N, C, *(S/2))`` (``"down"``). The
     filter is normalised to sum 1 per axis; up-sampling multiplies it by 2 per axis so that
     a constant image stays constant (zero insertion keeps 1 sample in 2).
+
+    Args:
+        spatial_dims: 2 or 3.
+        mode: "up" or "down"; another value is a ValueError.
     """
 
     def __init__(self, spatial_dims: int, mode: str) -> None:
@@ -73,7 +77,8 @@ class Resample(nn.Module):
         self.register_buffer("kernel", k[None, None], persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, C, *S)`` -> ``(N, C, *(2S))`` or ``(N, C, *(S/2))``, any value range."""
+        """``x`` ``(N, C, *S)`` -> ``(N, C, *(2S))`` or ``(N, C, *(S/2))``, any value range
+        (every side S even for "down")."""
         n, c = x.shape[:2]
         conv = F.conv2d if self.d == 2 else F.conv3d
         kernel = self.kernel.to(x.dtype).expand(c, 1, *self.kernel.shape[2:])
@@ -87,8 +92,16 @@ class Resample(nn.Module):
 class ResidualBlock(nn.Module):
     """``x + W3 act(W2 act(W1 x))``: 1x1 expand, grouped 3x3, 1x1 project (zero-initialised).
 
-    ``(N, C, *S)`` -> same shape. ``variance_scale`` is the fix-up factor
-    ``L ** (-1/4)`` for the network's ``L`` residual blocks.
+    ``(N, C, *S)`` -> same shape.
+
+    Args:
+        d: spatial dimensions, 2 or 3.
+        channels: C, the block's input and output channels.
+        expansion: width factor of the 1x1 expansion (inner width ``channels * expansion``).
+        group_width: channels per group of the grouped 3x3 convolution (the group count is
+            the largest divisor of the inner width not above ``inner // group_width``).
+        variance_scale: the fix-up factor ``L ** (-1/4)`` for the network's ``L`` residual
+            blocks, scaling the first two layers' initial weights.
     """
 
     def __init__(
@@ -186,8 +199,8 @@ class ModernGenerator(nn.Module):
         self.to_image = _init(L.conv(d, ch[-1], out_channels, 1), 1.0 / _GAIN)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """z ``(N, latent_dim)`` [+ labels ``(N,)`` int64] -> images ``(N, C, S, S[, S])`` in
-        [-1, 1]."""
+        """``z`` ``(N, latent_dim)`` [+ labels ``y`` ``(N,)`` int64, when conditional] ->
+        images ``(N, C, S, S[, S])`` in [-1, 1]."""
         w = self.modulation(self.inputs(z, y))  # (N, C0)
         h = self.basis[None] * w.reshape(*w.shape, *([1] * self.spatial_dims))
         return torch.tanh(self.to_image(self.stages(h)))
@@ -240,7 +253,8 @@ class ModernDiscriminator(nn.Module):
         self.head = L.ProjectionHead(ch[-1], num_classes, spectral=False)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Images ``(N, C, S, S[, S])`` in [-1, 1] [+ labels ``(N,)``] -> logits ``(N,)``."""
+        """Images ``x`` ``(N, C, S, S[, S])`` in [-1, 1] [+ int64 labels ``y`` ``(N,)``, when
+        conditional] -> logits ``(N,)``."""
         L.check_labels(y, self.num_classes, "ModernDiscriminator")
         h = self.basis(self.stages(self.from_image(x))).flatten(1)
         return self.head(h, y)

@@ -89,8 +89,9 @@ class ResNetGenerator(nn.Module):
         )
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Images ``(N, out_channels, S, S[, S])`` in [-1, 1] from noise z ``(N, latent_dim)``
-        and, when conditional, int64 labels y ``(N,)`` in ``[0, num_classes)``."""
+        """Images ``(N, out_channels, S, S[, S])`` in [-1, 1] from noise ``z``
+        ``(N, latent_dim)`` and, when conditional, int64 labels ``y`` ``(N,)`` in
+        ``[0, num_classes)``."""
         h = self.fc(self.inputs(z, y)).view(z.shape[0], self.ch0, *([4] * self.spatial_dims))
         return self.out(self.blocks(h))
 
@@ -137,8 +138,8 @@ class ResNetDiscriminator(nn.Module):
         self.head = L.ProjectionHead(ch[-1], num_classes, spectral=spectral_norm)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits ``(N,)`` of images ``(N, in_channels, S, S[, S])`` in [-1, 1]; labels y
-        ``(N,)`` are required when conditional, refused (ValueError) otherwise."""
+        """Logits ``(N,)`` of images ``x`` ``(N, in_channels, S, S[, S])`` in [-1, 1]; int64
+        labels ``y`` ``(N,)`` are required when conditional, refused (ValueError) otherwise."""
         L.check_labels(y, self.num_classes, "ResNetDiscriminator")
         h = F.relu(self.blocks(x)).sum(dim=tuple(range(2, 2 + self.spatial_dims)))
         return self.head(h, y)

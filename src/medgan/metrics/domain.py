@@ -22,7 +22,13 @@ WEIGHTS = "weights/domain_encoder.pt"
 
 
 class DomainEncoder(nn.Module):
-    """4 stride-2 conv blocks (16-32-64-128 channels, GroupNorm, ReLU), global average pool."""
+    """4 stride-2 conv blocks (16-32-64-128 channels, GroupNorm, ReLU), global average pool.
+
+    Args:
+        num_classes: outputs of the training head (the shipped weights: 16).
+        width: channels of the first block, doubling per block (a multiple of 8, for
+            GroupNorm's 8 groups); the features are ``8 * width``-d.
+    """
 
     def __init__(self, num_classes: int = 16, width: int = 16) -> None:
         super().__init__()
@@ -42,8 +48,9 @@ class DomainEncoder(nn.Module):
         self.dim = chans[-1]
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled features ``(N, 8 * width)`` (``(N, 128)`` by default) of ``(N, 1, H, W)``
-        images in [-1, 1], resized to 64 x 64 (bilinear, antialiased) unless already so."""
+        """Pooled features ``(N, 8 * width)`` (``(N, 128)`` by default) of images ``x``
+        ``(N, 1, H, W)`` in [-1, 1], resized to 64 x 64 (bilinear, antialiased) unless already
+        so."""
         if x.shape[-2:] != (64, 64):
             x = F.interpolate(
                 x, size=(64, 64), mode="bilinear", align_corners=False, antialias=True
@@ -51,12 +58,14 @@ class DomainEncoder(nn.Module):
         return self.body(x).mean(dim=(2, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Class logits ``(N, num_classes)`` of ``(N, 1, H, W)`` images in [-1, 1] (the
+        """Class logits ``(N, num_classes)`` of images ``x`` ``(N, 1, H, W)`` in [-1, 1] (the
         training head on top of :meth:`features`)."""
         return self.head(self.features(x))
 
     def stages(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The feature maps after each of the 4 blocks (at the input's own resolution)."""
+        """The feature maps after each of the 4 blocks, ``(N, width * 2**i, H / 2**(i+1),
+        W / 2**(i+1))`` for block i, of images ``x`` ``(N, 1, H, W)`` in [-1, 1] at their own
+        resolution (not resized)."""
         out = []
         for i in range(0, len(self.body), 6):
             x = self.body[i : i + 6](x)
@@ -70,6 +79,8 @@ def perceptual_distance(encoder: DomainEncoder, x: torch.Tensor, y: torch.Tensor
 
     ``x``, ``y``: ``(N, C, H, W)`` in [-1, 1]; channels are scored one by one as grey
     images. Differentiable in ``x`` (``y`` is the reference and gets no gradient).
+    ``encoder``: the :class:`DomainEncoder` whose :meth:`~DomainEncoder.stages` are compared
+    (e.g. ``DomainEncoderFeatures().net``, frozen).
     """
     if x.dim() != 4 or x.shape != y.shape:
         raise ValueError(
@@ -105,7 +116,7 @@ class DomainEncoderFeatures(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Features ``(N, 128)`` float32 of images ``(N, C, H, W)`` in [-1, 1]; several
+        """Features ``(N, 128)`` float32 of images ``x`` ``(N, C, H, W)`` in [-1, 1]; several
         channels are averaged to one grey image first. No gradient."""
         if x.shape[1] != 1:
             x = x.mean(dim=1, keepdim=True)

@@ -40,7 +40,7 @@ available = FEATURES.available
 
 
 def to_rgb(x: torch.Tensor) -> torch.Tensor:
-    """``(N, 3, ...)`` from ``(N, 1, ...)`` (the grey channel repeated, as a view) or
+    """``(N, 3, ...)`` from ``x`` ``(N, 1, ...)`` (the grey channel repeated, as a view) or
     ``(N, 3, ...)`` (unchanged); ValueError for any other channel count."""
     if x.shape[1] == 3:
         return x
@@ -114,7 +114,7 @@ class InceptionV3Features(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Features of images ``(N, 1 or 3, H, W)`` in [-1, 1] (grey repeated to RGB):
+        """Features of images ``x`` ``(N, 1 or 3, H, W)`` in [-1, 1] (grey repeated to RGB):
         ``(N, 2048)`` pool3 features or ``(N, 1008)`` logits, by ``output``. No gradient."""
         x = to_rgb(x.float()).contiguous(memory_format=torch.channels_last)
         feats, logits = self.net(x, resize=self.resize == "pytorch-fid")
@@ -128,8 +128,15 @@ def extract_features(
     batch_size: int = 64,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
-    """Features ``(N, d)`` (float64, CPU) of images in [-1, 1], in batches without gradients,
-    on ``device`` (default: where the extractor's parameters are)."""
+    """Features ``(N, d)`` (float64, CPU) of images, in batches without gradients.
+
+    Args:
+        extractor: images ``(n, C, *spatial)`` in [-1, 1] -> features ``(n, d)``.
+        images: ``(N, C, *spatial)`` in [-1, 1], on any device.
+        batch_size: images per forward pass.
+        device: where the batches run; None: where the extractor's parameters are (CPU
+            for one without parameters).
+    """
     if device is None:
         device = next((p.device for p in extractor.parameters()), torch.device("cpu"))
     out = [
@@ -173,7 +180,13 @@ def build_features(spec: str, weights: str | Path | None = None) -> nn.Module:
 class ModuleFeatures(nn.Module):
     """Wrap any network ``module(x) -> (N, d)`` (or ``(N, d, 1, 1)``) as a feature extractor.
 
-    ``rgb=True`` repeats grey input to 3 channels; ``name`` identifies it in reports.
+    The network is put in eval mode and frozen.
+
+    Args:
+        module: the network; its output for ``(N, C, H, W)`` images in [-1, 1] is flattened
+            to ``(N, d)``.
+        rgb: repeat grey input ``(N, 1, H, W)`` to 3 channels (for RGB networks).
+        name: identifies the extractor in reports; default the module's class name.
     """
 
     def __init__(self, module: nn.Module, rgb: bool = False, name: str | None = None) -> None:
@@ -191,8 +204,13 @@ class ModuleFeatures(nn.Module):
 
 class SliceFeatures25D(nn.Module):
     """Volumes ``(N, C, D, H, W)`` -> concatenated 2D features of the three middle slices
-    (axial = along D, coronal = along H, sagittal = along W). Slices are resized to
-    ``size`` when given so one 2D extractor serves anisotropic volumes."""
+    (axial = along D, coronal = along H, sagittal = along W).
+
+    Args:
+        extractor: a 2D feature extractor, images ``(N, C, h, w)`` in [-1, 1] -> ``(N, d)``.
+        size: side in pixels to which every slice is resized (bilinear) so that one 2D
+            extractor serves anisotropic volumes; None keeps each slice's own size.
+    """
 
     def __init__(self, extractor: nn.Module, size: int | None = None) -> None:
         super().__init__()

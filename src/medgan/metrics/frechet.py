@@ -37,6 +37,10 @@ class FeatureStats:
     then the sums are rebuilt from them (``sum = n mu``, ``sum_outer = (n - 1) sigma +
     n mu mu^T``), so updating or merging gives the statistics of all samples together (to
     float64 rounding). Files without ``n`` (pytorch-fid's) cannot take more features.
+
+    Args:
+        dim: the feature dimension d, to allocate the sums now; None allocates them on the
+            first :meth:`update`.
     """
 
     def __init__(self, dim: int | None = None) -> None:
@@ -67,9 +71,9 @@ class FeatureStats:
             self._mu = self._sigma = None
 
     def update(self, features: torch.Tensor | np.ndarray) -> None:
-        """Add a batch of features ``(N, d)`` (a tensor on any device, or an array), summed
-        in float64. ValueError unless 2-D; ConfigError when the statistics were loaded from a
-        file without a sample count."""
+        """Add a batch of ``features`` ``(N, d)`` (a tensor on any device, or an array),
+        summed in float64. ValueError unless 2-D; ConfigError when the statistics were loaded
+        from a file without a sample count."""
         self._thaw()
         f = (
             features.detach().cpu().double().numpy()
@@ -153,6 +157,9 @@ class FeatureStats:
         """Statistics from an ``.npz`` with ``mu`` ``(d,)`` and ``sigma`` ``(d, d)`` (ours, or
         pytorch-fid's), and ``n`` when present (0 otherwise: no features can be added).
 
+        Args:
+            path: the ``.npz`` file (as written by :meth:`save`, or by pytorch-fid).
+
         Raises:
             DataError: the file cannot be read, lacks ``mu`` or ``sigma``, or their shapes
                 are not a mean and its covariance.
@@ -181,7 +188,8 @@ def _sqrt_psd(m: np.ndarray) -> np.ndarray:
 
 
 def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
-    """Tr((S1 S2)^{1/2}) for symmetric PSD S1, S2 (see the module docstring)."""
+    """Tr((S1 S2)^{1/2}) (float, >= 0) for symmetric PSD ``sigma1`` = S1 and ``sigma2`` = S2,
+    both ``(d, d)`` (see the module docstring)."""
     s1 = np.asarray(sigma1, np.float64)
     try:
         b = np.linalg.cholesky((s1 + s1.T) / 2)
@@ -195,7 +203,18 @@ def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
 def frechet_distance(
     mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
 ) -> float:
-    """Squared Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2), float64."""
+    """Squared Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2), float64, >= 0 up
+    to rounding (the FID when the statistics are of Inception pool3 features).
+
+    Args:
+        mu1: the first mean ``(d,)``.
+        sigma1: the first covariance ``(d, d)``, symmetric positive semi-definite.
+        mu2: the second mean ``(d,)``.
+        sigma2: the second covariance ``(d, d)``.
+
+    Raises:
+        ValueError: the shapes do not match.
+    """
     mu1, mu2 = (
         np.atleast_1d(np.asarray(mu1, np.float64)),
         np.atleast_1d(np.asarray(mu2, np.float64)),
@@ -213,7 +232,8 @@ def frechet_distance(
 
 
 def warn_if_small(n: int, dim: int, what: str = "FID") -> None:
-    """Covariances of N < d samples are rank-deficient and FID is strongly biased upward."""
+    """Warn when ``n`` < ``dim``: covariances of N < d samples are rank-deficient and FID
+    is strongly biased upward; ``what`` names the score in the warning."""
     if n < dim:
         warnings.warn(
             f"{what} from {n} samples of {dim}-d features: the covariance is rank-deficient "
@@ -231,7 +251,14 @@ def fid_infinity(
 ) -> tuple[float, list[tuple[int, float]]]:
     """FID extrapolated to infinitely many samples (Chong & Forsyth 2020): FID_N is linear in
     1/N; fit FID at several N on random subsets of the fake features and return the intercept
-    with the (N, FID_N) points used."""
+    with the (N, FID_N) points used.
+
+    Args:
+        fake_features: generated features ``(N, d)``.
+        real_stats: the real side's statistics (all of them, not subsampled).
+        sizes: the subset sizes N; None: 8 sizes from 20% to 100% of the fake features.
+        seed: seeds the subsets' draws (numpy ``default_rng``).
+    """
     f = np.asarray(fake_features, np.float64)
     n = len(f)
     sizes = sizes or tuple(sorted({max(2, int(n * r)) for r in np.linspace(0.2, 1.0, 8)}))

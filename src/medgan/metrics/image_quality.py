@@ -25,12 +25,23 @@ MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
 def psnr_db(rms_error: float, data_range: float) -> float:
     """PSNR in dB of a root-mean-square error: 20 log10(data_range / RMSE); a large finite
-    999.0 for RMSE 0 (identical images), so reports stay valid JSON."""
+    999.0 for RMSE 0 (identical images), so reports stay valid JSON.
+
+    Args:
+        rms_error: the root-mean-square error, in the images' units (>= 0).
+        data_range: the span of valid values in the same units (2.0 for [-1, 1]).
+    """
     return 20.0 * math.log10(data_range / rms_error) if rms_error > 0 else 999.0
 
 
 def psnr(x: Tensor, y: Tensor, data_range: float) -> Tensor:
-    """Mean PSNR in dB over the batch (infinite for identical images)."""
+    """Mean PSNR in dB over the batch (infinite for identical images), a float64 scalar.
+
+    Args:
+        x: images ``(N, ...)``, any units.
+        y: reference images, same shape and units.
+        data_range: the span of valid values in those units (2.0 for [-1, 1]).
+    """
     mse = (x.double() - y.double()).pow(2).flatten(1).mean(1)
     return (10 * torch.log10(data_range**2 / mse)).mean()
 
@@ -73,7 +84,16 @@ def _check(x: Tensor, y: Tensor) -> int:
 
 
 def ssim(x: Tensor, y: Tensor, data_range: float, win_size: int = 11, sigma: float = 1.5) -> Tensor:
-    """Mean SSIM over the batch (and channels), in float64."""
+    """Mean SSIM over the batch (and channels), a float64 scalar in [-1, 1].
+
+    Args:
+        x: images ``(N, C, H, W)`` or volumes ``(N, C, D, H, W)``, any units.
+        y: reference images, same shape and units.
+        data_range: the span of valid values in those units (2.0 for [-1, 1]); sets the
+            stabilising constants ``(0.01 * data_range)**2`` and ``(0.03 * data_range)**2``.
+        win_size: side of the Gaussian window, in pixels; every side must be at least this.
+        sigma: the window's standard deviation, in pixels.
+    """
     d = _check(x, y)
     if min(x.shape[2:]) < win_size:
         raise ValueError(
@@ -86,7 +106,15 @@ def ssim(x: Tensor, y: Tensor, data_range: float, win_size: int = 11, sigma: flo
 def ms_ssim(
     x: Tensor, y: Tensor, data_range: float, weights: tuple[float, ...] = MS_SSIM_WEIGHTS
 ) -> Tensor:
-    """Mean MS-SSIM over the batch; sides must stay >= 11 after len(weights) - 1 halvings."""
+    """Mean MS-SSIM over the batch, a float64 scalar in [0, 1].
+
+    Args:
+        x: images ``(N, C, H, W)`` or volumes ``(N, C, D, H, W)``, any units.
+        y: reference images, same shape and units.
+        data_range: the span of valid values in those units (2.0 for [-1, 1]).
+        weights: the exponent of each scale, finest first; sides must stay >= 11 after
+            ``len(weights) - 1`` halvings (176 pixels for the default 5 scales).
+    """
     d = _check(x, y)
     need = 11 * 2 ** (len(weights) - 1)
     if min(x.shape[2:]) < need:
@@ -109,12 +137,29 @@ def ms_ssim(
 
 
 def dice(pred: Tensor, target: Tensor, num_classes: int, ignore_background: bool = True) -> Tensor:
-    """Dice per class ``(K,)`` for integer label maps of equal shape (NaN where both are empty)."""
+    """Dice per class, float64 in [0, 1] (NaN where both maps lack the class).
+
+    Args:
+        pred: integer label map, any shape.
+        target: the reference label map, same shape.
+        num_classes: K; classes are 0..K-1.
+        ignore_background: leave out class 0: the result is ``(K - 1,)`` for classes
+            1..K-1, else ``(K,)``.
+    """
     return _overlap(pred, target, num_classes, ignore_background, iou=False)
 
 
 def iou(pred: Tensor, target: Tensor, num_classes: int, ignore_background: bool = True) -> Tensor:
-    """Intersection over union per class ``(K,)``."""
+    """Intersection over union per class, float64 in [0, 1] (NaN where both maps lack the
+    class).
+
+    Args:
+        pred: integer label map, any shape.
+        target: the reference label map, same shape.
+        num_classes: K; classes are 0..K-1.
+        ignore_background: leave out class 0: the result is ``(K - 1,)`` for classes
+            1..K-1, else ``(K,)``.
+    """
     return _overlap(pred, target, num_classes, ignore_background, iou=True)
 
 

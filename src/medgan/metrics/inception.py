@@ -119,8 +119,8 @@ class FIDInceptionV3(nn.Module):
         self.fc = nn.Linear(2048, 1008)
 
     def forward(self, x: torch.Tensor, resize: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(pool3 features (N, 2048), logits (N, 1008))`` of RGB images ``(N, 3, H, W)`` in
-        [-1, 1]. With ``resize``, images not 299 x 299 are resized to it (bilinear, no
+        """``(pool3 features (N, 2048), logits (N, 1008))`` of RGB images ``x`` ``(N, 3, H, W)``
+        in [-1, 1]. With ``resize``, images not 299 x 299 are resized to it (bilinear, no
         antialiasing, as pytorch-fid); without, the input is used as given."""
         if resize and x.shape[-2:] != (299, 299):
             x01 = F.interpolate((x + 1) / 2, size=(299, 299), mode="bilinear", align_corners=False)
@@ -152,7 +152,7 @@ def random_weights(seed: int = 0) -> dict[str, torch.Tensor]:
     """A randomly initialised FID-Inception state dict for parity tests and benchmarks
     (the published weights cannot be downloaded here). He-normal convolutions and random
     BatchNorm statistics keep activations O(1) through all 94 layers, so features and FIDs
-    are numerically meaningful."""
+    are numerically meaningful. ``seed`` seeds the private generator of every draw."""
     g = torch.Generator().manual_seed(seed)
     net = FIDInceptionV3()
     for m in net.modules():

@@ -19,6 +19,19 @@ def image_batches(
 
     A folder of samples that also holds ``grid.png`` (the overview grid older versions of
     ``medgan sample`` wrote among the samples) is refused: the grid is not a sample.
+
+    Args:
+        path: a folder of PNGs (read as they are), of NIfTI volumes or of DICOM series
+            (one volume per series), or a single NIfTI or DICOM file.
+        axis: for volumes, the slice direction: "axial", "coronal", "sagittal" (from the
+            affine) or an array axis 0..2.
+        min_foreground: for volumes, keep the slices whose fraction of pixels above -0.9
+            (in [-1, 1] units, after the window) is at least this, in [0, 1].
+        batch_size: images per batch, at most.
+
+    Raises:
+        DataError: the path does not exist, holds no images, or is a samples folder with
+            a legacy ``grid.png``.
     """
     from medgan.data import PNGFolder, SliceDataset, list_series
     from medgan.data.dicom import load_series_files
@@ -58,8 +71,9 @@ def image_batches(
 
 
 def image_tensor(path: str | Path, axis: str = "axial") -> torch.Tensor:
-    """All images of ``path`` (as :func:`image_batches` reads them) as one tensor
-    ``(N, 1, H, W)`` in [-1, 1]; images of different sizes are refused (DataError)."""
+    """All images of ``path`` (as :func:`image_batches` reads them, volumes sliced along
+    ``axis``) as one tensor ``(N, 1, H, W)`` in [-1, 1]; images of different sizes are
+    refused (DataError)."""
     batches = list(image_batches(path, axis=axis))
     sizes = sorted({tuple(b.shape[1:]) for b in batches})
     if len(sizes) > 1:

@@ -63,7 +63,17 @@ def memorization_audit(
     top: int = 8,
     batch_size: int = 64,
 ) -> AuditReport:
-    """Audit ``generated`` ``(N, C, H, W)`` against ``train`` and ``held_out`` (all in [-1, 1])."""
+    """Audit generated samples against the training set, with held-out images as reference.
+
+    Args:
+        generated: generated samples ``(N, C, H, W)`` in [-1, 1].
+        train: the training images ``(M, C, H, W)`` in [-1, 1], the same size.
+        held_out: real images not trained on ``(K, C, H, W)`` in [-1, 1], the same size.
+        extractor: images in [-1, 1] -> features ``(n, d)``
+            (:func:`medgan.metrics.build_features`).
+        top: how many closest (generated, training) pairs to report.
+        batch_size: images per forward pass of the extractor.
+    """
 
     f_gen, f_train, f_held = (
         extract_features(extractor, x, batch_size) for x in (generated, train, held_out)
@@ -91,7 +101,17 @@ def memorization_audit(
 def save_closest_pairs(
     report: AuditReport, generated: Tensor, train: Tensor, path: str | Path
 ) -> Path:
-    """A PNG grid: each row a generated sample and its nearest training image."""
+    """A PNG grid: each row a generated sample and its nearest training image.
+
+    Args:
+        report: the audit whose ``closest_pairs`` are drawn.
+        generated: the generated samples ``(N, C, H, W)`` in [-1, 1] given to the audit.
+        train: the training images ``(M, C, H, W)`` in [-1, 1] given to the audit.
+        path: the PNG file to write.
+
+    Returns:
+        The path written.
+    """
     from medgan.images import save_grid
 
     rows = [torch.stack([generated[g], train[t]]) for g, t, _ in report.closest_pairs]

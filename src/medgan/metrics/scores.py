@@ -19,7 +19,15 @@ from medgan.metrics.frechet import FeatureStats, frechet_distance, warn_if_small
 
 
 class FeatureMetric:
-    """Base: holds an extractor and runs it in batches without gradients."""
+    """Base: holds an extractor and runs it in batches without gradients.
+
+    Args:
+        extractor: images ``(N, C, *spatial)`` in [-1, 1] -> features ``(N, d)``
+            (:func:`medgan.metrics.build_features`); put in eval mode.
+        batch_size: images per forward pass of the extractor.
+        device: where the extractor runs; None: where its parameters are (CPU for one
+            without parameters).
+    """
 
     def __init__(
         self, extractor: nn.Module, batch_size: int = 64, device: str | torch.device | None = None
@@ -39,7 +47,7 @@ class FeatureMetric:
 
     @torch.no_grad()
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        """Features ``(N, d)`` (float64, CPU) of images in [-1, 1]."""
+        """Features ``(N, d)`` (float64, CPU) of ``images`` ``(N, C, *spatial)`` in [-1, 1]."""
         return extract_features(self.extractor, images, self.batch_size, self.device)
 
     def provenance(self) -> dict[str, Any]:
@@ -57,6 +65,13 @@ class FID(FeatureMetric):
     """Fréchet distance between real and generated feature distributions (Heusel et al. 2017).
 
     Real statistics may also come from a file: ``FID(extractor, real_stats=FeatureStats.load(p))``.
+
+    Args:
+        extractor: images ``(N, C, *spatial)`` in [-1, 1] -> features ``(N, d)``.
+        real_stats: precomputed statistics of the real side, copied at every
+            :meth:`reset` (the caller's object is never changed); None: the real side is
+            built from :meth:`update` with ``real=True``.
+        **kw: ``batch_size`` and ``device``, as in :class:`FeatureMetric`.
     """
 
     def __init__(self, extractor: nn.Module, real_stats: FeatureStats | None = None, **kw: Any):
@@ -73,11 +88,13 @@ class FID(FeatureMetric):
         self.fake = FeatureStats()
 
     def update(self, images: torch.Tensor, real: bool) -> None:
-        """Add images ``(N, C, *spatial)`` in [-1, 1] to the real or the generated side."""
+        """Add ``images`` ``(N, C, *spatial)`` in [-1, 1] to the real side (``real`` True) or
+        the generated side (False)."""
         (self.real if real else self.fake).update(self.features(images))
 
     def update_features(self, features: torch.Tensor | np.ndarray, real: bool) -> None:
-        """Add features ``(N, d)`` computed elsewhere to the real or the generated side."""
+        """Add ``features`` ``(N, d)`` computed elsewhere (with the same extractor) to the real
+        side (``real`` True) or the generated side (False)."""
         (self.real if real else self.fake).update(features)
 
     def compute(self) -> float:
@@ -99,11 +116,13 @@ class _StoredFeatures(FeatureMetric):
         self.fake_features: list[torch.Tensor] = []
 
     def update(self, images: torch.Tensor, real: bool) -> None:
-        """Add images ``(N, C, *spatial)`` in [-1, 1] to the real or the generated side."""
+        """Add ``images`` ``(N, C, *spatial)`` in [-1, 1] to the real side (``real`` True) or
+        the generated side (False)."""
         (self.real_features if real else self.fake_features).append(self.features(images))
 
     def update_features(self, features: torch.Tensor | np.ndarray, real: bool) -> None:
-        """Add features ``(N, d)`` computed elsewhere to the real or the generated side."""
+        """Add ``features`` ``(N, d)`` computed elsewhere (with the same extractor) to the real
+        side (``real`` True) or the generated side (False)."""
         (self.real_features if real else self.fake_features).append(
             torch.as_tensor(features).double()
         )
@@ -115,7 +134,15 @@ class _StoredFeatures(FeatureMetric):
 
 
 class KID(_StoredFeatures):
-    """Kernel Inception Distance: unbiased MMD^2, cubic polynomial kernel, random subsets."""
+    """Kernel Inception Distance: unbiased MMD^2, cubic polynomial kernel, random subsets.
+
+    Args:
+        extractor: images ``(N, C, *spatial)`` in [-1, 1] -> features ``(N, d)``.
+        subsets: number of random subsets averaged.
+        subset_size: samples per subset (clipped, with a warning, to the smaller side).
+        seed: seeds the subsets' draws (torch-fidelity's default, 2020).
+        **kw: ``batch_size`` and ``device``, as in :class:`FeatureMetric`.
+    """
 
     def __init__(
         self,
@@ -136,7 +163,13 @@ class KID(_StoredFeatures):
 
 
 class PrecisionRecall(_StoredFeatures):
-    """Improved precision and recall (Kynkäänniemi et al. 2019), k = 3."""
+    """Improved precision and recall (Kynkäänniemi et al. 2019), k = 3.
+
+    Args:
+        extractor: images ``(N, C, *spatial)`` in [-1, 1] -> features ``(N, d)``.
+        k: the neighbour whose distance is each sample's manifold radius.
+        **kw: ``batch_size`` and ``device``, as in :class:`FeatureMetric`.
+    """
 
     def __init__(self, extractor: nn.Module, k: int = 3, **kw: Any):
         self.k = k
@@ -149,7 +182,13 @@ class PrecisionRecall(_StoredFeatures):
 
 
 class DensityCoverage(_StoredFeatures):
-    """Density and coverage (Naeem et al. 2020), k = 5."""
+    """Density and coverage (Naeem et al. 2020), k = 5.
+
+    Args:
+        extractor: images ``(N, C, *spatial)`` in [-1, 1] -> features ``(N, d)``.
+        k: the neighbour whose distance is each real sample's radius.
+        **kw: ``batch_size`` and ``device``, as in :class:`FeatureMetric`.
+    """
 
     def __init__(self, extractor: nn.Module, k: int = 5, **kw: Any):
         self.k = k
@@ -163,7 +202,14 @@ class DensityCoverage(_StoredFeatures):
 
 class InceptionScore(FeatureMetric):
     """Inception Score of generated images from a logits extractor
-    (``InceptionV3Features(output="logits")``), 10 splits."""
+    (``InceptionV3Features(output="logits")``), 10 splits.
+
+    Args:
+        extractor: images -> class logits ``(N, classes)``.
+        splits: the generated set is scored in this many parts (mean and std over them).
+        seed: seeds the shuffle before splitting.
+        **kw: ``batch_size`` and ``device``, as in :class:`FeatureMetric`.
+    """
 
     def __init__(self, extractor: nn.Module, splits: int = 10, seed: int = 2020, **kw: Any):
         self.splits, self.seed = splits, seed
@@ -174,8 +220,8 @@ class InceptionScore(FeatureMetric):
         self.logits: list[torch.Tensor] = []
 
     def update(self, images: torch.Tensor, real: bool = False) -> None:
-        """Add generated images ``(N, C, H, W)`` in [-1, 1] (``real`` is ignored: IS scores
-        generated images only)."""
+        """Add generated ``images`` ``(N, C, H, W)`` in [-1, 1] (``real`` is ignored: IS
+        scores generated images only)."""
         self.logits.append(self.features(images))
 
     def compute(self) -> dict[str, float]:

@@ -33,7 +33,9 @@ def _blur(x: Tensor) -> Tensor:
 
 
 def laplacian_pyramid(x: Tensor, min_size: int = 16) -> list[Tensor]:
-    """Levels finest first: band-pass images, then the low-pass residual at ``min_size``."""
+    """Laplacian pyramid of images ``x`` ``(N, C, H, W)``: levels finest first, a band-pass
+    image per halving, then the low-pass residual once the width is at most ``min_size``
+    pixels (exactly ``min_size`` for square images of ``min_size`` times a power of two)."""
     levels = []
     while x.shape[-1] > min_size:
         low = _blur(x)[..., ::2, ::2]
@@ -61,8 +63,9 @@ def _normalise(desc: Tensor) -> Tensor:
 
 
 def sliced_wasserstein_1d(a: Tensor, b: Tensor, n_projections: int, rng: torch.Generator) -> float:
-    """Mean over random unit directions of the 1D Wasserstein-1 distance between the
-    projections of the point sets ``a`` and ``b`` ``(M, D)`` (equal M)."""
+    """Mean over ``n_projections`` random unit directions (drawn from ``rng``) of the 1D
+    Wasserstein-1 distance between the projections of the point sets ``a`` and ``b``
+    ``(M, D)`` (equal M)."""
     dirs = torch.randn(a.shape[1], n_projections, generator=rng, dtype=torch.float64)
     dirs /= dirs.norm(dim=0, keepdim=True)
     pa = (a.double() @ dirs).sort(dim=0).values
@@ -84,6 +87,16 @@ def sliced_wasserstein(
 
     Returns ``{"swd": mean over levels, "swd_<size>": per level}``. ``real`` and ``fake``
     may differ in N; the larger set is subsampled (seeded) to the smaller one's size.
+
+    Args:
+        real: real images ``(N, C, H, W)`` in [-1, 1] (the paper's: square, a side of
+            ``min_size`` times a power of two).
+        fake: generated images ``(M, C, H, W)``, the same size.
+        patches_per_image: random patches drawn from every image at every level.
+        patch_size: side of the patches, in pixels (7 in the paper).
+        n_projections: random directions of the sliced distance, per level.
+        min_size: side of the coarsest level, in pixels (16 in the paper).
+        seed: seeds the subsampling, the patches and the directions.
     """
     if real.dim() != 4 or fake.dim() != 4 or real.shape[1:] != fake.shape[1:]:
         raise ValueError(

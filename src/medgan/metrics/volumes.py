@@ -18,7 +18,8 @@ VIEWS = {"axial": 2, "coronal": 3, "sagittal": 4}
 
 
 def slices_along(volumes: torch.Tensor, axis: int) -> torch.Tensor:
-    """``(N, C, D, H, W)`` -> every slice along ``axis`` (2, 3 or 4) as ``(N * S, C, h, w)``."""
+    """``volumes`` ``(N, C, D, H, W)`` -> every slice along ``axis`` (2, 3 or 4) as
+    ``(N * S, C, h, w)``, volume by volume."""
     if volumes.dim() != 5:
         raise ValueError(f"expected volumes (N, C, D, H, W), got {tuple(volumes.shape)}")
     moved = volumes.movedim(axis, 1)  # (N, S, C, h, w)
@@ -32,8 +33,17 @@ def score_25d(
     views: dict[str, int] = VIEWS,
     resize: int | None = None,
 ) -> dict[str, Any]:
-    """``make_metric()`` builds a fresh metric (``FID(extractor)``, ``KID(...)``...); returns
-    the score per view and their mean (``"mean"``; per key for dict-valued metrics)."""
+    """The score per view and their mean (``"mean"``; per key for dict-valued metrics).
+
+    Args:
+        make_metric: builds a fresh metric with ``update(images, real=...)`` and
+            ``compute()`` (``lambda: FID(extractor)``, ``KID(...)``...), one per view.
+        real: real volumes ``(N, C, D, H, W)`` in [-1, 1].
+        fake: generated volumes ``(M, C, D, H, W)`` in [-1, 1].
+        views: view name -> array axis (2, 3 or 4) along which that view's slices are taken.
+        resize: side in pixels to which every slice is resized (bilinear); None keeps the
+            slices' sizes.
+    """
     out: dict[str, Any] = {}
     for name, axis in views.items():
         m = make_metric()

@@ -91,11 +91,20 @@ class SliceDataset(Dataset):
     """2D slices along ``axis`` (an int, or "axial"/"coronal"/"sagittal") of every volume.
 
     Args:
-        sources: Volumes or paths (DICOM folders/files, NIfTI, PNG).
+        sources: Volumes or paths (DICOM folders/files, NIfTI, PNG); one or a list.
+        axis: the slice direction: "axial", "coronal" or "sagittal" (the array axis closest
+            to it, from each volume's affine), or an array axis 0..2.
         window: intensity map to [-1, 1] (see :meth:`IntensityWindow.resolve`).
         min_foreground: keep slices whose fraction of pixels above ``foreground_level``
-            (in [-1, 1] units) is at least this (0 keeps all).
-        size: pad to square and resize to ``size`` x ``size`` (None keeps the native size).
+            (in [-1, 1] units) is at least this, in [0, 1] (0 keeps all).
+        foreground_level: the [-1, 1] value above which a pixel counts as foreground
+            (-0.9: above the bottom 5% of the window).
+        size: pad to square (with the slice's minimum) and resize to ``size`` x ``size``
+            pixels (bilinear, antialiased); None keeps the native size.
+        transform: applied to every item ``(C, H, W)`` (MONAI/torchio transforms work);
+            None returns the item as is.
+        cache_dir: a folder where decoded volumes are kept as memory-mapped ``.npy`` files
+            (shared by DataLoader workers, reused across runs); None keeps them in memory.
     """
 
     def __init__(
@@ -153,6 +162,23 @@ class PatchDataset(Dataset):
     stride ``p`` covering each volume (the last tile aligned to the edge); "label": centres
     drawn inside ``labels > 0`` with probability ``label_fraction``, else uniform. Item i is
     a pure function of (seed, i), so epochs and workers are reproducible.
+
+    Args:
+        sources: Volumes or paths (DICOM folders/files, NIfTI); one or a list. Every
+            spatial side must be at least ``patch_size``.
+        patch_size: side p of the cubic patches, in voxels.
+        mode: "random", "grid" or "label" (above).
+        samples_per_volume: patches per volume in the "random" and "label" modes.
+        labels: label volumes aligned with ``sources`` (one per source, integer classes,
+            0 = background); items are then ``(image, labels (p, p, p) int64)``. Required
+            for mode "label".
+        label_fraction: in mode "label", the probability in [0, 1] that a patch is centred
+            on a labelled voxel.
+        window: intensity map to [-1, 1] (see :meth:`IntensityWindow.resolve`).
+        seed: with the item index, seeds each patch position.
+        transform: applied to every item (the image, or the ``(image, labels)`` pair).
+        cache_dir: a folder for memory-mapped decoded volumes (as in :class:`SliceDataset`);
+            None keeps them in memory.
     """
 
     def __init__(
@@ -226,7 +252,20 @@ class PairedSliceDataset(Dataset):
     """Aligned 2D slice pairs ``(source, target)`` from two lists of co-registered volumes
     (same shape and affine): e.g. low-dose/full-dose CT, T1/T2, image/label.
 
-    ``target_is_label=True`` returns the target as int64 labels ``(H, W)`` instead of an image.
+    Items are ``(source (C, H, W), target (C, H, W))`` in [-1, 1].
+
+    Args:
+        sources: the input volumes (Volumes or paths).
+        targets: the target volumes, one per source, aligned with it (same spatial shape,
+            affines within 1e-3); DataError otherwise.
+        axis: the slice direction, as in :class:`SliceDataset`.
+        source_window: intensity map of the sources to [-1, 1]
+            (see :meth:`IntensityWindow.resolve`).
+        target_window: intensity map of the targets to [-1, 1]; unused for labels.
+        target_is_label: return the target as int64 labels ``(H, W)`` instead of an image.
+        min_foreground: keep the slices whose source has at least this fraction of pixels
+            above -0.9 (in [-1, 1] units), in [0, 1]; 0 keeps all.
+        transform: applied to every ``(source, target)`` pair.
     """
 
     def __init__(
@@ -286,6 +325,11 @@ class UnpairedDataset(Dataset):
     random permutation (``seed``): the pairing carries no meaning, only the two marginals
     matter. Length ``max(len(A), len(B))``; items that are tuples contribute their first
     element (the image). A and B items must have the same spatial size.
+
+    Args:
+        domain_a: the data set of domain A (non-empty).
+        domain_b: the data set of domain B (non-empty).
+        seed: seeds the permutation of B's items.
     """
 
     def __init__(self, domain_a: Dataset, domain_b: Dataset, seed: int = 0) -> None:
@@ -310,8 +354,14 @@ def _image(item: Any) -> torch.Tensor:
 
 @DATASETS.register("unpaired")
 def unpaired(domain_a: dict[str, Any], domain_b: dict[str, Any], seed: int = 0) -> UnpairedDataset:
-    """CycleGAN data from two registered data sets, each ``{"name": ..., "kwargs": {...}}``
-    (e.g. ``mni152_slices`` and ``ct_phantoms`` of one ``size``): an :class:`UnpairedDataset`."""
+    """CycleGAN data from two registered data sets: an :class:`UnpairedDataset`.
+
+    Args:
+        domain_a: domain A as ``{"name": ..., "kwargs": {...}}``, a registered data set and
+            its arguments (e.g. ``mni152_slices``).
+        domain_b: domain B, likewise (e.g. ``ct_phantoms`` of the same ``size``).
+        seed: seeds the random pairing (:class:`UnpairedDataset`).
+    """
     from medgan.config import check_kwargs
     from medgan.registry import Spec
 
@@ -344,7 +394,14 @@ def _shared_png_scale(paths: list[Path], folder: Path) -> float:
 class PNGFolder(Dataset):
     """All ``*.png`` under ``folder`` as grey ``(1, size, size)`` in [-1, 1]: ``v / (m/2) - 1``
     with ``m`` the largest value of the folder's one bit depth (255 for 8-bit, 65535 for
-    16-bit), so all images share one scale."""
+    16-bit), so all images share one scale.
+
+    Args:
+        folder: searched recursively; PNGs of different bit depths are refused (DataError).
+        size: pad to square and resize to ``size`` x ``size`` pixels; None keeps each
+            image's size (``(1, H, W)``).
+        transform: applied to every item; None returns it as is.
+    """
 
     def __init__(
         self,

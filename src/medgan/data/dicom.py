@@ -49,7 +49,8 @@ def _pydicom():
 
 
 def read_header(path: Path) -> Any:
-    """Read a DICOM file's header (no pixels); non-DICOM or damaged files raise DataError."""
+    """Read the header (no pixels) of the DICOM file at ``path``, every value converted
+    (a pydicom ``Dataset``); non-DICOM or damaged files raise DataError naming the file."""
     pydicom = _pydicom()
     try:
         return _parsed(pydicom.dcmread(path, stop_before_pixels=True))
@@ -380,7 +381,9 @@ def load_dicom_series(folder: str | Path, series_uid: str | None = None) -> Volu
 
 
 def load_series_files(files: list[Path], where: str = "series") -> Volume:
-    """The files of one series (as :func:`list_series` groups them) as a Volume."""
+    """The ``files`` of one series (as :func:`list_series` groups them) as a Volume (slice,
+    row, col), ordered along the slice normal; ``where`` names the series (its folder) in
+    errors. A single file is read as :func:`load_dicom_file` reads it."""
     if len(files) == 1:
         return load_dicom_file(files[0])
     return _stack(files, where)
@@ -465,7 +468,8 @@ def _meta(h: Any, paths: list[Path], unit: str) -> dict[str, Any]:
 
 
 def load_dicom_file(path: str | Path) -> Volume:
-    """A single DICOM file: one slice (a volume of 1 slice) or an (enhanced) multi-frame image."""
+    """The DICOM file at ``path`` as a Volume: one slice (a volume of 1 slice) or an
+    (enhanced) multi-frame image; values rescaled (HU for CT)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")

@@ -41,7 +41,9 @@ def _mni() -> dict[str, np.ndarray]:
 
 
 def embedded(name: str, **kwargs: Any) -> Any:
-    """Load embedded data by name (see the module docstring)."""
+    """Load embedded data by ``name``, one of ``NAMES`` (see the module docstring): a
+    :class:`~medgan.data.volume.Volume`, or for "ct_phantoms" a
+    :class:`~medgan.data.phantoms.CTPhantomSlices` built with ``**kwargs``."""
     if name == "mni152_t1":
         d = _mni()
         return Volume(
@@ -88,8 +90,16 @@ def embedded(name: str, **kwargs: Any) -> Any:
 
 @DATASETS.register("mni152_slices")
 def mni152_slices(size: int = 64, axis: str = "axial", min_foreground: float = 0.15):
-    """Real brain MRI slices for demos: the embedded MNI152 T1 along ``axis``, slices with at
-    least ``min_foreground`` brain, 0.5-99.5 percentile window, ``(1, size, size)`` in [-1, 1]."""
+    """Real brain MRI slices for demos: a :class:`~medgan.data.datasets.SliceDataset` of the
+    embedded MNI152 T1 (2 mm), 0.5-99.5 percentile window.
+
+    Args:
+        size: side of the items ``(1, size, size)`` in [-1, 1], in pixels (slices padded to
+            square, then resized).
+        axis: the slice direction: "axial", "coronal" or "sagittal".
+        min_foreground: keep the slices with at least this fraction (in [0, 1]) of pixels
+            above -0.9 after the window (brain, not background).
+    """
     from medgan.data.datasets import SliceDataset
 
     return SliceDataset(embedded("mni152_t1"), axis, min_foreground=min_foreground, size=size)
@@ -105,7 +115,8 @@ VIEWS = ("axial", "coronal", "sagittal")
 
 
 class LabelledSlices(Dataset):
-    """Items ``(image, k)`` of several image data sets, ``k`` the index of the part."""
+    """Items ``(image, k)`` of several image data sets ``parts``, ``k`` the index of the
+    part: the items of the first part first (label 0), then those of the second, ..."""
 
     def __init__(self, parts: list[Dataset]) -> None:
         self.parts = parts
@@ -124,7 +135,8 @@ class LabelledSlices(Dataset):
 @DATASETS.register("mni152_views")
 def mni152_views(size: int = 64, min_foreground: float = 0.15) -> LabelledSlices:
     """Class-conditional demo data: MNI152 T1 slices labelled by view, 0 axial, 1 coronal,
-    2 sagittal. Items ``(image (1, size, size) in [-1, 1], label)``."""
+    2 sagittal. Items ``(image (1, size, size) in [-1, 1], label)``; ``size`` and
+    ``min_foreground`` as in :func:`mni152_slices`."""
     return LabelledSlices([mni152_slices(size, axis, min_foreground) for axis in VIEWS])
 
 
@@ -165,7 +177,8 @@ def mni152_t1_to_tissue(
 ) -> _AlignedSlices:
     """Paired modality synthesis (pix2pix): MNI152 T1 slices ``(1, size, size)`` with the
     grey- and white-matter probability maps of the same slice ``(2, size, size)``, both
-    in [-1, 1] (probability 0 -> -1, 1 -> 1)."""
+    in [-1, 1] (probability 0 -> -1, 1 -> 1). ``size``, ``axis`` and ``min_foreground`` as
+    in :func:`mni152_slices`."""
     return _AlignedSlices(
         mni152_slices(size, axis, min_foreground), embedded("mni152_tissue_prob"), False
     )
@@ -176,7 +189,8 @@ def mni152_tissue_labels(
     size: int = 64, axis: str = "axial", min_foreground: float = 0.15
 ) -> _AlignedSlices:
     """Segmentation: MNI152 T1 slices ``(1, size, size)`` in [-1, 1] with their label maps
-    ``(size, size)`` int64 (0 background, 1 grey matter, 2 white matter)."""
+    ``(size, size)`` int64 (0 background, 1 grey matter, 2 white matter). ``size``,
+    ``axis`` and ``min_foreground`` as in :func:`mni152_slices`."""
     return _AlignedSlices(
         mni152_slices(size, axis, min_foreground), embedded("mni152_tissue"), True
     )

@@ -56,7 +56,8 @@ class IntensityWindow:
 
     @classmethod
     def ct(cls, window: str | tuple[float, float] = "full") -> IntensityWindow:
-        """A CT window by name (see ``CT_WINDOWS``) or as ``(level, width)`` in HU."""
+        """A CT ``window`` by name (see ``CT_WINDOWS``) or as ``(level, width)`` in HU (width
+        > 0): the range ``[level - width/2, level + width/2]`` HU."""
         if isinstance(window, str):
             if window not in CT_WINDOWS:
                 raise ConfigError(f"unknown CT window {window!r}; known: {sorted(CT_WINDOWS)}")
@@ -139,12 +140,13 @@ class IntensityWindow:
         return (self.lo + self.hi) / 2.0
 
     def to_unit(self, v: ArrayT) -> ArrayT:
-        """Physical values (any shape; numpy array or tensor) -> [-1, 1], clipped."""
+        """Physical values ``v`` (any shape; numpy array or tensor) -> [-1, 1], clipped."""
         u = (v - self.centre) * (2.0 / (self.hi - self.lo))
         return u.clip(-1.0, 1.0)
 
     def from_unit(self, u: ArrayT) -> ArrayT:
-        """[-1, 1] -> physical values, the inverse of :meth:`to_unit` inside the window."""
+        """Values ``u`` in [-1, 1] (any shape; numpy array or tensor) -> physical values, the
+        inverse of :meth:`to_unit` inside the window (not clipped)."""
         return u * ((self.hi - self.lo) / 2.0) + self.centre
 
     def __repr__(self) -> str:

@@ -49,8 +49,9 @@ PNG_MAX_VALUE = {
 
 
 def png_max_value(path: str | Path) -> float:
-    """The largest value the PNG's bit depth can store (1, 255 or 65535), read from its header
-    only: the scale a data set of such images shares, whatever each file's own maximum."""
+    """The largest value the bit depth of the PNG at ``path`` can store (1, 255 or 65535),
+    read from its header only: the scale a data set of such images shares, whatever each
+    file's own maximum."""
     with _open_png(Path(path)) as im:
         return PNG_MAX_VALUE[im.mode]
 
@@ -77,7 +78,8 @@ def _open_png(path: Path):
 
 
 def load_png(path: str | Path) -> Volume:
-    """A grey-scale PNG as a 1-slice Volume (unit: the stored integer value; 1 mm pixels).
+    """The grey-scale PNG at ``path`` as a 1-slice Volume ``(1, H, W)`` (unit: the stored
+    integer value; 1 mm pixels); colour images are converted to grey.
 
     ``meta["max_value"]`` is the largest value its bit depth can hold (255 or 65535)."""
     import warnings
@@ -113,7 +115,9 @@ def load_png(path: str | Path) -> Volume:
 def save_png(
     image: np.ndarray, path: str | Path, value_range: tuple[float, float] = (-1.0, 1.0)
 ) -> Path:
-    """Write a 2D array as an 8-bit grey PNG, mapping ``value_range`` to 0..255."""
+    """Write the 2D array ``image`` ``(H, W)`` to ``path`` as an 8-bit grey PNG, mapping
+    ``value_range`` (lo, hi) linearly to 0..255 (values outside clipped); returns the
+    path."""
     from PIL import Image
 
     lo, hi = value_range
@@ -172,6 +176,16 @@ def save_dicom_series(
     RescaleSlope/Intercept chosen to cover the data range (slope 1 for integer HU). Marked
     derived and synthetic (ImageType DERIVED\\SECONDARY, ImageComments, BurnedInAnnotation
     NO); no patient-identifying attribute is copied from anywhere.
+
+    Args:
+        volume: a single-channel Volume (3 axes), finite values in its physical units (HU
+            for CT), with a finite, invertible affine.
+        folder: where the files go (created if missing).
+        modality: "CT" or "MR"; None takes ``volume.meta["modality"]``, else "CT".
+        series_description: SeriesDescription, at most 64 characters and no backslash.
+
+    Returns:
+        The files written, one per slice.
     """
     import pydicom
     from pydicom.dataset import FileDataset, FileMetaDataset

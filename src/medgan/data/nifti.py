@@ -27,6 +27,7 @@ def load_nifti(
     """Load a NIfTI file as a Volume.
 
     Args:
+        path: a ``.nii`` or ``.nii.gz`` file.
         canonical: reorder axes to RAS+ (nibabel's ``as_closest_canonical``).
         nonfinite: "error" (raise, naming how many voxels are NaN/inf), or "zero"/"min"
             to replace them with 0 or the finite minimum.
@@ -123,7 +124,8 @@ def _check_header(img, path: Path) -> None:
 
 
 def save_nifti(volume: Volume, path: str | Path) -> Path:
-    """Write a Volume as NIfTI-1 (float32) with its affine as sform and qform."""
+    """Write ``volume`` to ``path`` as NIfTI-1 (float32) with its affine as sform and qform
+    (a channel axis becomes the 4th axis); returns the path."""
     import nibabel as nib
 
     path = Path(path)

@@ -27,7 +27,13 @@ def _ellipse(x, y, cx, cy, a, b, theta=0.0):
 
 
 def ct_phantom_hu(size: int, rng: np.random.Generator, noise_hu: float = 15.0) -> np.ndarray:
-    """One ``(size, size)`` float32 axial phantom in HU; rows run anterior -> posterior."""
+    """One ``(size, size)`` float32 axial phantom in HU; rows run anterior -> posterior.
+
+    Args:
+        size: side in pixels.
+        rng: draws the anatomy variation and the noise.
+        noise_hu: standard deviation of the additive Gaussian noise, in HU.
+    """
     t = np.linspace(-1, 1, size, dtype=np.float32)
     y, x = np.meshgrid(t, t, indexing="ij")
     theta = rng.normal(0, 0.05)
@@ -65,6 +71,13 @@ class CTPhantomSlices(Dataset):
     HU map to [-1, 1] through the CT ``window`` (a name, or ``(level, width)`` in HU;
     default "full": -1000..1000 HU), so ``IntensityWindow.ct(window).from_unit`` turns
     samples back into HU.
+
+    Args:
+        n: number of items.
+        size: side of the slices, in pixels.
+        seed: with the index, seeds each item (item i is a function of ``(seed, i)``).
+        window: the CT window mapped to [-1, 1] (values outside clipped).
+        noise_hu: standard deviation of the Gaussian noise, in HU.
     """
 
     def __init__(

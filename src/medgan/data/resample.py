@@ -15,7 +15,9 @@ from medgan.errors import ConfigError
 
 
 def resample(volume: Volume, spacing: tuple[float, float, float], labels: bool = False) -> Volume:
-    """Resample to ``spacing`` (mm, array axis order); ``labels=True`` uses nearest neighbour."""
+    """Resample ``volume`` to ``spacing`` (three positive values in mm, array axis order),
+    keeping the first voxel centre in place; with ``labels`` True nearest neighbour (label
+    maps), else linear interpolation."""
     new = np.asarray(spacing, dtype=np.float64)
     if new.shape != (3,) or not (new > 0).all():
         raise ConfigError(f"spacing must be three positive numbers (mm), got {spacing}")

@@ -15,6 +15,13 @@ class ResumableSampler(Sampler[int]):
     The permutation of epoch ``e`` is ``randperm(n, seed + e)``; rank ``r`` of ``w`` takes
     every ``w``-th index from position ``r`` (the permutation is padded by wrapping so all
     ranks see the same number of samples, as DistributedSampler does).
+
+    Args:
+        n: the dataset's length (>= 1).
+        seed: with the epoch, seeds the permutation.
+        shuffle: permute each epoch; False yields ``0..n-1`` in order.
+        rank: this process's rank, in ``[0, world_size)``.
+        world_size: the number of processes sharing the data.
     """
 
     def __init__(
@@ -60,6 +67,10 @@ class EndlessBatchSampler(Sampler[list[int]]):
     ``drop_last=True``). One DataLoader over this sampler lives for the whole run, so its
     workers are not restarted at every epoch; the trainer counts the batches it consumes,
     so ``(epoch, batch)`` always names the next batch, however far the workers prefetch.
+
+    Args:
+        sampler: gives each epoch's order for this rank (its own position is reset).
+        batch_size: indices per batch.
     """
 
     def __init__(self, sampler: ResumableSampler, batch_size: int) -> None:

@@ -62,7 +62,7 @@ _MEMORY_FORMATS = {4: torch.channels_last, 5: torch.channels_last_3d}
 
 
 class TensorItems(Dataset):
-    """The items ``data[i]`` of a tensor ``(N, ...)`` as a map-style data set."""
+    """The items ``data[i]`` of a tensor ``data`` ``(N, ...)`` as a map-style data set."""
 
     def __init__(self, data: Tensor) -> None:
         self.data = data
@@ -207,8 +207,8 @@ class DataStream:
         self._upcoming = None
 
     def batches(self, epoch: int, batch: int) -> Iterator[tuple[Any, tuple[int, int]]]:
-        """Endless ``(batch on the device, position after it)`` from position ``(epoch,
-        batch)``, the position naming the next batch to consume."""
+        """Endless ``(batch on the device, position after it)`` from batch ``batch`` of pass
+        ``epoch`` (both from 0), the position naming the next batch to consume."""
         it = self._indexed(epoch, batch) if self.exact else self._passes(epoch, batch)
         for b, position in it:
             yield self.to_device(b), position
@@ -245,8 +245,9 @@ class DataStream:
     # ------------------------------------------------------------------ checkpoints
 
     def normalise(self, epoch: int, batch: int) -> tuple[int, int]:
-        """A stored position in range: an older format could store ``batch`` equal to the
-        batches per epoch of a map-style data set; it is carried into the epoch."""
+        """A stored position (batch ``batch`` of pass ``epoch``) in range: an older format
+        could store ``batch`` equal to the batches per epoch of a map-style data set; it is
+        carried into the epoch."""
         if self.batch_sampler is None:
             return epoch, batch
         extra, batch = divmod(batch, self.batch_sampler.batches_per_epoch())
@@ -260,7 +261,7 @@ class DataStream:
         return None if state is None else {"epoch": self.epoch, **state}
 
     def load_state_dict(self, state: dict[str, Any] | None) -> None:
-        """Restore :meth:`state_dict`'s output (None: nothing recorded)."""
+        """Restore ``state``, :meth:`state_dict`'s output (None: nothing recorded)."""
         if state is not None and not self.exact:
             self._pass_states = {state["epoch"]: {k: state[k] for k in ("rng", "generators")}}
 
@@ -375,7 +376,8 @@ class DataStream:
 
 
 class Peekable:
-    """An iterator whose next item can be looked at (:meth:`peek`) without consuming it."""
+    """An iterator whose next item can be looked at (:meth:`peek`) without consuming it;
+    ``it`` is the iterator wrapped."""
 
     def __init__(self, it: Iterator[Any]) -> None:
         self._it, self._head = it, _END

@@ -11,7 +11,14 @@ from medgan.registry import DATASETS
 
 
 class GaussianMixture(Dataset):
-    """Points ``(2,)`` float32 from an equal mixture of isotropic Gaussians at ``modes()``."""
+    """Points ``(2,)`` float32 from an equal mixture of isotropic Gaussians at ``modes()``.
+
+    Args:
+        means: the mode centres ``(K, 2)``.
+        n: number of points, drawn once.
+        std: standard deviation of every Gaussian, per coordinate.
+        seed: seeds the draws (the points are fixed for a seed).
+    """
 
     def __init__(self, means: torch.Tensor, n: int, std: float, seed: int) -> None:
         self.std = std
@@ -32,7 +39,8 @@ class GaussianMixture(Dataset):
 
     def mode_coverage(self, samples: torch.Tensor, sigmas: float = 3.0) -> tuple[int, float]:
         """(number of modes hit by >= 1% of samples within ``sigmas`` std, fraction of
-        samples within ``sigmas`` std of their nearest mode: "high quality")."""
+        samples within ``sigmas`` std of their nearest mode: "high quality"), for
+        generated points ``samples`` ``(N, 2)``."""
         dist = torch.cdist(samples.float(), self.modes())
         nearest_d, nearest = dist.min(dim=1)
         good = nearest_d <= sigmas * self.std
@@ -46,6 +54,12 @@ class EightGaussians(GaussianMixture):
     """Mixture of 8 isotropic Gaussians on a ring (Metz et al. 2017, "Unrolled GANs").
 
     Items are points ``(2,)`` float32. Means at ``radius * (cos 2πk/8, sin 2πk/8)``.
+
+    Args:
+        n: number of points.
+        radius: radius of the ring.
+        std: standard deviation of every Gaussian (0.02, as in Metz et al.).
+        seed: seeds the draws.
     """
 
     def __init__(self, n: int = 8192, radius: float = 2.0, std: float = 0.02, seed: int = 0):
@@ -58,7 +72,14 @@ class EightGaussians(GaussianMixture):
 class TwentyFiveGaussians(GaussianMixture):
     """Mixture of 25 isotropic Gaussians on a 5 x 5 grid with ``spacing`` between
     neighbours, centred at 0 (the grid of Srivastava et al. 2017, VEEGAN; Lin et al. 2018,
-    PacGAN). Items are points ``(2,)`` float32."""
+    PacGAN). Items are points ``(2,)`` float32.
+
+    Args:
+        n: number of points.
+        spacing: distance between neighbouring modes.
+        std: standard deviation of every Gaussian.
+        seed: seeds the draws.
+    """
 
     def __init__(self, n: int = 8192, spacing: float = 2.0, std: float = 0.05, seed: int = 0):
         axis = (torch.arange(5, dtype=torch.float32) - 2) * spacing

@@ -67,7 +67,8 @@ class Volume:
     def with_array(
         self, array: np.ndarray, affine: np.ndarray | None = None, **meta: Any
     ) -> Volume:
-        """A new Volume with other voxels (and optionally affine); meta is updated."""
+        """A new Volume with other voxels ``array`` and, when given, another ``affine`` (None
+        keeps this one); ``meta`` is this Volume's updated with the keyword arguments."""
         return replace(
             self,
             array=array,
@@ -76,7 +77,8 @@ class Volume:
         )
 
     def index_to_world(self, index: np.ndarray) -> np.ndarray:
-        """``(..., 3)`` voxel indices -> ``(..., 3)`` RAS+ mm."""
+        """``index`` ``(..., 3)`` voxel indices (array axis order, fractional allowed) ->
+        ``(..., 3)`` RAS+ mm."""
         index = np.asarray(index, dtype=np.float64)
         return index @ self.affine[:3, :3].T + self.affine[:3, 3]
 

@@ -117,3 +117,11 @@ def enhance_checkpoint(tmp_path_factory):
     vol = Volume(np.random.default_rng(0).uniform(0, 255, (3, 40, 36)), np.eye(4))
     save_nifti(vol, folder / "in.nii.gz")
     return folder
+
+
+@pytest.fixture(scope="session")
+def t1():
+    """The embedded MNI152 T1 template as a Volume (2 mm, RAS+)."""
+    from medgan.data import embedded
+
+    return embedded("mni152_t1")

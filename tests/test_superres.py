@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import medgan
-from medgan.data import IntensityWindow, Volume, embedded, load, save_nifti
+from medgan.data import IntensityWindow, Volume, load, save_nifti
 from medgan.errors import ConfigError, DataError
 from medgan.models import build
 from medgan.models.conditioned import LevelConditionedResidual, ThicknessSR
@@ -27,11 +27,6 @@ from medgan.tasks import (
 from medgan.tasks.superres import factor_from_geometry
 
 WINDOW = IntensityWindow(0.0, 255.0)
-
-
-@pytest.fixture(scope="module")
-def t1() -> Volume:
-    return embedded("mni152_t1")
 
 
 def _random(name: str = "thickness_sr", seed: int = 0, **kw) -> torch.nn.Module:

@@ -29,11 +29,6 @@ from medgan.tasks import (
 WINDOW = IntensityWindow(0.0, 255.0)
 
 
-@pytest.fixture(scope="module")
-def t1():
-    return embedded("mni152_t1")
-
-
 def test_degradations_by_formula():
     rng = np.random.default_rng(0)
     added = low_dose_ct_noise(

@@ -28,7 +28,9 @@ from medgan.metrics.image_quality import psnr, ssim
 
 
 def psnr_ssim(pred: np.ndarray, ref: np.ndarray, data_range: float) -> tuple[float, float]:
-    """Mean PSNR (dB) and SSIM of 2D stacks ``(N, H, W)`` against ``ref``, in the same units."""
+    """Mean PSNR (dB) and SSIM of the 2D stack ``pred`` ``(N, H, W)`` against ``ref``, same
+    shape and units; ``data_range`` is the span of valid values in those units (e.g. 2000
+    for HU in [-1000, 1000])."""
     p = torch.from_numpy(np.asarray(pred, np.float64))[:, None]
     r = torch.from_numpy(np.asarray(ref, np.float64))[:, None]
     return float(psnr(p, r, data_range)), float(ssim(p, r, data_range))
@@ -40,7 +42,15 @@ def best_parameter(
     degraded: np.ndarray,
     score: Callable[[np.ndarray], tuple[float, ...]],
 ) -> tuple[Any, np.ndarray, tuple[float, ...]]:
-    """``(best param, its output, its score)`` maximising ``score(output)[0]`` over ``params``."""
+    """``(best param, its output, its score)`` maximising ``score(output)[0]`` over ``params``.
+
+    Args:
+        method: ``method(degraded, param) -> output``, e.g. :func:`gaussian_denoise`.
+        params: the parameter grid (non-empty; ValueError otherwise).
+        degraded: the input of every run, e.g. a noisy stack ``(N, H, W)``.
+        score: ``score(output) -> (value, ...)``; the first value is maximised (e.g.
+            ``lambda out: psnr_ssim(out, clean, data_range)``).
+    """
     best = None
     for p in params:
         out = method(degraded, p)
@@ -53,12 +63,14 @@ def best_parameter(
 
 
 def gaussian_denoise(stack: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian filter of standard deviation ``sigma`` pixels within each slice."""
+    """Gaussian filter of standard deviation ``sigma`` pixels within each slice of
+    ``stack`` ``(N, H, W)`` (not across slices); float32, same units."""
     return ndimage.gaussian_filter(np.asarray(stack, np.float32), (0, sigma, sigma))
 
 
 def nlm_denoise(stack: np.ndarray, h_factor: float, noise_sigma: float) -> np.ndarray:
-    """Non-local means per slice (5x5 patches, 13x13 search) with filter strength
+    """Non-local means per slice of ``stack`` ``(N, H, W)`` (5x5 patches, 13x13 search;
+    float32 output in the input's units) with filter strength
     h = ``h_factor * noise_sigma`` for noise of standard deviation ``noise_sigma`` (image
     units). Search ``h_factor`` with ``best_parameter(partial(nlm_denoise, noise_sigma=s),
     ...)``."""
@@ -84,7 +96,9 @@ def nlm_denoise(stack: np.ndarray, h_factor: float, noise_sigma: float) -> np.nd
 def nlm_rician(stack: np.ndarray, h_factor: float, noise_sigma: float) -> np.ndarray:
     """Bias-corrected non-local means for Rician (MR magnitude) noise: the non-local mean
     estimates E[M], which :func:`~medgan.tasks.noise.rician_mean_inverse` maps back to
-    the signal (dark regions are otherwise left at ~1.25 sigma)."""
+    the signal (dark regions are otherwise left at ~1.25 sigma). ``stack``, ``h_factor``
+    and ``noise_sigma`` as in :func:`nlm_denoise` (``noise_sigma``: the Rician sigma, in
+    the stack's units)."""
     from medgan.tasks.noise import rician_mean_inverse
 
     return rician_mean_inverse(nlm_denoise(stack, h_factor, noise_sigma), noise_sigma)
@@ -92,8 +106,9 @@ def nlm_rician(stack: np.ndarray, h_factor: float, noise_sigma: float) -> np.nda
 
 def dipy_nlmeans(stack: np.ndarray, noise_sigma: float) -> np.ndarray:
     """dipy's blockwise non-local means with its Rician correction (``rician=True``, 3x3
-    patches, 11x11 search), per slice, at the noise level ``noise_sigma`` (dipy uses the one
-    value both as filter strength and for the bias correction, so it is not swept)."""
+    patches, 11x11 search), per slice of ``stack`` ``(N, H, W)``, at the noise level
+    ``noise_sigma`` in the stack's units (dipy uses the one value both as filter strength
+    and for the bias correction, so it is not swept)."""
     try:
         from dipy.denoise.nlmeans import nlmeans
     except ImportError as e:
@@ -113,7 +128,8 @@ def dipy_nlmeans(stack: np.ndarray, noise_sigma: float) -> np.ndarray:
 
 
 def bm3d_denoise(stack: np.ndarray, strength: float, noise_sigma: float) -> np.ndarray:
-    """BM3D (Dabov et al. 2007, PyPI ``bm3d``) per slice for white Gaussian noise of
+    """BM3D (Dabov et al. 2007, PyPI ``bm3d``) per slice of ``stack`` ``(N, H, W)`` for
+    white Gaussian noise of
     standard deviation ``noise_sigma`` (image units), run at ``strength * noise_sigma``
     (search ``strength`` near 1 with :func:`best_parameter`)."""
     try:
@@ -129,7 +145,9 @@ def bm4d_rician(stack: np.ndarray, strength: float, noise_sigma: float) -> np.nd
     """Bias-corrected BM4D (Maggioni et al. 2013, PyPI ``bm4d``) for Rician MR magnitude
     noise, per slice: BM4D at ``strength * noise_sigma`` estimates E[M] (the package has no
     Rician mode), which :func:`~medgan.tasks.noise.rician_mean_inverse` maps back to the
-    signal, as for :func:`nlm_rician`."""
+    signal, as for :func:`nlm_rician`. ``stack``: ``(N, H, W)`` magnitude slices;
+    ``noise_sigma``: the Rician sigma in their units; ``strength``: its multiple BM4D runs
+    at (search near 1 with :func:`best_parameter`)."""
     try:
         import bm4d
     except ImportError as e:
@@ -154,6 +172,12 @@ class IntensityLookup:
     take the linear interpolation of their non-empty neighbours. In mean squared error no
     function of the voxel value alone does better on the training voxels, which makes it
     the baseline a context-aware model (a GAN) has to beat for modality synthesis.
+
+    Args:
+        table: ``(C, bins)`` predicted target value per channel and source bin (use
+            :meth:`fit`).
+        lo: the source value at the lower edge of the first bin (lower values fall in it).
+        hi: the source value at the upper edge of the last bin (higher values fall in it).
     """
 
     table: np.ndarray  # (C, bins)
@@ -169,7 +193,15 @@ class IntensityLookup:
         lo: float | None = None,
         hi: float | None = None,
     ) -> IntensityLookup:
-        """``source`` ``(*S)`` and ``target`` ``(*S)`` or ``(C, *S)`` of paired voxels."""
+        """The lookup fitted on paired voxels.
+
+        Args:
+            source: source voxel values ``(*S)``, any units.
+            target: paired target values ``(*S)`` or ``(C, *S)``.
+            bins: equal-width source bins.
+            lo: lower end of the binned source range; None: the source minimum.
+            hi: upper end of the binned source range; None: the source maximum.
+        """
         src = np.asarray(source, np.float64)
         tgt = np.asarray(target, np.float64)
         tgt = tgt[None] if tgt.shape == src.shape else tgt
@@ -207,7 +239,16 @@ def classical_denoisers(
 ) -> dict[str, tuple[float, ...]]:
     """Scores of the Gaussian filter, non-local means and BM3D at their best parameters, as
     rows ``{"method (best parameter)": score}``; non-local means and BM3D are left out
-    (with a logged warning) when scikit-image or bm3d is missing."""
+    (with a logged warning) when scikit-image or bm3d is missing.
+
+    Args:
+        noisy: the noisy stack ``(N, H, W)``, physical units.
+        score: ``score(denoised) -> (value, ...)``; the first value is maximised.
+        noise_sigma: the noise standard deviation, in the stack's units.
+        gaussian_sigmas: the Gaussian filter's sigmas tried, in pixels.
+        nlm_factors: the non-local means strengths tried, as multiples of ``noise_sigma``.
+        bm3d_strengths: the BM3D strengths tried, as multiples of ``noise_sigma``.
+    """
     s, _, sc = best_parameter(gaussian_denoise, gaussian_sigmas, noisy, score)
     rows = {f"Gaussian filter (best sigma={s} px)": sc}
     for label, method, grid in (

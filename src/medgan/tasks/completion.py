@@ -27,7 +27,9 @@ from medgan.data.volume import Volume
 def random_box_mask(
     shape: tuple[int, int], rng: np.random.Generator, frac: tuple[float, float] = (0.2, 0.4)
 ) -> np.ndarray:
-    """A float32 mask (1 = missing) with one box of ``frac`` of each side."""
+    """A float32 mask of ``shape`` ``(H, W)`` (1 = missing, 0 = known) with one box whose
+    sides are fractions of the image's, each drawn from ``rng`` uniformly in the range
+    ``frac`` (lo, hi), at a uniform position."""
     h, w = shape
     bh, bw = (int(s * rng.uniform(*frac)) for s in shape)
     y, x = rng.integers(0, h - bh + 1), rng.integers(0, w - bw + 1)
@@ -93,8 +95,17 @@ def _coarse_input(x: np.ndarray, m: np.ndarray, fill: str) -> np.ndarray:
 
 
 class InpaintingPairs(Dataset):
-    """Items ``(input (2, H, W), target (1, H, W))`` from slices ``(N, H, W)`` in [-1, 1]:
-    input = (coarse fill, mask) with one random box per item (fixed per ``(seed, i)``)."""
+    """Items ``(input (2, H, W), target (1, H, W))`` from slices in [-1, 1]: input =
+    (coarse fill, mask) with one random box per item.
+
+    Args:
+        slices: the clean slices ``(N, H, W)`` in [-1, 1].
+        seed: with the index, seeds each item's box (item i is fixed per ``(seed, i)``).
+        frac: the range (lo, hi) of the box sides as fractions of the image sides
+            (:func:`random_box_mask`).
+        fill: the coarse fill of the box: "harmonic" (:func:`harmonic_fill`) or "constant"
+            (-1); ValueError otherwise.
+    """
 
     def __init__(
         self,
@@ -130,7 +141,21 @@ def inpaint(
     fill: str = "harmonic",
 ) -> Volume:
     """Replace voxels where ``mask`` is true by the model's prediction; others stay as they
-    are. ``fill`` must be the coarse fill the model was trained with (InpaintingPairs)."""
+    are.
+
+    Args:
+        volume: the volume to complete, in physical units.
+        mask: ``volume.array``'s shape; nonzero = missing.
+        model: ``(N, 2, H, W)`` (coarse fill, mask) in [-1, 1] -> ``(N, 1, H, W)`` in
+            [-1, 1], as trained on :class:`InpaintingPairs`; run in eval mode, on the CPU,
+            all slices in one batch.
+        window: maps the volume's units to [-1, 1] as in training (and back).
+        axis: the array axis (0..2) along which 2D slices are taken.
+        fill: the coarse fill the model was trained with ("harmonic" or "constant").
+
+    Returns:
+        A Volume with the same geometry, in the input's units.
+    """
     arr = np.moveaxis(window.to_unit(np.asarray(volume.array, np.float32)), axis, 0)
     m = np.moveaxis(np.asarray(mask, np.float32), axis, 0)
     inp = np.stack([_coarse_input(a, mk, fill) for a, mk in zip(arr, m, strict=True)])
@@ -140,7 +165,8 @@ def inpaint(
 
 
 class MissingSlicePairs(Dataset):
-    """Items ``(neighbours (2, H, W), middle (1, H, W))`` from a stack ``(N, H, W)`` in [-1, 1]."""
+    """Items ``(neighbours (2, H, W), middle (1, H, W))`` from ``stack`` ``(N, H, W)`` in
+    [-1, 1]: item i is slices i and i + 2 with slice i + 1 (N - 2 items)."""
 
     def __init__(self, stack: np.ndarray) -> None:
         self.stack = np.asarray(stack, np.float32)

@@ -28,7 +28,8 @@ from scipy import ndimage
 
 
 def ramp_shaped_noise(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-    """Unit-variance noise whose spectrum over the last two axes is proportional to |f|."""
+    """Unit-variance float32 noise of ``shape`` (at least 2 axes) whose power spectrum over
+    the last two axes is proportional to |f|, drawn from ``rng``."""
     white = rng.standard_normal(shape)
     fy = np.fft.fftfreq(shape[-2])[:, None]
     fx = np.fft.fftfreq(shape[-1])[None, :]
@@ -43,8 +44,9 @@ def low_dose_ct_noise(
     dose_fraction: float = 0.25,
     full_dose_sigma_hu: float = 10.0,
 ) -> np.ndarray:
-    """Simulate a scan at ``dose_fraction`` of the dose of ``hu`` (whose own noise is
-    ``full_dose_sigma_hu``): adds ramp-shaped noise of sigma_full * sqrt(1/d - 1) HU."""
+    """Simulate a scan at ``dose_fraction`` (in (0, 1]) of the dose of ``hu`` (slices in
+    HU, last two axes the image plane, whose own noise std is ``full_dose_sigma_hu`` HU):
+    adds ramp-shaped noise (drawn from ``rng``) of sigma_full * sqrt(1/d - 1) HU."""
     if not 0 < dose_fraction <= 1:
         raise ValueError(f"dose_fraction must be in (0, 1], got {dose_fraction}")
     sigma = full_dose_sigma_hu * np.sqrt(1.0 / dose_fraction - 1.0)
@@ -52,7 +54,9 @@ def low_dose_ct_noise(
 
 
 def rician_noise(x: np.ndarray, rng: np.random.Generator, sigma: float) -> np.ndarray:
-    """Magnitude of complex Gaussian noise added to a (non-negative) MR image."""
+    """Magnitude of complex Gaussian noise added to a (non-negative) MR image ``x``:
+    ``|x + n_re + i n_im|`` with ``n ~ N(0, sigma^2)`` drawn from ``rng``; ``sigma`` in the
+    image's units."""
     re = x + sigma * rng.standard_normal(x.shape)
     im = sigma * rng.standard_normal(x.shape)
     return np.sqrt(re**2 + im**2).astype(np.float32)
@@ -72,9 +76,10 @@ def _monomials(h: int, w: int, order: int) -> tuple[np.ndarray, ...]:
 def bias_field(
     x: np.ndarray, rng: np.random.Generator, strength: float = 0.3, order: int = 3
 ) -> np.ndarray:
-    """Multiply each 2D slice (last two axes) by exp(strength * p), p a polynomial of total
+    """Multiply each 2D slice (last two axes) by exp(``strength`` * p), p a polynomial of total
     degree ``order`` in the normalised coordinates with coefficients ~ U(-1, 1), scaled so
-    that max |p| = 1: gains between exp(-strength) and exp(strength)."""
+    that max |p| = 1: gains between exp(-strength) and exp(strength). ``x``: the image(s),
+    any units; ``rng`` draws the coefficients."""
     monomials = _monomials(*x.shape[-2:], order)
     p = sum(rng.uniform(-1, 1) * m for m in monomials)
     p = p / max(float(np.abs(p).max()), 1e-12)
@@ -84,7 +89,7 @@ def bias_field(
 def thick_slices(
     x: np.ndarray, factor: int, axis: int = 0, same_grid: bool = True, order: int = 1
 ) -> np.ndarray:
-    """Average ``factor`` slices along ``axis`` (spacing multiplies by ``factor``; slices
+    """Average ``factor`` slices of ``x`` along ``axis`` (spacing multiplies by ``factor``; slices
     beyond the last whole slab are dropped); with ``same_grid`` re-sample back to the input
     grid (the usual SR input) by :func:`slabs_to_grid` with spline interpolation of
     ``order`` along ``axis`` (1: linear, 3: cubic B-spline)."""

@@ -43,7 +43,8 @@ def _package_dir(package: str) -> Path:
 
 
 def scale_to_255(a: np.ndarray) -> np.ndarray:
-    """Shift so the minimum is >= 0, then map the 99.5th percentile to 255 (float32)."""
+    """The image ``a`` shifted so its minimum is >= 0, then scaled so its 99.5th percentile
+    is 255 (float32); DataError for a blank image."""
     a = np.asarray(a, np.float32)
     a = a - min(0.0, float(a.min()))
     top = float(np.percentile(a, 99.5))
@@ -80,7 +81,9 @@ def heldout_mr_images() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
 
 
 def add_noise(images: dict[str, np.ndarray], sigma: float, seed: int = 15) -> dict[str, np.ndarray]:
-    """Rician noise of ``sigma`` on every image, a fixed generator per (seed, position)."""
+    """Rician noise of ``sigma`` (in the images' units, 0..255 here) on every image of
+    ``images`` (name -> ``(H, W)``), a fixed generator per (``seed``, position in the
+    dict)."""
     return {
         k: rician_noise(v, np.random.default_rng([seed, i]), sigma)
         for i, (k, v) in enumerate(images.items())
@@ -100,7 +103,8 @@ def baselines(
     """The classical MR denoisers ``(stack, h_factor, sigma) -> stack`` with the filter
     strengths to try: bias-corrected NLM over ``H_FACTORS``; dipy's Rician nlmeans (when
     installed) at the true sigma only (its strength and bias correction are one value);
-    bias-corrected BM4D (when installed) over ``BM4D_STRENGTHS``."""
+    bias-corrected BM4D (when installed) over ``BM4D_STRENGTHS``. ``with_dipy`` and
+    ``with_bm4d`` False leave those two out even when installed."""
     methods: dict[str, tuple[Method, tuple[float, ...]]] = {
         "bias-corrected NLM": (nlm_rician, H_FACTORS)
     }
@@ -118,7 +122,9 @@ def best_h(
     noisy: dict[str, np.ndarray],
     sigma: float,
 ) -> float:
-    """The filter strength in ``grid`` with the best mean PSNR on ``clean``/``noisy``."""
+    """The filter strength in ``grid`` with the best mean PSNR of ``method`` (``(stack,
+    h, sigma) -> stack``) on the ``noisy`` images against the ``clean`` ones (same names,
+    0..255 units), at the noise level ``sigma``; a one-value grid is returned unscored."""
     if len(grid) == 1:
         return grid[0]
     means = {
@@ -140,8 +146,20 @@ def evaluate_denoiser(
     """Per-image ``(PSNR dB, SSIM)`` on the report set for the noisy input, ``model``
     through :func:`~medgan.tasks.denoising.denoise` (blind noise estimate) and each
     baseline at its tune-set parameter; plus the clean-input check (PSNR of the model's
-    output against its clean input) and the blind noise estimates. ``images``: the
-    ``(tune, report)`` sets when already loaded (default :func:`heldout_mr_images`)."""
+    output against its clean input) and the blind noise estimates.
+
+    Args:
+        model: a trained :class:`~medgan.models.denoiser.NoiseLevelDenoiser`.
+        sigma: the Rician noise sigma added to every image, in 0..255 units.
+        with_dipy: include dipy's nlmeans (when installed).
+        images: the ``(tune, report)`` sets when already loaded (default
+            :func:`heldout_mr_images`).
+        with_bm4d: include bias-corrected BM4D (when installed).
+
+    Returns:
+        ``{"sigma", "rows", "mean", "baseline_h", "clean_change_psnr_db",
+        "sigma_estimate", "tune"}``, the input of :func:`format_table`.
+    """
     from medgan.tasks.denoising import denoise
 
     tune, report = images if images is not None else heldout_mr_images()
@@ -175,7 +193,8 @@ def evaluate_denoiser(
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """The evaluation as a fixed-width text table with a summary line."""
+    """The evaluation ``result`` (:func:`evaluate_denoiser`'s) as a fixed-width text table
+    with a summary line."""
     rows, mean = result["rows"], result["mean"]
     cols = list(mean)
     lines = [

@@ -40,9 +40,10 @@ def _block_stats(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def estimate_noise_sigma(image: np.ndarray, axis: int = 0, foreground: bool = True) -> float:
-    """Blind noise std of a 2D image ``(H, W)`` or a stack/volume (slices along ``axis``),
-    in the image's units. Pools every slice's blocks into one estimate (the noise level of
-    a scan is one number). ``foreground`` drops dark background blocks (see module doc)."""
+    """Blind noise std of ``image``, a 2D image ``(H, W)`` or a stack/volume (slices along
+    ``axis``), in the image's units. Pools every slice's blocks into one estimate (the
+    noise level of a scan is one number). ``foreground`` drops dark background blocks (see
+    module doc)."""
     a = np.asarray(image, np.float64)
     if a.ndim == 2:
         a = a[None]
@@ -69,7 +70,8 @@ def estimate_noise_sigma(image: np.ndarray, axis: int = 0, foreground: bool = Tr
 
 
 def rician_mean(nu: np.ndarray) -> np.ndarray:
-    """E[M] / sigma of a Rician magnitude with signal-to-noise ratio ``nu = A / sigma``."""
+    """E[M] / sigma of a Rician magnitude with signal-to-noise ratio ``nu`` = A / sigma
+    (>= 0, any shape), float64."""
     q = np.asarray(nu, np.float64) ** 2 / 4.0
     return np.sqrt(np.pi / 2) * ((1 + 2 * q) * special.i0e(q) + 2 * q * special.i1e(q))
 

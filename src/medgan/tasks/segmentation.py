@@ -60,12 +60,17 @@ class UNetSegmenter(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Class probabilities ``(N, num_classes, *spatial)`` (in [0, 1], summing to 1 over
-        dim 1) of images ``(N, in_channels, *spatial)`` in [-1, 1]."""
+        dim 1) of images ``x`` ``(N, in_channels, *spatial)`` in [-1, 1]."""
         return self.unet(x).softmax(dim=1)
 
 
 class LabelsToOneHot:
-    """Batch adapter for ``(image, integer label map)`` pairs: G(image), D(one-hot map, image)."""
+    """Batch adapter for ``(image, integer label map)`` pairs: G(image), D(one-hot map, image).
+
+    Args:
+        num_classes: K: label maps with values in [0, K) become one-hot float maps
+            ``(N, K, *spatial)``, the segmenter's output layout.
+    """
 
     def __init__(self, num_classes: int) -> None:
         self.k = num_classes
@@ -77,7 +82,15 @@ class LabelsToOneHot:
 
 
 def soft_dice_loss(probs: Tensor, onehot: Tensor, eps: float = 1.0) -> Tensor:
-    """1 - mean_k (2 sum p*y + eps) / (sum p + sum y + eps) (Milletari et al. 2016)."""
+    """1 - mean_k (2 sum p*y + eps) / (sum p + sum y + eps) (Milletari et al. 2016), a scalar
+    in [0, 1], sums over the batch and the spatial axes.
+
+    Args:
+        probs: class probabilities p ``(N, K, *spatial)``.
+        onehot: the reference one-hot maps y, same shape.
+        eps: smoothing added to numerator and denominator (a class absent from both
+            scores 1, not 0/0).
+    """
     dims = (0, *range(2, probs.dim()))
     inter = (probs * onehot).sum(dims)
     return 1 - ((2 * inter + eps) / (probs.sum(dims) + onehot.sum(dims) + eps)).mean()
@@ -86,7 +99,17 @@ def soft_dice_loss(probs: Tensor, onehot: Tensor, eps: float = 1.0) -> Tensor:
 @LOSSES.register("segmentation")
 @dataclass(frozen=True)
 class SegmentationLoss(WithAdversarial):
-    """G minimises dice_weight * softDice + ce_weight * CE + adv_weight * adversarial."""
+    """G minimises dice_weight * softDice + ce_weight * CE + adv_weight * adversarial.
+
+    Args:
+        adv_weight: weight of the adversarial term; 0 gives the purely supervised baseline
+            (D is still trained but G ignores it).
+        dice_weight: weight of the soft Dice loss (:func:`soft_dice_loss`).
+        ce_weight: weight of the cross-entropy of the probabilities against the one-hot
+            reference.
+        adversarial: as in :class:`~medgan.losses.WithAdversarial`; r1_weight, r2_weight,
+            gp_weight and reg_every too.
+    """
 
     adv_weight: float = 0.05
     dice_weight: float = 1.0
@@ -119,8 +142,18 @@ class SegmentationLoss(WithAdversarial):
 def segment(
     volume: Volume, model: nn.Module, window: IntensityWindow, axis: int = 0, batch_size: int = 16
 ) -> Volume:
-    """Label every slice along ``axis``; returns an integer label Volume with the same affine.
-    Slices are padded (with -1) to a multiple of the U-Net's 2**depth and cropped back."""
+    """Label every slice along ``axis``; returns a label Volume with the same affine
+    (integer class values stored as float32, meta modality "SEG", unit "label").
+    Slices are padded (with -1) to a multiple of the U-Net's 2**depth and cropped back.
+
+    Args:
+        volume: a single-channel volume in physical units.
+        model: a trained :class:`UNetSegmenter` (or any ``(B, 1, H, W)`` in [-1, 1] ->
+            probabilities ``(B, K, H, W)``); run in eval mode on the CPU.
+        window: maps the volume's units to [-1, 1] as in training.
+        axis: the array axis (0..2) along which 2D slices are taken.
+        batch_size: slices per forward pass.
+    """
     model = model.eval()
     k = 2 ** getattr(getattr(model, "unet", model), "depth", 0)
     arr = np.moveaxis(window.to_unit(np.asarray(volume.array, np.float32)), axis, 0)

@@ -125,7 +125,8 @@ def resample_slabs(volume: Volume, factor: int, axis: int, order: int = 1) -> Vo
 
 
 def spacing_ratio(volume: Volume, axis: int) -> float:
-    """Spacing along ``axis`` / mean spacing of the other two axes (mm / mm)."""
+    """Spacing of ``volume`` along ``axis`` (0..2) / mean spacing of the other two axes
+    (mm / mm)."""
     check_axis(axis)
     sp = volume.spacing
     return sp[axis] / float(np.mean([s for a, s in enumerate(sp) if a != axis]))

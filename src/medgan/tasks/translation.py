@@ -73,6 +73,9 @@ def apply_slices(
     triangular weights; for a
     generator without per-image normalisation this matches whole slices up to the
     receptive-field effects at tile borders, which the blend weights down.
+
+    ``batch_size`` slices (or tiles) run at once, on ``device`` (the generator is moved
+    there and put in eval mode); the result is float32 on the CPU, not clipped.
     """
     generator = generator.eval().to(device)
     n = unit.shape[0]
@@ -151,6 +154,8 @@ def translate(
         tile, overlap: ``None`` (default) runs whole slices; an integer runs tiles of that
             side overlapping by ``overlap`` pixels (default ``tile // 2``; see
             :func:`apply_slices`).
+        batch_size: slices (or tiles) per forward pass.
+        device: where the generator runs (it is moved there and put in eval mode).
         meta: entries added to the result's meta.
 
     Returns:
@@ -174,12 +179,14 @@ def translate(
 
 
 def check_axis(axis: int) -> None:
-    """Refuse a slicing axis that is not one of the three spatial axes."""
+    """Refuse (ConfigError) a slicing ``axis`` that is not one of the three spatial axes
+    0, 1, 2."""
     if not 0 <= axis <= 2:
         raise ConfigError(f"axis must be a spatial axis 0, 1 or 2, got {axis}")
 
 
 def multiple_of(generator: nn.Module) -> int:
-    """The side every input must divide into: ``2**depth`` for U-Nets, else 16."""
+    """The side every input of ``generator`` must divide into: ``2**depth`` for U-Nets
+    (an integer ``depth`` attribute), else 16."""
     depth = getattr(generator, "depth", None)
     return 2 ** int(depth) if isinstance(depth, int) else 16

@@ -70,7 +70,8 @@ class DiffAugment(nn.Module):
         return self.rng.get_state()
 
     def set_extra_state(self, state: Tensor) -> None:
-        """Restore the random stream from :meth:`get_extra_state`'s tensor (any device)."""
+        """Restore the random stream from ``state``, :meth:`get_extra_state`'s tensor (on any
+        device)."""
         self.rng.set_state(state.cpu())
 
     def _rand(self, x: Tensor, *shape: int) -> Tensor:
@@ -86,7 +87,8 @@ class DiffAugment(nn.Module):
     # -- adaptive augmentation (Karras et al. 2020, sec. 3)
     @torch.no_grad()
     def accumulate(self, signal: Tensor) -> None:
-        """Add one measurement of the overfitting signal r_t (a scalar tensor)."""
+        """Add one measurement ``signal`` of the overfitting signal r_t (a scalar tensor in
+        [-1, 1], :meth:`~medgan.losses.GANLoss.overfit_signal`) to the running mean."""
         self.ada_stats += torch.stack(
             [signal.detach().float().to(self.ada_stats), self.ada_stats.new_ones(())]
         )
@@ -97,6 +99,11 @@ class DiffAugment(nn.Module):
 
         ADA's rule: with ``step_size = images since the last adjustment / (speed_kimg *
         1000)``, p can move from 0 to 1 in ``speed_kimg`` thousand images.
+
+        Args:
+            target: the value of the mean r_t to hold, in [0, 1] (0.6 in the paper).
+            step_size: how far p moves, up or down, in this adjustment (>= 0); p stays
+                unchanged when no signal was accumulated.
         """
         total, count = self.ada_stats.unbind()
         r_t = total / count.clamp_min(1.0)
@@ -105,7 +112,7 @@ class DiffAugment(nn.Module):
         self.ada_stats.zero_()
 
     def forward(self, x: Tensor) -> Tensor:
-        """Transform a batch: ``(N, C, *spatial)`` images in [-1, 1] (2D or 3D) to a tensor of
+        """Transform a batch ``x``: ``(N, C, *spatial)`` images in [-1, 1] (2D or 3D) to a tensor of
         the same shape and dtype; each transform of the policy is applied to each sample with
         probability ``p``. Borders and cut-out boxes are filled with -1 (background)."""
         if not self.policy:
@@ -161,7 +168,12 @@ def find_augment(module: nn.Module) -> DiffAugment:
 
 
 class AugmentedDiscriminator(nn.Module):
-    """``D(augment(x)[, augment(cond)])`` with one shared transform per sample for image pairs."""
+    """``D(augment(x)[, augment(cond)])`` with one shared transform per sample for image pairs.
+
+    Args:
+        discriminator: the wrapped discriminator, ``D(x)`` or ``D(x, cond)``.
+        augment: the transforms applied to every input of D (real and generated alike).
+    """
 
     def __init__(self, discriminator: nn.Module, augment: DiffAugment) -> None:
         super().__init__()

@@ -74,7 +74,8 @@ class GANInputs:
 
     def renoise(self, sample_noise: NoiseFn) -> GANInputs:
         """These inputs with ``g_args[noise_arg]`` replaced by ``sample_noise(N)``; the
-        same inputs when G takes no noise (``noise_arg`` None)."""
+        same inputs when G takes no noise (``noise_arg`` None). ``sample_noise``: n -> z
+        ``(n, latent_dim)`` (the trainer's noise generator)."""
         if self.noise_arg is None:
             return self
         args = list(self.g_args)
@@ -96,7 +97,13 @@ class GANInputs:
 def call_discriminator(d: Callable[..., Any], x: Tensor, cond: Any = None) -> Any:
     """``d(x, cond)``, or ``d(x)`` when ``cond`` is None: the one way D is called with
     :attr:`GANInputs.cond` (an unconditioned D need not accept a second argument). Returns
-    what D returns; :func:`medgan.losses.discriminator_logits` reads the logits from it."""
+    what D returns; :func:`medgan.losses.discriminator_logits` reads the logits from it.
+
+    Args:
+        d: the discriminator (any callable).
+        x: D's input, images ``(N, C, *spatial)`` in [-1, 1] (or points ``(N, D)``).
+        cond: class labels ``(N,)``, a conditioning image, or None.
+    """
     return d(x) if cond is None else d(x, cond)
 
 
@@ -115,6 +122,11 @@ def unpack(batch: Any, first_key: str = "image", second_key: str = "label") -> t
     ``first`` is a plain float32 tensor ``(N, C, *spatial)`` (or ``(N, D)`` points);
     ``second`` is a tensor (labels ``(N,)`` or a second image) or what the batch holds.
     Raises ConfigError naming the type found and the accepted forms.
+
+    Args:
+        batch: a batch as a DataLoader collates it (the forms of the module docstring).
+        first_key: the key of the first part (the images) in dict batches.
+        second_key: the key of the second part (labels, a target image) in dict batches.
     """
     if isinstance(batch, Tensor):
         return _image(batch, "the batch"), None
@@ -192,7 +204,8 @@ class NoiseToImage:
         G has an int ``latent_dim`` (the width of z), and a class-conditional one also a
         ``num_classes > 0`` (then G(z, y) and D(x, y)). A model without ``latent_dim``
         (e.g. a segmenter, whose ``num_classes`` counts its outputs) is unconditional here;
-        pass an adapter to the Trainer to decide otherwise."""
+        pass an adapter to the Trainer to decide otherwise. ``generator``: the G network
+        whose attributes are read."""
         takes_noise = getattr(generator, "latent_dim", None) is not None
         return cls(conditional=takes_noise and bool(getattr(generator, "num_classes", 0)))
 

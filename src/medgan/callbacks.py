@@ -32,15 +32,28 @@ class Callback:
 
     def on_train_start(self, trainer: Any) -> None:
         """Called once when :meth:`~medgan.trainer.Trainer.fit` starts, before the first step
-        (``trainer.step`` is 0, or the step a resumed run continues from)."""
+        (``trainer.step`` is 0, or the step a resumed run continues from).
+
+        Args:
+            trainer: the running :class:`~medgan.trainer.Trainer`.
+        """
 
     def on_step_end(self, trainer: Any, logs: dict[str, Tensor]) -> None:
-        """Called after each training step; ``trainer.step`` counts the steps done (1 after the
-        first). ``logs`` maps names (``d_loss``, ``g_loss``, ...) to detached scalar tensors;
-        a callback may add entries for the callbacks after it."""
+        """Called after each training step.
+
+        Args:
+            trainer: the running :class:`~medgan.trainer.Trainer`; ``trainer.step`` counts
+                the steps done (1 after the first).
+            logs: names (``d_loss``, ``g_loss``, ...) -> detached scalar tensors of this
+                step; a callback may add entries for the callbacks after it.
+        """
 
     def on_train_end(self, trainer: Any) -> None:
-        """Called once when ``fit`` finishes (the last step done, or ``max_minutes`` reached)."""
+        """Called once when ``fit`` finishes (the last step done, or ``max_minutes`` reached).
+
+        Args:
+            trainer: the running :class:`~medgan.trainer.Trainer`.
+        """
 
 
 class Checkpoint(Callback):
@@ -50,6 +63,11 @@ class Checkpoint(Callback):
     While training, the folder is locked (:class:`~medgan.rundir.RunLock`): a second run
     writing into it is refused instead of overwriting these checkpoints. Temporary files
     left by killed saves are deleted at the start.
+
+    Args:
+        folder: where the checkpoints go (created when needed).
+        every: interval in steps (>= 1).
+        keep_last: how many ``step_*.pt`` files to keep (>= 1); older ones are deleted.
     """
 
     def __init__(self, folder: str | Path, every: int = 500, keep_last: int = 3) -> None:
@@ -85,13 +103,17 @@ class Checkpoint(Callback):
             self._lock.release()
 
     def on_exception(self, trainer: Any, error: BaseException) -> None:
-        """Release the folder's lock when ``fit`` raises (nothing is saved)."""
+        """Release the folder's lock when ``fit`` raises ``error`` (nothing is saved;
+        ``trainer`` is not read)."""
         self._lock.release()
 
 
 @torch.no_grad()
 def eval_outputs(trainer: Any, inputs: Any) -> Tensor:
-    """The EMA generator's (else G's) output for ``inputs`` in eval mode, float32."""
+    """The EMA generator's (else G's) output for ``inputs`` (a
+    :class:`~medgan.batches.GANInputs`, run as ``net(*inputs.g_args)``) in eval mode, float32;
+    ``trainer``: the :class:`~medgan.trainer.Trainer` holding the networks. The network's
+    train/eval mode is restored afterwards."""
     net = trainer.ema if trainer.ema is not None else trainer.generator
     was_training = net.training
     net.eval()
@@ -106,6 +128,12 @@ class SampleGrid(Callback):
     The fixed inputs come from the first ``n`` training items (labels, source images) and a
     private seeded noise generator, so grids from different steps are comparable. 3D
     volumes are shown by their middle slice along the last axis.
+
+    Args:
+        folder: where the PNGs go (``samples_<step>.png``, ``samples_final.png``).
+        every: interval in steps (>= 1).
+        n: images per grid.
+        seed: seeds the fixed noise (and the choice of inputs).
     """
 
     def __init__(self, folder: str | Path, every: int = 500, n: int = 64, seed: int = 1234) -> None:
@@ -151,7 +179,13 @@ class SampleGrid(Callback):
 
 class RealVsGenerated(Callback):
     """At the end of training, ``n`` real training images (a seeded random choice) beside
-    ``n`` samples of the EMA generator (or G) in one PNG: real on the left."""
+    ``n`` samples of the EMA generator (or G) in one PNG: real on the left.
+
+    Args:
+        path: the PNG to write.
+        n: images on each side.
+        seed: seeds the choice of the real images and the generator's noise.
+    """
 
     def __init__(self, path: str | Path, n: int = 36, seed: int = 0) -> None:
         self.path, self.n, self.seed = Path(path), n, seed
@@ -180,7 +214,12 @@ class MetricLog(Callback):
     ``.jsonl`` file (by suffix). On resume, rows after the resumed step are dropped by
     writing the kept rows to a temporary file and renaming it over the log (atomic: a
     kill at any moment leaves the old log or the new one). The log's folder is locked
-    while training (:class:`~medgan.rundir.RunLock`)."""
+    while training (:class:`~medgan.rundir.RunLock`).
+
+    Args:
+        path: the log file, ending in ``.csv`` or ``.jsonl`` (ValueError otherwise).
+        every: interval in steps (>= 1); the final step is always written.
+    """
 
     def __init__(self, path: str | Path, every: int = 10) -> None:
         if every < 1:
@@ -252,7 +291,7 @@ class MetricLog(Callback):
             self._lock.release()
 
     def on_exception(self, trainer: Any, error: BaseException) -> None:
-        """Release the folder's lock when ``fit`` raises."""
+        """Release the folder's lock when ``fit`` raises ``error`` (``trainer`` is not read)."""
         self._lock.release()
 
     def _write(self, trainer: Any, logs: dict[str, Tensor]) -> None:
@@ -280,7 +319,8 @@ def _row_step(line: str, fields: list[str], csv_log: bool) -> float:
 
 
 def read_metric_log(path: str | Path) -> list[dict[str, float]]:
-    """Rows of a MetricLog file as dicts of floats (``step`` as int)."""
+    """Rows of the MetricLog file at ``path`` (``.csv`` or ``.jsonl``) as dicts of floats
+    (``step`` as int; empty CSV cells left out)."""
     path = Path(path)
     if path.suffix == ".jsonl":
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -293,7 +333,13 @@ def read_metric_log(path: str | Path) -> list[dict[str, float]]:
 
 
 class LossPlot(Callback):
-    """Plot the losses recorded by a :class:`MetricLog` to a PNG at the end of training."""
+    """Plot the losses recorded by a :class:`MetricLog` to a PNG at the end of training.
+
+    Args:
+        log_path: the metric log to read.
+        out: the PNG to write.
+        keys: the columns to draw (:func:`plot_losses`).
+    """
 
     def __init__(
         self, log_path: str | Path, out: str | Path, keys: tuple[str, ...] = ("d_loss", "g_loss")
@@ -453,7 +499,8 @@ class AdaptiveAugmentation(Callback):
 
 
 class ProgressBar(Callback):
-    """A tqdm bar with the current losses and the step rate (refreshed every ``every`` steps)."""
+    """A tqdm bar with the current losses and the step rate (refreshed every ``every`` steps);
+    ``total`` is the run's last step (the bar's length)."""
 
     def __init__(self, total: int, every: int = 10) -> None:
         self.total, self.every, self._bar = total, every, None
@@ -482,7 +529,16 @@ def standard_callbacks(
     log_every: int = 10,
     keep_last: int = 3,
 ) -> list[Callback]:
-    """Checkpoints, sample grids, a CSV metric log and a loss plot under ``out_dir``."""
+    """Checkpoints, sample grids, a CSV metric log and a loss plot under ``out_dir``.
+
+    Args:
+        out_dir: the run folder: ``metrics.csv``, ``checkpoints/``, ``samples/`` and
+            ``losses.png`` go there.
+        checkpoint_every: steps between checkpoints.
+        sample_every: steps between sample grids.
+        log_every: steps between metric-log rows.
+        keep_last: checkpoints kept.
+    """
     out = Path(out_dir)
     return [
         MetricLog(out / "metrics.csv", every=log_every),

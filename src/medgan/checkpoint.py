@@ -87,7 +87,8 @@ def save_atomic(obj: dict[str, Any], path: str | os.PathLike) -> Path:
 
 
 def write_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> Path:
-    """Replace ``path`` atomically with what ``write(f)`` writes to a binary file.
+    """Replace ``path`` atomically with what ``write`` writes (``write(f)``, ``f`` a binary
+    file open for writing); returns ``path`` as a Path.
 
     ``f`` is a temporary file ``.{name}.{pid}.XXXXXXXX.tmp`` beside ``path``; it is
     flushed, fsync'ed and renamed over ``path``, so a crash at any moment leaves the old
@@ -140,6 +141,11 @@ def load(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
 
     Returns the dict that was saved (without the ``"sha256"`` entry). A missing, truncated,
     foreign or damaged file (digest mismatch) raises a CheckpointError naming it.
+
+    Args:
+        path: the checkpoint file.
+        map_location: where tensors are loaded (``torch.load``'s ``map_location``: "cpu",
+            "cuda", a device or a mapping function).
     """
     path = Path(path)
     if not path.is_file():
@@ -179,8 +185,9 @@ def check_state_fits(
     net: nn.Module, state: Mapping[str, Any], source: str | os.PathLike, what: str
 ) -> None:
     """Refuse ``state`` unless it has exactly the keys of ``net.state_dict()`` with the
-    same shapes (``net`` may live on the meta device); the error names the first key
-    that differs."""
+    same shapes (``net`` may live on the meta device); the error (a CheckpointError) names
+    ``source`` (the file or folder), ``what`` (which network, e.g. "generator") and the
+    first key that differs."""
     expected = net.state_dict()
     ours = sum(v.numel() for v in expected.values() if isinstance(v, torch.Tensor))
     theirs = sum(v.numel() for v in state.values() if isinstance(v, torch.Tensor))
@@ -206,7 +213,9 @@ def check_state_fits(
 
 
 def check_finite(state: Mapping[str, Any], source: str | os.PathLike, what: str) -> None:
-    """Refuse weights with a NaN or infinite value, naming the first such tensor."""
+    """Refuse weights ``state`` (a state dict) with a NaN or infinite value: a
+    CheckpointError naming ``source`` (the file), ``what`` (which network) and the first
+    such tensor."""
     for k, v in state.items():
         if isinstance(v, torch.Tensor) and v.is_floating_point() and not torch.isfinite(v).all():
             raise CheckpointError(
@@ -228,6 +237,16 @@ def build_model(
     from ``state`` in any key or shape, or whose parameters and buffers would take more
     than :func:`medgan.limits.max_bytes` (``MEDGAN_MAX_BYTES``), is refused before anything
     is allocated, so a small file cannot make us allocate gigabytes.
+
+    Args:
+        spec: ``{"name": registered model name, "kwargs": {...}}``.
+        state: the model's state dict.
+        source: the file the spec and weights come from, named in errors.
+        what: which network this is (e.g. "generator"), named in errors.
+
+    Raises:
+        CheckpointError: a malformed spec, an unknown model, weights that do not fit, or
+            a model over the memory limit.
     """
     name, kwargs = spec.get("name"), spec.get("kwargs") or {}
     if not isinstance(name, str) or not isinstance(kwargs, Mapping):
@@ -259,7 +278,9 @@ def build_model(
 
 
 def rng_state(generators: dict[str, torch.Generator] | None = None) -> dict[str, Any]:
-    """Capture every random state training touches (torch CPU/CUDA, numpy, python, ours)."""
+    """Capture every random state training touches (torch CPU/CUDA, numpy, python, ours):
+    the global ones, and those of ``generators`` (name -> private ``torch.Generator``, e.g.
+    the trainer's noise generator) when given."""
     np_state = np.random.get_state()  # noqa: NPY002 (the legacy global state is what we save)
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
@@ -284,7 +305,13 @@ def set_rng_state(
     """Restore what :func:`rng_state` captured.
 
     Random states are byte tensors that the setters want on the CPU, wherever the
-    checkpoint was mapped to (``load(path, "cuda")`` moves them to the GPU)."""
+    checkpoint was mapped to (``load(path, "cuda")`` moves them to the GPU).
+
+    Args:
+        state: :func:`rng_state`'s output.
+        generators: name -> ``torch.Generator`` to restore in place; a name missing from
+            ``state`` leaves that generator as it is.
+    """
     torch.set_rng_state(state["torch"].cpu())
     n = state["numpy"]
     np.random.set_state(  # noqa: NPY002

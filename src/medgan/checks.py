@@ -30,6 +30,10 @@ def check_first_batch(trainer: Any) -> None:
     changes: the modules' train/eval modes, the global RNGs and every ``torch.Generator``
     a module holds (e.g. DiffAugment's) are restored, so resumed runs stay bit-exact. The
     noise comes from a private generator.
+
+    Args:
+        trainer: the :class:`~medgan.trainer.Trainer` to check, before ``fit`` (its
+            ``stream``, ``adapter``, ``generator`` and ``discriminator`` are used).
     """
     batch = trainer.stream.peek()
     rng = torch.Generator(trainer.device).manual_seed(0)

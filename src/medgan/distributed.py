@@ -39,7 +39,8 @@ class DistInfo:
 
 
 def init_from_env(device_type: str) -> DistInfo:
-    """Join the process group ``torchrun`` describes in the environment (no-op alone)."""
+    """Join the process group ``torchrun`` describes in the environment (no-op alone):
+    NCCL when ``device_type`` is "cuda", else gloo. Returns this process's place."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()
@@ -49,14 +50,15 @@ def init_from_env(device_type: str) -> DistInfo:
 
 
 def broadcast_module(module: nn.Module, src: int = 0) -> None:
-    """Make every rank hold rank ``src``'s parameters and buffers."""
+    """Make every rank's ``module`` hold rank ``src``'s parameters and buffers (in place)."""
     with torch.no_grad():
         for t in list(module.parameters()) + list(module.buffers()):
             dist.broadcast(t.data, src)
 
 
 def average_gradients(module: nn.Module, world_size: int) -> None:
-    """All-reduce the gradients of ``module`` in one flat buffer and divide by the world size."""
+    """All-reduce the gradients of ``module`` in one flat buffer and divide by
+    ``world_size`` (the number of processes), in place."""
     grads = [p.grad for p in module.parameters() if p.grad is not None]
     if not grads:
         return

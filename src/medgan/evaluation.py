@@ -35,7 +35,14 @@ METRICS = Registry("evaluation metric")
 
 @dataclass(frozen=True)
 class EvalMetric:
-    """``fn(real, fake) -> {name: value}`` and the adapters (jobs) whose outputs it fits."""
+    """A metric of the ``evaluate`` entries: a function and the jobs it fits.
+
+    Args:
+        fn: ``fn(real, fake) -> {name: value}``, both batches ``(N, C, *spatial)`` in
+            [-1, 1] (for segmentation: one-hot reference and class probabilities).
+        adapters: the names of the batch adapters (jobs) whose outputs it fits, e.g.
+            ``("paired",)``.
+    """
 
     fn: Callable[[Tensor, Tensor], dict[str, float]]
     adapters: tuple[str, ...]

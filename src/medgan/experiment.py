@@ -351,6 +351,9 @@ class ExperimentConfig:
         "none" means None; ``augment`` and ``evaluate`` objects and ``train`` are read by
         their own ``from_dict``, and the keys of ``train`` become ``train_given``.
 
+        Args:
+            d: the parsed JSON object.
+
         Raises:
             ConfigError: an unknown key, a missing ``data``, only one of ``generator`` and
                 ``discriminator``, a ``train_given`` entry, or any refused value.
@@ -442,7 +445,8 @@ def _check_signature(registry: Registry, spec: Spec, what: str) -> None:
 
 
 def apply_overrides(d: dict[str, Any], assignments: Sequence[str]) -> dict[str, Any]:
-    """A copy of the experiment dict ``d`` with each ``"dotted.path=value"`` assigned.
+    """A copy of the experiment dict ``d`` with each of ``assignments``
+    (``"dotted.path=value"``, as given to ``--set``) assigned in order.
 
     The value is parsed as JSON (``2000``, ``true``, ``null``, ``[0, 0.99]``,
     ``{"size": 32}``), else taken as a string (``cpu``, ``runs/x``). Paths follow the

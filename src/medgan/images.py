@@ -10,8 +10,9 @@ from torch import Tensor
 
 
 def to_display(x: Tensor) -> Tensor:
-    """``(N, C, *spatial)`` in [-1, 1] -> ``(N, C, H, W)`` in [0, 1]; 3D shows the middle slice
-    along the last axis; more than 3 channels shows the first."""
+    """Images ``x`` ``(N, C, *spatial)`` in [-1, 1] -> ``(N, C, H, W)`` float32 on the CPU in
+    [0, 1] (values outside [-1, 1] clipped); 3D shows the middle slice along the last axis;
+    a channel count other than 1 or 3 shows the first channel."""
     x = x.detach().float().cpu()
     if x.dim() == 5:
         x = x[..., x.shape[-1] // 2]
@@ -25,7 +26,9 @@ def to_display(x: Tensor) -> Tensor:
 
 
 def save_grid(x: Tensor, path: str | Path, nrow: int | None = None) -> Path:
-    """Save images ``(N, C, *spatial)`` in [-1, 1] as one PNG grid (square by default)."""
+    """Save images ``x`` ``(N, C, *spatial)`` in [-1, 1] to ``path`` as one PNG grid with
+    ``nrow`` images per row (None: a square grid); returns the path. Volumes show their
+    middle slice (:func:`to_display`)."""
     from torchvision.utils import save_image
 
     path = Path(path)
@@ -36,7 +39,8 @@ def save_grid(x: Tensor, path: str | Path, nrow: int | None = None) -> Path:
 
 
 def save_pngs(x: Tensor, folder: str | Path, prefix: str = "sample") -> list[Path]:
-    """One 8-bit PNG per image (middle slice for volumes)."""
+    """One 8-bit PNG per image of ``x`` ``(N, C, *spatial)`` in [-1, 1] (middle slice for
+    volumes), written to ``folder`` as ``prefix`` + ``_00000.png``, ...; returns the paths."""
     from torchvision.utils import save_image
 
     folder = Path(folder)
@@ -53,7 +57,15 @@ def save_side_by_side(
     left: Tensor, right: Tensor, path: str | Path, nrow: int = 6, gap: int = 8
 ) -> Path:
     """Two grids of images in [-1, 1] side by side in one PNG (e.g. real | generated),
-    separated by a white ``gap`` of pixels; 3D volumes show their middle slice."""
+    separated by a white ``gap`` of pixels; 3D volumes show their middle slice.
+
+    Args:
+        left: the images of the left grid ``(N, C, *spatial)`` in [-1, 1].
+        right: the images of the right grid, same image size.
+        path: the PNG to write (parent folders created); returned.
+        nrow: images per row of each grid.
+        gap: width of the white separator, in pixels.
+    """
     from torchvision.utils import make_grid, save_image
 
     grids = [make_grid(to_display(x), nrow=nrow, padding=2) for x in (left, right)]

@@ -152,7 +152,15 @@ def export_checkpoint(
     """The generator of a training checkpoint as a pretrained folder (see
     :func:`save_pretrained`): its EMA weights when the checkpoint has them and ``ema``,
     else the raw generator's. ``config.json`` records the checkpoint's file name, step and
-    which weights were exported under ``"source"``. Returns the folder."""
+    which weights were exported under ``"source"``. Returns the folder.
+
+    Args:
+        checkpoint: a training checkpoint (:func:`checkpoint_generator`).
+        directory: the pretrained folder to write (as in :func:`save_pretrained`).
+        ema: export the EMA weights when the checkpoint has them.
+        license: the model card's license identifier (default: none stated).
+        description: a paragraph for the model card.
+    """
     generator, source = checkpoint_generator(checkpoint, ema=ema)
     return save_pretrained(
         generator, directory, license=license, description=description, source=source
@@ -164,7 +172,14 @@ def model_card(
 ) -> str:
     """The ``README.md`` of a pretrained folder: YAML front matter with the fields the hub
     reads (``library_name``, ``pipeline_tag``, ``tags``, ``license`` when given), then what
-    the model takes and returns, how to load it, and where it came from."""
+    the model takes and returns, how to load it, and where it came from.
+
+    Args:
+        config: the folder's ``config.json`` content (``model``, ``inputs``, ``output``,
+            ``parameters``, ``source``).
+        license: a hub license identifier for the front matter; None states none.
+        description: the card's first paragraph; None gives a generic sentence.
+    """
     model, inputs, output = config["model"], config["inputs"], config.get("output")
     noise = inputs["kind"] == "noise"
     tags = ["medgan", "gan", "medical-imaging", "pytorch", "safetensors", model["name"]]
@@ -253,8 +268,9 @@ def from_pretrained(directory: str | os.PathLike, device: str | torch.device = "
 
 
 def read_config(directory: str | os.PathLike) -> dict[str, Any]:
-    """The validated ``config.json`` of a pretrained folder (a CheckpointError naming it
-    when the folder or file is missing, not JSON, not ours, or from a newer medgan)."""
+    """The validated ``config.json`` of the pretrained folder ``directory`` (a
+    CheckpointError naming it when the folder or file is missing, not JSON, not ours, or
+    from a newer medgan)."""
     directory = Path(directory)
     path = directory / CONFIG_NAME
     if not directory.is_dir():
@@ -294,8 +310,9 @@ def read_config(directory: str | os.PathLike) -> dict[str, Any]:
 
 
 def read_weights(path: str | os.PathLike) -> dict[str, Tensor]:
-    """The tensors of a ``model.safetensors`` file, verified against the content digest in
-    its metadata when there is one (files re-saved by other tools carry none).
+    """The tensors of the ``model.safetensors`` file at ``path`` (name -> CPU tensor, sorted by
+    name), verified against the content digest in its metadata when there is one (files
+    re-saved by other tools carry none).
 
     Refused with a CheckpointError naming the file: missing, larger than
     :func:`medgan.limits.max_bytes`, truncated or not safetensors, or damaged (digest
@@ -341,6 +358,11 @@ def checkpoint_generator(
     a generator not built by :func:`medgan.models.build` (no spec), a spec that does not fit
     the weights (checked on the meta device first, :func:`medgan.checkpoint.build_model`),
     a model above ``MEDGAN_MAX_BYTES``, and NaN/inf weights.
+
+    Args:
+        path: the training checkpoint (``.pt``, :func:`medgan.checkpoint.load`).
+        ema: take the EMA weights when the checkpoint has them.
+        device: where the generator is put.
     """
     state = ckpt_io.load(path, device)
     entry = state.get("generator")
@@ -372,8 +394,14 @@ def checkpoint_generator(
 
 @dataclass(frozen=True)
 class Exported:
-    """An exported file and the largest absolute difference of its outputs from PyTorch's
-    on the check inputs (``None`` when not checked)."""
+    """An exported file and how closely it matched PyTorch.
+
+    Attributes:
+        path: the file written.
+        max_abs_diff: the largest absolute difference of its outputs from PyTorch's on the
+            check inputs (in the output's units, [-1, 1] for images); None when not
+            checked.
+    """
 
     path: Path
     max_abs_diff: float | None
@@ -390,7 +418,8 @@ def example_inputs(
     latent_dim)`` standard normal, ``(z, y)`` with labels ``(batch_size,)`` int64 cycling
     through the classes for class-conditional generators, or ``(x,)`` with x
     ``(batch_size, *input_shape)`` uniform in [-1, 1] for image-to-image generators
-    (``input_shape`` = ``(C, *spatial)``, required for them)."""
+    (``input_shape`` = ``(C, *spatial)``, required for them). ``batch_size``: the batch
+    size of the call; ``seed`` seeds a private generator for z and x."""
     rng = torch.Generator().manual_seed(seed)
     device = _device_of(generator)
     latent_dim = getattr(generator, "latent_dim", None)
@@ -417,7 +446,8 @@ def export_onnx(
     check: bool = True,
     atol: float = 1e-4,
 ) -> Exported:
-    """Write ``generator`` (in eval mode) as an ONNX file with a dynamic batch axis.
+    """Write ``generator`` (in eval mode) to ``path`` as an ONNX file with a dynamic batch
+    axis.
 
     Inputs are named ``z`` (and ``y``) for noise generators, ``x`` for image-to-image ones;
     the output ``image``. ``inputs`` is an example call (default :func:`example_inputs`).
@@ -482,7 +512,8 @@ def export_torchscript(
     atol: float = 1e-4,
 ) -> Exported:
     """Write ``generator`` (in eval mode, traced on ``inputs``, default
-    :func:`example_inputs`) as a TorchScript file: ``torch.jit.load(path)(z)`` runs it
+    :func:`example_inputs`) to ``path`` as a TorchScript file: ``torch.jit.load(path)(z)``
+    runs it
     without medgan. With ``check``, the saved file is reloaded and run on a different batch
     size (3), and must match PyTorch within ``atol``, else nothing is written.
 

@@ -33,7 +33,12 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Spec:
-    """A registry name plus the JSON-serialisable keyword arguments it was built with."""
+    """A registry name plus the JSON-serialisable keyword arguments it was built with.
+
+    Args:
+        name: a registered name, or an import path ``"package.module:Name"``.
+        kwargs: the keyword arguments of the builder.
+    """
 
     name: str
     kwargs: dict[str, Any] = field(default_factory=dict)
@@ -68,7 +73,8 @@ def is_import_path(name: str) -> bool:
 
 
 def import_object(path: str, what: str = "object") -> Any:
-    """The object named by ``"package.module:Qualified.Name"``, importing the module.
+    """The object named by ``path``, ``"package.module:Qualified.Name"``, importing the
+    module.
 
     Raises:
         ConfigError: a malformed path, or a module or attribute that cannot be imported;
@@ -90,9 +96,10 @@ def import_object(path: str, what: str = "object") -> Any:
 
 
 def import_path(obj: Any, what: str = "object") -> str:
-    """The import path ``"package.module:Qualified.Name"`` of a class or function, the
-    inverse of :func:`import_object`; refused (ConfigError) for what another program could
-    not import: objects defined in a script (``__main__``) or inside a function."""
+    """The import path ``"package.module:Qualified.Name"`` of ``obj``, a class or function,
+    the inverse of :func:`import_object`; refused (ConfigError, naming ``what``) for what
+    another program could not import: objects defined in a script (``__main__``) or inside
+    a function."""
     module, qualname = obj.__module__, obj.__qualname__
     if module == "__main__":
         raise ConfigError(
@@ -128,7 +135,12 @@ class Registry:
         self._builders: dict[str, Callable[..., Any]] = {}
 
     def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
-        """Decorator: ``@MODELS.register("my_gen")`` above a class or factory function."""
+        """Decorator: ``@MODELS.register("my_gen")`` above a class or factory function.
+
+        Args:
+            name: the name to register, non-empty and without ":" (ConfigError otherwise,
+                and when another builder already holds it).
+        """
         if not isinstance(name, str) or not name or is_import_path(name):
             raise ConfigError(
                 f"{self.kind} name must be a non-empty string without ':', got {name!r}"
@@ -147,7 +159,8 @@ class Registry:
         return decorator
 
     def unregister(self, name: str) -> None:
-        """Remove a name (for tests and notebooks that redefine a model)."""
+        """Remove ``name`` (for tests and notebooks that redefine a model); ConfigError when
+        it is not registered."""
         self.get(name)
         del self._builders[name]
 
@@ -227,7 +240,8 @@ class Registry:
 
 
 def spec_of(obj: Any) -> Spec | None:
-    """The ``Spec`` recorded by :meth:`Registry.build`, or ``None`` for hand-built objects."""
+    """The ``Spec`` that :meth:`Registry.build` recorded on ``obj``, or ``None`` for
+    hand-built objects."""
     return getattr(obj, "medgan_spec", None)
 
 

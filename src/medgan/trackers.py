@@ -49,7 +49,8 @@ EXTRAS = {"tensorboard": "tensorboard", "mlflow": "mlflow"}
 
 
 def require(module: str, tracker: str) -> Any:
-    """Import ``module`` or raise a ConfigError naming the extra that installs it."""
+    """Import ``module`` or raise a ConfigError naming the extra that installs it (the extra
+    of ``tracker``, a key of ``EXTRAS``)."""
     try:
         return importlib.import_module(module)
     except ImportError:
@@ -61,8 +62,9 @@ def require(module: str, tracker: str) -> Any:
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, float | int | str | bool]:
-    """Nested config -> ``{"train.steps": 2000, ...}``; lists, None and other values become
-    their JSON text (what TensorBoard hparams and MLflow params can hold)."""
+    """Nested config ``d`` -> ``{"train.steps": 2000, ...}``, keys joined with "." after
+    ``prefix``; lists, None, non-finite floats and other values become their JSON text
+    (what TensorBoard hparams and MLflow params can hold)."""
     out: dict[str, Any] = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
@@ -78,7 +80,7 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, float | int | str 
 
 
 def image_views(x: Tensor) -> dict[str, Tensor]:
-    """Outputs ``(N, C, *spatial)`` in [-1, 1] -> named grids ``(3, H, W)`` in [0, 1]:
+    """Outputs ``x`` ``(N, C, *spatial)`` in [-1, 1] -> named grids ``(3, H, W)`` in [0, 1]:
     ``{"": grid}`` for images, one grid per axis of the middle slices for volumes
     (``{"/axis0": ..., "/axis1": ..., "/axis2": ...}``); ``{}`` for points."""
     from torchvision.utils import make_grid
@@ -176,13 +178,15 @@ class Tracker(Callback):
             self._close("FINISHED")
 
     def on_exception(self, trainer: Any, error: BaseException) -> None:
-        """Close the record with status "KILLED" (KeyboardInterrupt) or "FAILED"."""
+        """Close the record with status "KILLED" (``error`` is a KeyboardInterrupt) or
+        "FAILED" when ``fit`` raises (``trainer`` is not read)."""
         if self._open:
             self._open = False
             self._close("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
 
     def log_scalars(self, step: int, values: dict[str, float]) -> None:
-        """Record evaluation results as ``eval/<name>`` (for ``Evaluate(on_result=...)``)."""
+        """Record evaluation results ``values`` (name -> number) as ``eval/<name>`` at
+        training step ``step`` (for ``Evaluate(on_result=...)``)."""
         if self._open:
             self._scalars(step, {f"eval/{k}": float(v) for k, v in values.items()})
 
@@ -364,7 +368,15 @@ class MLflowLogger(Tracker):
 
 @dataclass(frozen=True)
 class RunInfo:
-    """What a tracker builder learns from the experiment besides its own kwargs."""
+    """What a tracker builder learns from the experiment besides its own kwargs.
+
+    Args:
+        out_dir: the experiment's output folder (default place of the tracker's files).
+        config: the experiment's JSON form (recorded as the run's parameters).
+        log_every: the experiment's metric-log interval in steps (default scalar interval).
+        sample_every: the experiment's sample-grid interval in steps (default image
+            interval).
+    """
 
     out_dir: str
     config: dict[str, Any]
@@ -415,7 +427,8 @@ def _mlflow(
 
 
 def check_tracker(spec: Spec) -> None:
-    """Refuse an unknown tracker name or kwargs that its builder does not take or type."""
+    """Refuse (ConfigError) a ``spec`` with an unknown tracker name or kwargs that its
+    builder does not take or type."""
     import inspect
 
     builder = TRACKERS.get(spec.name)

@@ -60,8 +60,8 @@ RESUME_KEYS = (
 
 
 def state_dict(trainer: Trainer) -> dict[str, Any]:
-    """Everything needed to continue exactly: nets, EMA, optimisers, schedules, scalers,
-    step, data position, all random states, and how to rebuild the nets."""
+    """Everything needed to continue ``trainer`` exactly: nets, EMA, optimisers, schedules,
+    scalers, step, data position, all random states, and how to rebuild the nets."""
     t = trainer
     return {
         "format": "medgan",
@@ -87,7 +87,8 @@ def state_dict(trainer: Trainer) -> dict[str, Any]:
 
 
 def save(trainer: Trainer, path: str | Path) -> Path:
-    """Write :func:`state_dict` to ``path`` atomically; refuses NaN/inf weights."""
+    """Write :func:`state_dict` of ``trainer`` to ``path`` atomically; refuses
+    (TrainingDivergedError) NaN/inf weights. Returns the path."""
     for name, net in (("generator", trainer.generator), ("discriminator", trainer.discriminator)):
         if not all(torch.isfinite(p).all() for p in net.parameters()):
             raise TrainingDivergedError(
@@ -102,9 +103,10 @@ def load_state(
     """Restore what :func:`state_dict` captured into ``trainer``; refused (CheckpointError
     naming ``source``, before anything changes) by :func:`check_resumable`.
 
-    ``restore_rng=False`` keeps the current random states and the data stream's pass states
-    (a rollback: it reloads the weights, then moves the stream back to where it was, so
-    training goes on with new batches instead of replaying those that diverged)."""
+    With ``restore_rng`` False the current random states and the data stream's pass states
+    are kept (a rollback: it reloads the weights, then moves the stream back to where it
+    was, so training goes on with new batches instead of replaying those that diverged).
+    ``state``: a checkpoint dict (:func:`medgan.checkpoint.load`'s output)."""
     t = trainer
     check_resumable(t, state, restore_rng, source)
     for key, net in (("generator", t.generator), ("discriminator", t.discriminator)):
@@ -132,9 +134,10 @@ def load_state(
 def check_resumable(
     trainer: Trainer, state: dict[str, Any], restore_rng: bool, source: str
 ) -> None:
-    """Refuse ``state`` when it lacks :data:`RESUME_KEYS` (and ``"rng"`` when it is to be
-    restored), or comes from a run with another world size, or from (or into) a
-    linear-decay schedule with other ``lr_schedule``/``steps``."""
+    """Refuse ``state`` (CheckpointError naming ``source``) when it lacks
+    :data:`RESUME_KEYS` (and ``"rng"`` when ``restore_rng``), or comes from a run with
+    another world size than ``trainer``'s, or from (or into) a linear-decay schedule with
+    other ``lr_schedule``/``steps``."""
     required = [*RESUME_KEYS, "rng"] if restore_rng else list(RESUME_KEYS)
     missing = [k for k in required if k not in state]
     if missing:
@@ -168,8 +171,10 @@ def check_resumable(
 
 
 def load_net(net: nn.Module, entry: dict[str, Any], key: str, source: str) -> None:
-    """Load a ``{"spec", "state"}`` entry into ``net``; refused when the entry holds no
-    weights, names another registered model or kwargs, or its weights do not fit."""
+    """Load ``entry``, a checkpoint's ``{"spec", "state"}`` entry, into ``net``; refused
+    (CheckpointError naming ``source`` and ``key``, "generator" or "discriminator") when
+    the entry holds no weights, names another registered model or kwargs, or its weights
+    do not fit."""
     if not isinstance(entry, dict) or not isinstance(entry.get("state"), dict):
         raise CheckpointError(f"{source}: the {key} entry holds no weights")
     ours, theirs = spec_of(net), entry.get("spec")

@@ -11,8 +11,9 @@ import torch
 
 
 def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (CPU and CUDA) global generators, e.g. before building
-    models so their initial weights are reproducible."""
+    """Seed python, numpy and torch (CPU and CUDA) global generators with ``seed`` (numpy
+    gets ``seed % 2**32``), e.g. before building models so their initial weights are
+    reproducible."""
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 (seeding the legacy global is the point)
     torch.manual_seed(seed)
@@ -28,7 +29,8 @@ def process_cpu_seconds() -> float:
 
 
 def sha256_of(path: str | Path) -> str:
-    """The SHA-256 of a file's bytes as 64 hex digits (read in 1 MiB chunks)."""
+    """The SHA-256 of the bytes of the file at ``path`` as 64 hex digits (read in 1 MiB
+    chunks)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

@@ -133,7 +133,7 @@ class SampleGrid(Callback):
         folder: where the PNGs go (``samples_<step>.png``, ``samples_final.png``).
         every: interval in steps (>= 1).
         n: images per grid.
-        seed: seeds the fixed noise (and the choice of inputs).
+        seed: seeds the fixed noise (the inputs are the first ``n`` items).
     """
 
     def __init__(self, folder: str | Path, every: int = 500, n: int = 64, seed: int = 1234) -> None:

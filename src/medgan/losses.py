@@ -53,8 +53,8 @@ def r1_penalty(d: nn.Module, real: Tensor, cond: Cond = None) -> Tensor:
 
     Args:
         d: the discriminator, returning logits (read through :func:`discriminator_logits`).
-        real: a real batch ``(N, C, *spatial)`` in [-1, 1]; detached here, the gradient is
-            taken w.r.t. a float32 copy.
+        real: a real batch ``(N, C, *spatial)`` in [-1, 1]; detached here, then D is run
+            on it in float32 with autocast off.
         cond: D's conditioning (class labels ``(N,)`` or a conditioning image), or None.
 
     Returns:
@@ -69,8 +69,8 @@ def r2_penalty(d: nn.Module, fake: Tensor, cond: Cond = None) -> Tensor:
 
     Args:
         d: the discriminator, returning logits (read through :func:`discriminator_logits`).
-        fake: a generated batch ``(N, C, *spatial)`` in [-1, 1]; detached here, so no
-            gradient reaches G.
+        fake: a generated batch ``(N, C, *spatial)`` in [-1, 1]; detached here (no
+            gradient reaches G), then D is run on it in float32 with autocast off.
         cond: D's conditioning (class labels ``(N,)`` or a conditioning image), or None.
 
     Returns:
@@ -299,8 +299,8 @@ class GANLoss:
         """Scalar to minimise w.r.t. G's parameters (gradients flow through ``fake``).
 
         Args:
-            d: the discriminator, returning logits (its parameters get gradients too: the
-                trainer steps only G's optimiser after this).
+            d: the discriminator, returning logits (the trainer freezes its parameters,
+                ``requires_grad_(False)``, during this update).
             real: the batch ``fake`` was made for, ``(N, C, *spatial)`` in [-1, 1] (its
                 targets, for paired losses; read by relativistic and task losses; None when
                 no loss term needs it).

@@ -172,8 +172,8 @@ class PatchDataset(Dataset):
         labels: label volumes aligned with ``sources`` (one per source, integer classes,
             0 = background); items are then ``(image, labels (p, p, p) int64)``. Required
             for mode "label".
-        label_fraction: in mode "label", the probability in [0, 1] that a patch is centred
-            on a labelled voxel.
+        label_fraction: in mode "label", the probability in [0, 1] that a patch is drawn
+            around a labelled voxel (centred on it where the volume's edges allow).
         window: intensity map to [-1, 1] (see :meth:`IntensityWindow.resolve`).
         seed: with the item index, seeds each patch position.
         transform: applied to every item (the image, or the ``(image, labels)`` pair).

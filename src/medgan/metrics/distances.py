@@ -35,8 +35,8 @@ def polynomial_kernel(
 def mmd2_unbiased(k_xx: np.ndarray, k_xy: np.ndarray, k_yy: np.ndarray) -> float:
     """sum_{i!=j} k(x_i,x_j)/(m(m-1)) + sum_{i!=j} k(y_i,y_j)/(m(m-1)) - 2 sum k(x_i,y_j)/m^2.
 
-    The unbiased estimate of MMD^2 (Gretton et al. 2012, eq. 3) from kernel matrices of two
-    sets of equal size m (it may be slightly negative).
+    The unbiased estimate of MMD^2 (Gretton et al. 2012) from kernel matrices of two sets of
+    equal size m (it may be slightly negative).
 
     Args:
         k_xx: kernel matrix ``(m, m)`` within the first set.

@@ -1,6 +1,13 @@
 """Every public class and function of the library, and every public method of its classes,
 has a docstring: the API reference (mkdocs) is generated from them, and a symbol without one
-is a symbol whose shapes, ranges and units a user has to read the code to learn."""
+is a symbol whose shapes, ranges and units a user has to read the code to learn.
+
+And every argument is documented (issue #12 item 7): each parameter of a public function or
+method, and of a public class's constructor, except self, cls, *args and **kwargs, is an
+entry of the docstring's Google-style ``Args:`` section (mkdocstrings renders it as the
+parameter table) or, in a docstring without one, named in backticks in the prose
+(``"Scale ``x`` by ``k``."``). Overrides and subclasses may rely on the medgan base that
+documents the same argument."""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ import dataclasses
 import importlib
 import inspect
 import pkgutil
+import re
 from collections.abc import Iterator
 from types import ModuleType
 
@@ -145,3 +153,290 @@ def test_every_public_symbol_has_a_docstring():
         unexpected
     )
     assert not fixed, "documented now, remove from KNOWN_MISSING:\n" + "\n".join(fixed)
+
+
+# --- every argument documented ------------------------------------------------------------
+
+# Google-style sections whose entries name parameters (``name: ...``, ``name (type): ...``,
+# ``a, b: ...``); a dataclass's fields may be its Attributes.
+_ARG_SECTIONS = {
+    "args",
+    "arguments",
+    "params",
+    "parameters",
+    "keyword args",
+    "keyword arguments",
+    "other parameters",
+    "attributes",
+}
+_SECTION = re.compile(r"^(\s*)([A-Za-z][A-Za-z ]*):\s*$")
+_ENTRY = re.compile(r"^\s*(\*{0,2}[A-Za-z_]\w*(?:\s*,\s*\*{0,2}[A-Za-z_]\w*)*)\s*(?:\([^)]*\))?:")
+
+# Public functions, methods and classes (their ``__init__``) whose arguments are allowed to be
+# undocumented, as ``qualname:argument``. An entry that is documented now fails the test, so
+# the set can only shrink.
+KNOWN_MISSING_ARGS: set[str] = {
+    # Files another engineer owns (issue #12 work split): their arguments are documented
+    # there, not here.
+    # medgan/cli.py
+    "medgan.cli.main:argv",
+    # medgan/config.py
+    "medgan.config.TrainConfig.from_dict:d",
+    "medgan.config.check_kwargs:builder",
+    "medgan.config.check_kwargs:kwargs",
+    "medgan.config.check_kwargs:what",
+    "medgan.config.check_output_folder:name",
+    "medgan.config.check_output_folder:path",
+    "medgan.config.check_seed:name",
+    "medgan.config.check_seed:seed",
+    "medgan.config.describe:hint",
+    "medgan.config.type_hints:builder",
+    # medgan/devices.py
+    "medgan.devices.Deadline:device",
+    "medgan.devices.Deadline:distributed",
+    "medgan.devices.Deadline:minutes",
+    "medgan.devices.adam:betas",
+    "medgan.devices.adam:device",
+    "medgan.devices.adam:lr",
+    "medgan.devices.adam:net",
+    "medgan.devices.channels_last:net",
+    "medgan.devices.resolve_device:local_rank",
+    # medgan/recipes.py
+    "medgan.recipes.network_kwargs:image_size",
+    "medgan.recipes.network_kwargs:spatial_dims",
+    # medgan/trainer.py
+    "medgan.trainer.Trainer.fit:progress",
+    "medgan.trainer.Trainer.fit:steps",
+    "medgan.trainer.Trainer.load_state:restore_rng",
+    "medgan.trainer.Trainer.load_state:state",
+    "medgan.trainer.Trainer.resume:path",
+    "medgan.trainer.Trainer.sample_noise:n",
+    "medgan.trainer.Trainer.save:path",
+    # Files with another engineer's work in progress (uncommitted CT denoising changes when
+    # this test was written): documented once that work lands.
+    # medgan/tasks/denoising.py
+    "medgan.tasks.denoising.DenoiseAugment:floor",
+    "medgan.tasks.denoising.DenoiseAugment:gamma",
+    "medgan.tasks.denoising.DenoiseAugment:p_remap",
+    "medgan.tasks.denoising.DenoiseAugment:percentile",
+    "medgan.tasks.denoising.DenoiseAugment:sigma",
+    "medgan.tasks.denoising.NoisyPatches.noisy:clean",
+    "medgan.tasks.denoising.NoisyPatches.noisy:rng",
+    "medgan.tasks.denoising.denoise:batch_size",
+    "medgan.tasks.denoising.denoise:device",
+    "medgan.tasks.denoising.denoise:model",
+    "medgan.tasks.denoising.denoise:overlap",
+    "medgan.tasks.denoising.denoise:volume",
+    "medgan.tasks.denoising.histogram_distance:p",
+    "medgan.tasks.denoising.histogram_distance:q",
+    "medgan.tasks.denoising.mr_training_images:seed",
+    "medgan.tasks.denoising.training_distance:model",
+    # medgan/tasks/enhancement.py
+    "medgan.tasks.enhancement.DegradedPairs:seed",
+    "medgan.tasks.enhancement.enhance:batch_size",
+    "medgan.tasks.enhancement.enhance:device",
+    "medgan.tasks.enhancement.enhance:generator",
+    "medgan.tasks.enhancement.enhance:overlap",
+    "medgan.tasks.enhancement.enhance:tile",
+    "medgan.tasks.enhancement.harm_checks:axis",
+    "medgan.tasks.enhancement.harm_checks:generator",
+    "medgan.tasks.enhancement.harm_checks:window",
+    # medgan/tasks/recipes.py
+    "medgan.tasks.recipes.cyclegan_trainer:base_channels",
+    "medgan.tasks.recipes.cyclegan_trainer:callbacks",
+    "medgan.tasks.recipes.cyclegan_trainer:channels_a",
+    "medgan.tasks.recipes.cyclegan_trainer:channels_b",
+    "medgan.tasks.recipes.cyclegan_trainer:cycle_weight",
+    "medgan.tasks.recipes.cyclegan_trainer:d_layers",
+    "medgan.tasks.recipes.cyclegan_trainer:depth",
+    "medgan.tasks.recipes.cyclegan_trainer:identity_weight",
+    "medgan.tasks.recipes.cyclegan_trainer:steps",
+    "medgan.tasks.recipes.denoiser_trainer:base_channels",
+    "medgan.tasks.recipes.denoiser_trainer:callbacks",
+    "medgan.tasks.recipes.denoiser_trainer:d_layers",
+    "medgan.tasks.recipes.denoiser_trainer:depth",
+    "medgan.tasks.recipes.denoiser_trainer:steps",
+    "medgan.tasks.recipes.pix2pix_trainer:base_channels",
+    "medgan.tasks.recipes.pix2pix_trainer:callbacks",
+    "medgan.tasks.recipes.pix2pix_trainer:d_layers",
+    "medgan.tasks.recipes.pix2pix_trainer:depth",
+    "medgan.tasks.recipes.pix2pix_trainer:in_channels",
+    "medgan.tasks.recipes.pix2pix_trainer:l1_weight",
+    "medgan.tasks.recipes.pix2pix_trainer:norm",
+    "medgan.tasks.recipes.pix2pix_trainer:steps",
+    "medgan.tasks.recipes.superres_trainer:base_channels",
+    "medgan.tasks.recipes.superres_trainer:callbacks",
+    "medgan.tasks.recipes.superres_trainer:d_layers",
+    "medgan.tasks.recipes.superres_trainer:depth",
+    "medgan.tasks.recipes.superres_trainer:l1_weight",
+    "medgan.tasks.recipes.superres_trainer:steps",
+}
+
+
+def _args_entries(doc: str) -> set[str] | None:
+    """Names of the entries of the docstring's Args-like sections; None when it has none."""
+    lines = inspect.cleandoc(doc).splitlines()
+    names: set[str] | None = None
+    i = 0
+    while i < len(lines):
+        header = _SECTION.match(lines[i])
+        if not header or header.group(2).strip().lower() not in _ARG_SECTIONS:
+            i += 1
+            continue
+        names = names if names is not None else set()
+        indent = len(header.group(1))
+        entry_indent = None
+        i += 1
+        while i < len(lines):
+            line = lines[i]
+            if line.strip():
+                this = len(line) - len(line.lstrip())
+                if this <= indent:
+                    break  # the section ended
+                if entry_indent is None:
+                    entry_indent = this
+                if this == entry_indent and (entry := _ENTRY.match(line)):
+                    names.update(n.strip().lstrip("*") for n in entry.group(1).split(","))
+            i += 1
+    return names
+
+
+def _documents(doc: str, arg: str) -> bool:
+    """Whether `doc` documents parameter `arg`: an entry of its Args section when it has one
+    (a partial Args table misleads: a reader takes it as complete), else a mention in
+    backticks (``arg`` or `arg`) in the prose of a docstring that has no Args section."""
+    entries = _args_entries(doc)
+    if entries is not None:
+        return arg in entries
+    return re.search(rf"`{re.escape(arg)}`", doc) is not None
+
+
+def _checked_params(func: object) -> list[str]:
+    """The parameters of `func` a docstring must name: all but self, cls, *args, **kwargs."""
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    skipped = ("self", "cls", "_cls")  # _cls: a named tuple's __new__
+    return [p.name for p in params if p.kind not in variadic and p.name not in skipped]
+
+
+def _constructor(cls: type) -> object | None:
+    """The constructor `cls` itself defines (``__init__``, a dataclass's generated one, or a
+    named tuple's ``__new__``); None when it inherits one, which is checked where it is
+    defined (or is torch's or the standard library's)."""
+    if getattr(cls, "_is_protocol", False):
+        return None
+    for name in ("__init__", "__new__"):
+        if name in cls.__dict__:
+            attr = cls.__dict__[name]
+            return getattr(attr, "__func__", attr)
+    return None
+
+
+def _medgan_bases(cls: type) -> list[type]:
+    """`cls`, then its medgan base classes, nearest first."""
+    return [cls] + [c for c in cls.__mro__[1:] if c.__module__.split(".")[0] == "medgan"]
+
+
+def _constructor_docs(cls: type) -> list[str]:
+    """The docs that may document a constructor argument of `cls`: its own class and
+    ``__init__`` docstrings, then those of its medgan base classes (a dataclass's inherited
+    field is documented once, on the base that declares it)."""
+    docs = []
+    for c in _medgan_bases(cls):
+        init = c.__dict__.get("__init__")
+        docs.append(_own_doc(c) + "\n\n" + (getattr(init, "__doc__", None) or ""))
+    return docs
+
+
+def _method_docs(cls: type, name: str) -> list[str]:
+    """The docs that may document an argument of method `name` of `cls`: its own (or
+    inherited, :func:`_method_doc`), then those of the medgan base methods it overrides
+    (an override documents what it does differently; the arguments' meaning is the
+    contract of the base)."""
+    docs = [_method_doc(cls, name)]
+    for base in _medgan_bases(cls)[1:]:
+        if name in base.__dict__:
+            docs.append(_method_doc(base, name))
+    return docs
+
+
+def _undocumented_args() -> list[str]:
+    """``qualname:argument`` of every argument of a public function, method or constructor
+    that no docstring documents (:func:`_documents`)."""
+    missing = []
+
+    def check(qualname: str, func: object, docs: list[str]) -> None:
+        missing.extend(
+            f"{qualname}:{arg}"
+            for arg in _checked_params(func)
+            if not any(_documents(doc, arg) for doc in docs)
+        )
+
+    for module in _modules():
+        for name, obj in vars(module).items():
+            if name.startswith("_") or not (inspect.isclass(obj) or inspect.isfunction(obj)):
+                continue
+            if getattr(obj, "__module__", None) != module.__name__:
+                continue
+            qualname = f"{module.__name__}.{name}"
+            if inspect.isfunction(obj):
+                check(qualname, obj, [_own_doc(obj)])
+                continue
+            init = _constructor(obj)
+            if init is not None:
+                check(qualname, init, _constructor_docs(obj))
+            for method in _public_methods(obj):
+                attr = obj.__dict__[method]
+                if not isinstance(attr, property):
+                    func = getattr(attr, "__func__", attr)
+                    check(f"{qualname}.{method}", func, _method_docs(obj, method))
+    return sorted(set(missing))
+
+
+def test_args_sections_are_parsed_as_google_style():
+    doc = """Summary with `x` in the prose.
+
+    Args:
+        real, fake: two batches ``(N, C, H, W)``.
+        rng (torch.Generator): noise.
+            A continuation line: not_an_arg: is not an entry.
+        **kwargs: passed on.
+
+    Returns:
+        value: a Returns entry is not a parameter.
+    """
+    assert _args_entries(doc) == {"real", "fake", "rng", "kwargs"}
+    assert _args_entries("One line naming ``x``.") is None
+    assert _documents(doc, "fake") and not _documents(doc, "x")  # an Args table is complete
+    assert not _documents(doc, "not_an_arg") and not _documents(doc, "value")
+    assert _documents("Scale ``x`` by `k`.", "k") and not _documents("Scale x by k.", "k")
+
+
+def test_the_walk_finds_an_undocumented_argument(monkeypatch):
+    doc = medgan.losses.gradient_penalty.__doc__
+    monkeypatch.setattr(medgan.losses.gradient_penalty, "__doc__", doc.replace("rng:", "gen:"))
+    assert "medgan.losses.gradient_penalty:rng" in _undocumented_args()
+
+
+def test_overrides_take_argument_docs_from_their_medgan_base():
+    class Hook(medgan.callbacks.Callback):
+        def on_train_end(self, trainer):
+            """Does something else."""
+
+    docs = _method_docs(Hook, "on_train_end")
+    assert docs == ["Does something else.", _method_doc(medgan.callbacks.Callback, "on_train_end")]
+    assert not _documents(docs[0], "trainer") and _documents(docs[1], "trainer")
+
+
+def test_every_argument_is_documented():
+    missing = _undocumented_args()
+    unexpected = [name for name in missing if name not in KNOWN_MISSING_ARGS]
+    fixed = sorted(KNOWN_MISSING_ARGS - set(missing))
+    assert not unexpected, (
+        f"{len(unexpected)} arguments are not documented (an ``Args:`` entry, or ``name`` in "
+        "backticks in a docstring without an Args section):\n" + "\n".join(unexpected)
+    )
+    assert not fixed, "documented now, remove from KNOWN_MISSING_ARGS:\n" + "\n".join(fixed)

@@ -17,10 +17,19 @@ from medgan.tasks.degradations import (
     slabs_to_grid,
     thick_slices,
 )
-from medgan.tasks.denoising import DenoiseAugment, NoisyPatches, denoise, mr_training_images
+from medgan.tasks.denoising import (
+    CTNoisyPairs,
+    DenoiseAugment,
+    NoisyPatches,
+    denoise,
+    denoise_ct,
+    estimate_ct_noise_sigma,
+    mr_training_images,
+)
 from medgan.tasks.enhancement import DegradedPairs, enhance
 from medgan.tasks.noise import estimate_noise_sigma, rician_mean_inverse
 from medgan.tasks.recipes import (
+    ct_denoiser_trainer,
     cyclegan_trainer,
     denoiser_trainer,
     pix2pix_trainer,
@@ -42,6 +51,7 @@ from medgan.tasks.superres import (
 from medgan.tasks.translation import translate
 
 __all__ = [
+    "CTNoisyPairs",
     "DegradedPairs",
     "DenoiseAugment",
     "NoisyPatches",
@@ -52,10 +62,13 @@ __all__ = [
     "ThickSlicePairs",
     "UNetSegmenter",
     "bias_field",
+    "ct_denoiser_trainer",
     "cyclegan_trainer",
     "denoise",
+    "denoise_ct",
     "denoiser_trainer",
     "enhance",
+    "estimate_ct_noise_sigma",
     "estimate_noise_sigma",
     "harmonic_fill",
     "inpaint",

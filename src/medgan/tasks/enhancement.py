@@ -6,6 +6,7 @@
   whole :class:`~medgan.data.Volume` slice by slice (whole slices, or overlapping tiles
   blended with a separable triangular weight) and returns a Volume with the same affine,
   in the same physical units; MR denoisers go through :func:`~medgan.tasks.denoising.denoise`,
+  CT denoisers through :func:`~medgan.tasks.denoising.denoise_ct`,
   slice-thickness super-resolution through :func:`~medgan.tasks.superres.superres`.
 - :func:`harm_checks`: the do-no-harm figures of any enhancement model.
 """
@@ -79,6 +80,9 @@ def enhance(
     - a :class:`~medgan.models.denoiser.NoiseLevelDenoiser` goes through
       :func:`~medgan.tasks.denoising.denoise` (its own whole-volume scale and blind noise
       estimate, or ``sigma``; ``window`` unused), with its report in ``meta["denoise"]``;
+    - a :class:`~medgan.models.denoiser.CTDenoiser` through
+      :func:`~medgan.tasks.denoising.denoise_ct` (``sigma`` in HU or a blind estimate;
+      ``window``: ``None`` or the model's own), report in ``meta["denoise"]``;
     - a :class:`~medgan.models.conditioned.ThicknessSR` through
       :func:`~medgan.tasks.superres.superres`: ``axis`` is the slice axis, ``factor`` the
       slab / fine spacing ratio (``None``: from the geometry; 1 returns the volume
@@ -90,8 +94,8 @@ def enhance(
     ``tile=None`` (default) runs whole slices, so the result does not depend on a tiling;
     an integer runs overlapping tiles of that side to bound memory."""
     from medgan.models.conditioned import ThicknessSR
-    from medgan.models.denoiser import NoiseLevelDenoiser
-    from medgan.tasks.denoising import denoise
+    from medgan.models.denoiser import CTDenoiser, NoiseLevelDenoiser
+    from medgan.tasks.denoising import denoise, denoise_ct
     from medgan.tasks.superres import superres
 
     if factor is not None and not isinstance(generator, ThicknessSR):
@@ -110,13 +114,31 @@ def enhance(
             batch_size=batch_size,
             device=device,
         )
+    if isinstance(generator, CTDenoiser):
+        if window is not None and (window.lo, window.hi) != tuple(
+            float(v) for v in generator.window_hu.cpu()
+        ):
+            raise ConfigError(
+                f"this CTDenoiser was trained in the window {generator.window_hu.tolist()} HU, "
+                f"not {window!r}; pass window=None (the model's own) or that window"
+            )
+        return denoise_ct(
+            volume,
+            generator,
+            sigma,
+            axis,
+            tile=tile,
+            overlap=overlap,
+            batch_size=batch_size,
+            device=device,
+        )
     if window is None:
         raise ConfigError(
             f"enhance with a {type(generator).__name__} needs the intensity window its "
             "training used (window=IntensityWindow(lo, hi))"
         )
     if sigma is not None:
-        raise ConfigError("sigma applies to a NoiseLevelDenoiser only")
+        raise ConfigError("sigma applies to a NoiseLevelDenoiser or CTDenoiser only")
     if isinstance(generator, ThicknessSR):
         return superres(
             volume,

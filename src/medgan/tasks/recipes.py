@@ -159,6 +159,40 @@ def denoiser_trainer(
     return _paired(g, data, steps, 2, 1, base_channels // 2, d_layers, l1_weight, callbacks, config)
 
 
+def ct_denoiser_trainer(
+    data: Dataset,
+    steps: int,
+    base_channels: int = 16,
+    depth: int = 3,
+    d_layers: int = 2,
+    l1_weight: float = 1000.0,
+    callbacks: Sequence[Any] = (),
+    **config: Any,
+) -> Trainer:
+    """Low-dose CT denoising GAN: a :class:`~medgan.models.denoiser.CTDenoiser` (residual,
+    conditioned on the noise std, identity at sigma 0, no normalisation layers) against a
+    PatchGAN conditioned on both input channels, ``pix2pix`` loss. ``data`` yields
+    ``([noisy, sigma map], target)`` (:class:`~medgan.tasks.denoising.CTNoisyPairs`, whose
+    window and range of sigmas told are recorded on the model). Widths and L1 weight (1000:
+    the added noise is ~0.02 in [-1, 1] units, so L1 must outweigh the adversarial term) are
+    those of the pix2pix U-Net the example measured before."""
+    window = getattr(data, "window", None)
+    if window is None or not hasattr(data, "told_range"):
+        raise ConfigError(
+            f"ct_denoiser_trainer: {type(data).__name__} has no window and told_range(); use "
+            "medgan.tasks.denoising.CTNoisyPairs"
+        )
+    sigma = data.told_range()
+    g = build(
+        "ct_denoiser",
+        base_channels=base_channels,
+        depth=depth,
+        window_hu=(window.lo, window.hi),
+        sigma_hu=tuple(sigma),
+    )
+    return _paired(g, data, steps, 2, 1, base_channels, d_layers, l1_weight, callbacks, config)
+
+
 def superres_trainer(
     data: Dataset,
     steps: int,

@@ -575,7 +575,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit status (0, or 2 after a one-line error). A refused
-    command line exits (SystemExit 2) as argparse does, after the same one-line message."""
+    command line exits (SystemExit 2) as argparse does, after the same one-line message.
+
+    Args:
+        argv: the command-line arguments without the program name (``["train",
+            "--config", "run.json"]``); None reads them from ``sys.argv[1:]``.
+    """
     try:
         args = build_parser().parse_args(argv)
     except _UsageError as e:

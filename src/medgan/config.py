@@ -120,7 +120,12 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        """A config from a dict of fields; an unknown field raises ConfigError naming it."""
+        """A config from a dict of fields; an unknown field raises ConfigError naming it.
+
+        Args:
+            d: field name -> value, as :meth:`to_dict` writes it (JSON types: ``betas`` may
+                be a list); fields left out keep their defaults.
+        """
         check_fields(cls, d)
         return cls(**d)
 
@@ -162,7 +167,12 @@ def _choice(cfg: Any, name: str, allowed: tuple[str, ...]) -> None:
 
 
 def check_seed(seed: int, name: str = "seed") -> None:
-    """Refuse seeds outside ``[0, SEED_LIMIT)`` (see :data:`SEED_LIMIT`)."""
+    """Refuse seeds outside ``[0, SEED_LIMIT)`` (see :data:`SEED_LIMIT`) with a ConfigError.
+
+    Args:
+        seed: the seed to check, an integer.
+        name: what the error message calls it (``"TrainConfig.seed"``).
+    """
     if not 0 <= seed < SEED_LIMIT:
         raise ConfigError(
             f"{name} must be an integer in [0, 2**53) (the torch seeds derived from it must "
@@ -171,8 +181,14 @@ def check_seed(seed: int, name: str = "seed") -> None:
 
 
 def check_output_folder(path: str | PurePath, name: str) -> None:
-    """Refuse an output folder that is an existing file or lies under one (before any
-    work is done, rather than failing when the first output is written)."""
+    """Refuse (ConfigError) an output folder that is an existing file or lies under one
+    (before any work is done, rather than failing when the first output is written). A
+    folder that does not exist yet is fine; nothing is created.
+
+    Args:
+        path: the output folder.
+        name: what the error message calls it (the option or field, ``"--out"``).
+    """
     p = Path(path)
     for q in (p, *p.parents):
         if q.exists():
@@ -195,8 +211,16 @@ def check_field_types(cfg: Any) -> None:
 
 
 def check_kwargs(builder: Any, kwargs: dict[str, Any], what: str) -> None:
-    """Refuse keyword arguments whose values do not have the type the builder (a class or a
-    function) annotates; parameters without a usable annotation are left to the builder."""
+    """Refuse (ConfigError) keyword arguments whose values do not have the type the builder
+    annotates; parameters without a usable annotation, and names the builder does not
+    annotate, are left to the builder.
+
+    Args:
+        builder: a class (its ``__init__``'s annotations are used) or a function.
+        kwargs: parameter name -> value, as read from JSON.
+        what: the prefix of the error message naming the builder (``"model 'dcgan'"``);
+            the message reads ``"<what>: <name> must be ..."``.
+    """
     hints = type_hints(builder)
     for name, value in kwargs.items():
         if name in hints:
@@ -205,7 +229,14 @@ def check_kwargs(builder: Any, kwargs: dict[str, Any], what: str) -> None:
 
 def type_hints(builder: Any) -> dict[str, Any]:
     """Resolved parameter annotations of a class's ``__init__`` or of a function; an
-    annotation that cannot be resolved is skipped, not an error."""
+    annotation that cannot be resolved is skipped, not an error.
+
+    Args:
+        builder: a class (its ``__init__`` is read) or a function.
+
+    Returns:
+        Parameter name -> annotation (with ``"return"`` when the return is annotated).
+    """
     fn = builder.__init__ if isinstance(builder, type) else builder
     try:
         return typing.get_type_hints(fn)
@@ -266,7 +297,12 @@ _SEQUENCES = (tuple, list, collections.abc.Sequence)
 
 
 def describe(hint: Any) -> str:
-    """Words for an annotation, in JSON terms: ``float | None`` -> "a number or null"."""
+    """Words for an annotation, in JSON terms: ``float | None`` -> "a number or null".
+
+    Args:
+        hint: a type annotation (a class, a union, ``Literal[...]``, ``tuple[...]``,
+            ``list[...]``, ...); an unknown kind is shown by its name.
+    """
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         return " or ".join(describe(a) for a in args)

@@ -50,7 +50,14 @@ ADA_MAX_IMAGES = 30_000
 
 
 def network_kwargs(image_size: int, spatial_dims: int = 2) -> dict[str, Any]:
-    """The recipe's width/depth for an image side (16-256) and 2D/3D."""
+    """The recipe's width/depth for an image side (16-256) and 2D/3D: keyword arguments
+    of ``modern_generator`` / ``modern_discriminator`` (without the channel counts).
+
+    Args:
+        image_size: side of the square (cubic) images in pixels (voxels), a power of two
+            in [16, 256]; anything else raises ConfigError.
+        spatial_dims: 2 for images (slices), 3 for volumes.
+    """
     log2_size(image_size)
     if spatial_dims == 3:
         # a full-resolution 3D stage dominates the cost (8 x 16 x 32^3 activations per

@@ -186,8 +186,14 @@ class Trainer:
         return self.stream.batch
 
     def sample_noise(self, n: int, rng: torch.Generator | None = None) -> Tensor:
-        """z ~ N(0, I) of shape ``(n, latent_dim)`` on the training device, drawn from
-        ``rng`` (default: the trainer's noise generator)."""
+        """z ~ N(0, I) of shape ``(n, latent_dim)`` on the training device; ConfigError
+        when the generator has no ``latent_dim`` (it takes no noise).
+
+        Args:
+            n: the number of noise vectors (the batch size).
+            rng: the generator to draw from (on the training device); None = the trainer's
+                noise generator ``noise_rng``, whose state checkpoints keep.
+        """
         if self._latent_dim is None:
             raise ConfigError("the generator has no `latent_dim` attribute: it takes no noise")
         rng = rng if rng is not None else self.noise_rng
@@ -307,7 +313,15 @@ class Trainer:
 
     @_notify_on_exception
     def fit(self, steps: int | None = None, progress: bool = False) -> Trainer:
-        """Train until ``self.step == steps`` (default ``config.steps``); returns self."""
+        """Train until ``self.step == steps``, or until ``config.max_minutes`` runs out;
+        returns self.
+
+        Args:
+            steps: the generator step to stop at (a total, not a number of further steps:
+                a resumed trainer continues from its ``step``; no step is run when it is
+                already there); None = ``config.steps``.
+            progress: show a progress bar (on rank 0 only).
+        """
         target = self.config.steps if steps is None else steps
         if self.step < target:  # G, D and the data fit together: one clear line if not
             from medgan.checks import check_first_batch
@@ -419,11 +433,25 @@ class Trainer:
     ) -> None:
         """Restore what :meth:`state_dict` captured; refused (CheckpointError naming
         ``source``, before anything changes) when training cannot continue exactly from it
-        (:func:`medgan.training_state.load_state`)."""
+        (:func:`medgan.training_state.load_state`).
+
+        Args:
+            state: a checkpoint dict (:meth:`state_dict`'s, or
+                :func:`medgan.checkpoint.load`'s output).
+            restore_rng: also restore the random states (noise, auxiliary and the data
+                stream's); False keeps the current ones (a rollback after divergence goes
+                on with new batches instead of replaying those that diverged).
+            source: what error messages call the state (the checkpoint's path).
+        """
         training_state.load_state(self, state, restore_rng, source)
 
     def save(self, path: str | Path) -> Path | None:
-        """Write a checkpoint atomically (rank 0 only); refuses a diverged state."""
+        """Write a checkpoint atomically (rank 0 only); refuses a diverged state
+        (TrainingDivergedError). Returns the path written, or None on other ranks.
+
+        Args:
+            path: the checkpoint file to write (replaced if it exists).
+        """
         if not self.is_main:
             return None
         if not bool(self._finite):
@@ -437,7 +465,12 @@ class Trainer:
         return self.last_checkpoint
 
     def resume(self, path: str | Path) -> Trainer:
-        """Load a checkpoint written by :meth:`save` and continue from its step."""
+        """Load a checkpoint written by :meth:`save` and continue from its step (weights,
+        optimisers, EMA, random states and data position); returns self.
+
+        Args:
+            path: the checkpoint file (loaded onto the training device).
+        """
         self.load_state(ckpt_io.load(path, self.device), source=str(path))
         self.last_checkpoint = Path(path)
         return self

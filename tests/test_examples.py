@@ -23,7 +23,7 @@ CASES = {
     ),
     "denoise_low_dose_ct.py": (
         ["--steps", "2", "--out", OUT],
-        "clean-input check",
+        "clean-input check (real slice, full dose in, blind sigma",
         "denoise_low_dose_ct.png",
     ),
     "denoise_mri.py": (["--steps", "2", "--out", OUT], "bias-corrected NLM", "denoise_mri.png"),

@@ -130,11 +130,13 @@ def test_training_records_window_and_told_sigma_range():
 def test_short_training_beats_its_input_on_held_out_phantoms(seed):
     medgan.seed_everything(seed)
     pairs = CTNoisyPairs(phantoms(64, 64, seed=10 + seed, noise_hu=10.0), WINDOW, seed=seed)
-    trainer = ct_denoiser_trainer(pairs, 40, base_channels=8)
+    # 80 steps at lr 1e-3 and a short EMA: measured +0.26, +0.22, +0.23 dB for seeds 0-2
+    # (at the example's lr 5e-4 and EMA, 40 steps moved it by 1e-4 dB: still the identity)
+    trainer = ct_denoiser_trainer(pairs, 80, base_channels=8, lr_g=1e-3, ema_halflife_kimg=0.05)
     trainer.fit()
     full = phantoms(4, 64, seed=99, noise_hu=10.0)
     rng = np.random.default_rng(seed)
     low = np.stack([low_dose_ct_noise(s, rng) for s in full])
     out = enhance(Volume(low, np.eye(4)), trainer.ema, WINDOW).array  # blind sigma
     mse = lambda a: float(np.mean((np.clip(a, -160, 240) - np.clip(full, -160, 240)) ** 2))  # noqa: E731
-    assert mse(out) < mse(low)
+    assert 10 * np.log10(mse(low) / mse(out)) > 0.1  # dB, soft-tissue window

@@ -397,8 +397,8 @@ _CT_Q_OF_RAMP = 0.8767
 
 
 def estimate_ct_noise_sigma(hu: np.ndarray, axis: int = 0) -> float:
-    """Blind std (HU) of CT noise with a ramp-shaped spectrum in a slice ``(H, W)`` or a
-    volume (slices along ``axis``): Immerkaer's estimate
+    """Blind std (HU) of CT noise with a ramp-shaped spectrum in ``hu``, a slice ``(H, W)``
+    or a volume (slices along ``axis``) in HU: Immerkaer's estimate
     (:func:`~medgan.tasks.noise.estimate_noise_sigma`) without the MR foreground rule,
     over the blocks that are not exactly constant (padding outside the field of view),
     taking the 5th percentile of the block mean squares, calibrated for ramp-shaped noise
@@ -430,7 +430,10 @@ class CTNoisyPairs(Dataset):
     Args:
         slices: target slices ``(N, H, W)`` in HU (e.g. full-dose phantoms).
         window: HU range mapped to [-1, 1]; sigma maps are ``2 * sigma_hu / (hi - lo)``.
-        sigma: range (HU) of the added noise std, uniform; ``p_clean`` of the items get none.
+        sigma: range (HU) of the added noise std, uniform.
+        p_clean: share of the items with no noise added (the target itself as input).
+        sigma_jitter: with ``blind=False``, the relative error (log-normal std) of the sigma
+            told to the model.
         blind: tell the model what :func:`estimate_ct_noise_sigma` measures on the noisy
             slice (all its noise, the target's own included, with the estimator's errors),
             as :func:`denoise_ct` does at inference without a ``sigma``; otherwise tell it
@@ -511,7 +514,20 @@ def denoise_ct(
     correction is added to the input, so HU outside the model's window keep their values.
     ``meta["denoise"]`` reports the sigma used, whether it was estimated, and the change
     (RMS in HU); a sigma outside the trained range is logged as a warning and listed in
-    ``meta["denoise"]["warnings"]``. ConfigError for a negative or non-finite sigma."""
+    ``meta["denoise"]["warnings"]``. ConfigError for a negative or non-finite sigma.
+
+    Args:
+        volume: the CT volume ``(X, Y, Z)`` in HU (a single slice as ``(1, H, W)``).
+        model: a trained :class:`~medgan.models.denoiser.CTDenoiser` (its buffers give the
+            window and the trained noise range).
+        sigma: the total noise std of the input in HU, as :func:`estimate_ct_noise_sigma`
+            measures it; ``None``: that blind estimate.
+        axis: the slice axis.
+        tile: ``None`` runs whole slices; an integer, overlapping tiles of that side.
+        overlap: the tiles' overlap in pixels (default: half a tile).
+        batch_size: slices or tiles per forward pass.
+        device: where the model runs.
+    """
     if not isinstance(model, CTDenoiser):
         raise TypeError(f"denoise_ct needs a CTDenoiser, got {type(model).__name__}")
     if sigma is not None and not (math.isfinite(sigma) and sigma >= 0):

@@ -175,7 +175,18 @@ def ct_denoiser_trainer(
     ``([noisy, sigma map], target)`` (:class:`~medgan.tasks.denoising.CTNoisyPairs`, whose
     window and range of sigmas told are recorded on the model). Widths and L1 weight (1000:
     the added noise is ~0.02 in [-1, 1] units, so L1 must outweigh the adversarial term) are
-    those of the pix2pix U-Net the example measured before."""
+    those of the pix2pix U-Net the example measured before.
+
+    Args:
+        data: a :class:`~medgan.tasks.denoising.CTNoisyPairs` (ConfigError for another).
+        steps: optimisation steps.
+        base_channels: width of g's first stage; also the PatchGAN's width.
+        depth: g's down-samplings (slice sides are padded to a multiple of ``2**depth``).
+        d_layers: the PatchGAN's stride-2 layers.
+        l1_weight: weight of the L1 term against the adversarial term.
+        callbacks: trainer callbacks.
+        **config: overrides of :class:`~medgan.TrainConfig` fields (e.g. ``lr_g``).
+    """
     window = getattr(data, "window", None)
     if window is None or not hasattr(data, "told_range"):
         raise ConfigError(

@@ -50,21 +50,34 @@ PERCENTILE = 99.5  # the intensity that maps to 255 (to 1 in [-1, 1] units), per
 class DenoiseAugment:
     """Ranges of the random variations of :class:`NoisyPatches` (uniform unless noted).
 
-    sigma: Rician noise std, 0..255 units; ``p_clean`` of the patches get none and are told
-        none (the model's output is then its input by construction, so these carry no
-        gradient: a measured run that told them a random level instead trained a model
-        that barely denoised, 24.3 dB held-out against 30.7). ``sigma_jitter``: relative
-        error (log-normal std) of the sigma the model is told, as a blind estimate errs.
-    percentile: the percentile of the source image mapped to 255 (the intensity window).
-    gamma: log-uniform exponent applied to the [0, 1] image. ``bias``: max bias-field
-        strength (:func:`~medgan.tasks.degradations.bias_field`).
-    p_remap: probability of a random piecewise-linear intensity map with 0 -> 0 (new
-        tissue contrasts, e.g. bright fluid). ``zoom``: log-uniform resampling factor
-        (other pixel sizes).
-    p_floor, floor: with probability ``p_floor`` lift the image to ``f + (1 - f) x`` with
-        f ~ U(floor): no black background, dark-grey tissue everywhere, as in body scans
-        (the template's prior of "dark means empty" otherwise makes the model darken
-        low-signal tissue, where the Rician floor is hardest to tell from signal).
+    Ranges are ``(lo, hi)`` pairs with ``lo <= hi``; probabilities are in [0, 1]; a value
+    out of range is a ConfigError.
+
+    Attributes:
+        sigma: range of the Rician noise std, 0..255 units (>= 0); ``p_clean`` of the
+            patches get none and are told none (the model's output is then its input by
+            construction, so these carry no gradient: a measured run that told them a
+            random level instead trained a model that barely denoised, 24.3 dB held-out
+            against 30.7).
+        p_clean: probability that a patch gets no noise (and is told sigma 0).
+        sigma_jitter: relative error (log-normal std, >= 0) of the sigma the model is told,
+            ``told = sigma * exp(sigma_jitter * N(0, 1))``, as a blind estimate errs.
+        percentile: range, within [0, 100], of the percentile of the source image mapped
+            to 255 (the intensity window); higher values leave fewer pixels above 255.
+        gamma: range (> 0) of the log-uniform exponent applied to the image scaled to 1 at
+            that percentile (< 1 brightens values below 1, > 1 darkens them).
+        bias: max bias-field strength (>= 0; each item draws one uniform in [0, bias];
+            0: no bias field; :func:`~medgan.tasks.degradations.bias_field`).
+        p_remap: probability of a random piecewise-linear intensity map with 0 -> 0 (new
+            tissue contrasts, e.g. bright fluid).
+        zoom: range (> 0) of the log-uniform resampling factor (other pixel sizes): a crop
+            of side ``ceil(P / zoom)`` resampled to P, so above 1 magnifies.
+        p_floor, floor: with probability ``p_floor`` lift the image to ``f + (1 - f) x``
+            with f ~ U(floor), ``floor`` within [0, 0.999] (in units of the scaled image, 1
+            at the percentile): no black background, dark-grey tissue everywhere, as in body
+            scans (the template's prior of "dark means empty" otherwise makes the model
+            darken low-signal tissue, where the Rician floor is hardest to tell from
+            signal).
     """
 
     sigma: tuple[float, float] = (0.0, 30.0)
@@ -186,7 +199,14 @@ class NoisyPatches(Dataset):
 
     def noisy(self, clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float, float]:
         """``(noisy image, noise sigma, sigma told to the model)`` in 0..255 units: Rician
-        noise of a random level (none, and told none, for a ``p_clean`` share)."""
+        noise of a random level (none, and told none, for a ``p_clean`` share).
+
+        Args:
+            clean: a clean image in 0..255 units, any shape (as :meth:`clean` returns it:
+                a patch ``(P, P)`` or a whole image).
+            rng: the item's generator (as :meth:`clean` returns it), from which the noise
+                level, the noise and the told sigma's jitter are drawn (it advances).
+        """
         a = self.augment
         sigma = 0.0 if rng.random() < a.p_clean else float(rng.uniform(*a.sigma))
         noisy = rician_noise(clean, rng, sigma) if sigma > 0 else clean
@@ -209,7 +229,17 @@ def mr_training_images(synthetic_contrasts: int = 2, seed: int = 0) -> list[np.n
     three axes with some brain in them, plus, for each of ``synthetic_contrasts`` random
     draws, the same slices repainted from the tissue maps with random grey-matter,
     white-matter and fluid intensities (T2- or PD-like contrasts; the method of SynthSeg,
-    Billot et al. 2023)."""
+    Billot et al. 2023).
+
+    Args:
+        synthetic_contrasts: number of random repaintings added (0: the T1 slices only).
+        seed: seeds the random tissue intensities of the repaintings (the T1 slices do not
+            depend on it).
+
+    Returns:
+        Every second slice along each axis of each volume with more than 15% of its pixels
+        above 20, as float32 ``(H, W)`` arrays in 0..255 units (the T1's range).
+    """
     from medgan.data.embedded import embedded
 
     t1 = embedded("mni152_t1").array
@@ -247,7 +277,13 @@ def intensity_histogram(unit: np.ndarray) -> np.ndarray:
 
 def histogram_distance(p: np.ndarray, q: np.ndarray) -> float:
     """Wasserstein-1 distance between two histograms on ``HIST_RANGE`` (in [-1, 1] units):
-    the mean intensity shift it would take to turn one into the other."""
+    the mean intensity shift it would take to turn one into the other.
+
+    Args:
+        p, q: normalised histograms (each summing to 1) of ``HIST_BINS`` bins over
+            ``HIST_RANGE``, as :func:`intensity_histogram` returns them; the distance is
+            symmetric in them.
+    """
     width = (HIST_RANGE[1] - HIST_RANGE[0]) / HIST_BINS
     return float(np.abs(np.cumsum(p) - np.cumsum(q)).sum() * width)
 
@@ -269,7 +305,14 @@ def calibrate(model: NoiseLevelDenoiser, data: NoisyPatches) -> None:
 
 def training_distance(model: NoiseLevelDenoiser, unit: np.ndarray) -> float:
     """W1 distance (in [-1, 1] units) from the histogram of ``unit`` to the nearest in
-    ``model.reference_hist`` (``nan`` for a model never calibrated)."""
+    ``model.reference_hist`` (``nan`` for a model never calibrated).
+
+    Args:
+        model: a :class:`~medgan.models.denoiser.NoiseLevelDenoiser` whose buffer
+            ``reference_hist`` :func:`calibrate` filled.
+        unit: intensities in [-1, 1] units (scaled by the 99.5th percentile as
+            :func:`denoise` scales its input), any shape: all values make one histogram.
+    """
     bank = model.reference_hist.cpu().numpy()
     if not bank.any():
         return float("nan")
@@ -318,6 +361,23 @@ def denoise(
     unlike the training data (noise outside the trained range, negative intensities,
     histogram distance above ``HISTOGRAM_WARN``) is logged as a warning naming the source
     and listed in ``meta["denoise"]["warnings"]``.
+
+    Args:
+        volume: a magnitude-image volume ``(X, Y, Z)`` with non-negative intensities in any
+            units (a single slice as ``(1, H, W)``); DataError for another shape, NaN or
+            infinite values, or a 99.5th percentile <= 0.
+        model: a trained :class:`~medgan.models.denoiser.NoiseLevelDenoiser` (its buffers
+            give the trained noise range and the training histograms); TypeError for
+            another model.
+        sigma: the noise std in the volume's units (finite, >= 0; ConfigError otherwise);
+            ``None``: a blind estimate.
+        axis: the slice axis (0..2).
+        tile: ``None`` runs whole slices; an integer, overlapping tiles of that side (a
+            multiple of ``2**model.depth``) to bound memory.
+        overlap: the tiles' overlap in pixels, ``0 <= overlap < tile`` (default: half a
+            tile); unused without ``tile``.
+        batch_size: slices or tiles per forward pass.
+        device: where the model runs (it is moved there and put in eval mode).
     """
     if not isinstance(model, NoiseLevelDenoiser):
         raise TypeError(f"denoise needs a NoiseLevelDenoiser, got {type(model).__name__}")

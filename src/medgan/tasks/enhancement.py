@@ -37,6 +37,8 @@ class DegradedPairs(Dataset):
         slices: clean slices ``(N, H, W)`` in physical units (HU for CT).
         degrade: ``f(slice, rng) -> degraded slice`` in the same units.
         window: the intensity map of both images to [-1, 1].
+        seed: with the index, seeds the generator ``degrade`` draws from
+            (``np.random.default_rng([seed, i])``): item ``i`` is the same on every read.
     """
 
     def __init__(
@@ -92,7 +94,33 @@ def enhance(
       :func:`~medgan.tasks.translation.translate` with ``window`` for input and output.
 
     ``tile=None`` (default) runs whole slices, so the result does not depend on a tiling;
-    an integer runs overlapping tiles of that side to bound memory."""
+    an integer runs overlapping tiles of that side to bound memory.
+
+    Args:
+        volume: the volume to enhance, in physical units (HU for CT): ``(X, Y, Z)``, or
+            ``(C, X, Y, Z)`` for a multi-channel generator through
+            :func:`~medgan.tasks.translation.translate`.
+        generator: the trained enhancement model (its type chooses the path above); a
+            plain generator maps ``(B, C_in, h, w)`` in [-1, 1] to ``(B, C_out, h, w)`` in
+            [-1, 1].
+        window: the intensity window of training, mapping the volume's units to [-1, 1]
+            and back; required (ConfigError without it) except for a NoiseLevelDenoiser
+            (unused) and a CTDenoiser (``None`` or the model's own window).
+        axis: the axis (0..2) along which slices are taken (for a ThicknessSR, the thick
+            slice axis).
+        tile: ``None``: whole slices; an integer: overlapping tiles of that side, a
+            multiple of the model's down-sampling (``2**depth`` for a model with an
+            integer ``depth``, else 16); ConfigError for a model with instance, group or
+            layer normalisation.
+        overlap: the tiles' overlap in pixels (default: ``tile // 2``); unused without
+            ``tile``.
+        batch_size: slices or tiles per forward pass.
+        device: where the model runs (it is moved there and put in eval mode).
+        sigma: the noise std to remove, for a NoiseLevelDenoiser (in the volume's units)
+            or a CTDenoiser (HU); ``None``: a blind estimate. ConfigError for another model.
+        factor: for a ThicknessSR only (ConfigError for another model): slab spacing /
+            fine spacing; ``None``: from the geometry; 1 returns the volume unchanged.
+    """
     from medgan.models.conditioned import ThicknessSR
     from medgan.models.denoiser import CTDenoiser, NoiseLevelDenoiser
     from medgan.tasks.denoising import denoise, denoise_ct
@@ -184,7 +212,27 @@ def harm_checks(
     ``overlap``) and whole-slice inference on ``degraded`` (an input the model is meant for;
     default ``clean``), as fractions of that range (``nan`` for a model with instance, group
     or layer normalisation, which runs on whole slices only). ``options`` go to
-    :func:`enhance` (e.g. ``factor`` or ``sigma``)."""
+    :func:`enhance` (e.g. ``factor`` or ``sigma``).
+
+    Args:
+        clean: a volume that needs no enhancement, in physical units (the reference of
+            the ``clean_*`` figures).
+        generator: the enhancement model, as :func:`enhance` takes it.
+        window: the model's intensity window (:func:`enhance`); its width ``hi - lo`` is
+            the data range of the figures. ``None`` (a denoiser) takes the data range as
+            the 99.5th percentile of ``clean``.
+        axis: the slice axis (0..2), as in :func:`enhance`.
+        tile: the tile side of the tiled run (a multiple of the model's down-sampling).
+        overlap: the tiles' overlap in pixels in the tiled run.
+        degraded: the input of the tiling comparison (one the model is meant for, e.g. a
+            noisy version of ``clean``); ``None``: ``clean``.
+        **options: further arguments of :func:`enhance` (e.g. ``factor``, ``sigma``,
+            ``device``, ``batch_size``).
+
+    Returns:
+        ``{"clean_psnr_db", "clean_max_diff", "tiling_max_diff", "tiling_mean_diff"}`` as
+        described above.
+    """
     arr = np.asarray(clean.array, np.float64)
     if window is not None:
         data_range = float(window.hi - window.lo)

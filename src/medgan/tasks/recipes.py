@@ -46,7 +46,31 @@ def pix2pix_trainer(
     (out_channels, H, W))`` in [-1, 1]; ``residual`` makes G predict a correction to the
     first ``out_channels`` source channels (denoising, super-resolution, inpainting).
     ``norm="none"`` drops the U-Net's instance normalisation, so that its output does not
-    depend on how a slice is tiled at inference (the enhancement examples use it)."""
+    depend on how a slice is tiled at inference (the enhancement examples use it).
+
+    Args:
+        data: a Dataset of ``(source (in_channels, H, W), target (out_channels, H, W))``
+            pairs in [-1, 1]; H and W divisible by ``2**depth`` and at least
+            ``3 * 2**d_layers``.
+        steps: optimisation steps (generator updates, :class:`~medgan.TrainConfig`'s
+            ``steps``).
+        in_channels: source channels (the image, plus any context such as a mask); also
+            the PatchGAN's condition channels.
+        out_channels: target channels, the generator's output.
+        residual: G predicts a correction to the first ``out_channels`` source channels,
+            clamped to [-1, 1] (needs ``in_channels >= out_channels``).
+        base_channels: width of the U-Net's first stage (doubling per stage); also the
+            PatchGAN's first-layer width.
+        depth: the U-Net's stride-2 down-samplings (sides must divide by ``2**depth``).
+        d_layers: the PatchGAN's stride-2 layers (larger patches with more layers).
+        l1_weight: weight of the L1 term (mean absolute error to the target, [-1, 1] units)
+            against the adversarial term of the ``pix2pix`` loss.
+        norm: the U-Net's normalisation: "instance", "batch" or "none" (tiling-independent
+            output).
+        callbacks: trainer callbacks (see :class:`~medgan.Trainer`).
+        **config: overrides of :class:`~medgan.TrainConfig` fields, applied over
+            ``DEFAULTS`` (batch 8, ``lr_g`` 5e-4, ``lr_d`` 2e-4, EMA half-life 0.5 kimg).
+    """
     g = build(
         "unet_generator",
         in_channels=in_channels,
@@ -118,7 +142,26 @@ def cyclegan_trainer(
     """Unpaired translation (Zhu et al. 2017): two U-Nets, two PatchGANs, ``cycle_gan`` loss.
     ``data`` yields ``(a, b)`` (e.g. :class:`~medgan.data.UnpairedDataset`). The identity
     weight defaults to ``0.5 * cycle_weight`` when the domains have equal channel counts
-    and to 0 otherwise. Translate with ``trainer.ema.ab`` / ``trainer.ema.ba``."""
+    and to 0 otherwise. Translate with ``trainer.ema.ab`` / ``trainer.ema.ba``.
+
+    Args:
+        data: a Dataset of unpaired ``(a (channels_a, H, W), b (channels_b, H, W))`` items
+            in [-1, 1]; H and W divisible by ``2**depth``.
+        steps: optimisation steps (generator updates, :class:`~medgan.TrainConfig`'s
+            ``steps``).
+        channels_a, channels_b: image channels of domain A and of domain B.
+        base_channels: width of the first stage of both U-Nets and both PatchGANs.
+        depth: the U-Nets' stride-2 down-samplings (sides must divide by ``2**depth``).
+        d_layers: the PatchGANs' stride-2 layers.
+        cycle_weight: weight of the cycle-consistency L1 term (A -> B -> A and B -> A -> B)
+            against the adversarial terms (10 in Zhu et al.).
+        identity_weight: weight of the identity L1 term (``G_AB(b)`` against ``b``, and
+            ``G_BA(a)`` against ``a``); ``None``: ``0.5 * cycle_weight`` when
+            ``channels_a == channels_b``, else 0 (off, as the term needs equal channels).
+        callbacks: trainer callbacks (see :class:`~medgan.Trainer`).
+        **config: overrides of :class:`~medgan.TrainConfig` fields, applied over
+            ``DEFAULTS`` (batch 8, ``lr_g`` 5e-4, ``lr_d`` 2e-4, EMA half-life 0.5 kimg).
+    """
     if identity_weight is None:
         identity_weight = 0.5 * cycle_weight if channels_a == channels_b else 0.0
     kw = {"channels_a": channels_a, "channels_b": channels_b, "base_channels": base_channels}
@@ -150,7 +193,23 @@ def denoiser_trainer(
     whose noise range and intensity histogram are recorded on the generator for
     :func:`~medgan.tasks.denoising.denoise`'s checks). ``l1_weight`` 1000: in a run with 100
     (and 24 channels, 48-px patches) the discriminator won (g_adv ~2 by 1,500 steps) and
-    the held-out mean PSNR was 25.1 dB against 30.7 dB with 1000 (32 channels, 64 px)."""
+    the held-out mean PSNR was 25.1 dB against 30.7 dB with 1000 (32 channels, 64 px).
+
+    Args:
+        data: a Dataset of ``([noisy, sigma map] (2, P, P), clean (1, P, P))`` in [-1, 1]
+            units; a :class:`~medgan.tasks.denoising.NoisyPatches` also calibrates the
+            generator (:func:`~medgan.tasks.denoising.calibrate`), another is used as is.
+        steps: optimisation steps (generator updates, :class:`~medgan.TrainConfig`'s
+            ``steps``).
+        base_channels: width of g's first U-Net stage; the PatchGAN gets half of it.
+        depth: g's stride-2 down-samplings (patch sides must divide by ``2**depth``).
+        d_layers: the PatchGAN's stride-2 layers.
+        l1_weight: weight of the L1 term (mean absolute error to the clean image, [-1, 1]
+            units) against the adversarial term.
+        callbacks: trainer callbacks (see :class:`~medgan.Trainer`).
+        **config: overrides of :class:`~medgan.TrainConfig` fields, applied over
+            ``DEFAULTS`` (batch 8, ``lr_g`` 5e-4, ``lr_d`` 2e-4, EMA half-life 0.5 kimg).
+    """
     from medgan.tasks.denoising import NoisyPatches, calibrate
 
     g = build("noise_level_denoiser", base_channels=base_channels, depth=depth)
@@ -222,7 +281,26 @@ def superres_trainer(
     (:class:`~medgan.tasks.superres.ThickSlicePairs`); ``max_factor`` (default: the
     dataset's ``max_factor``) is recorded on the model as its trained range, which
     inference refuses to leave. Widths and L1 weight are those of the pix2pix U-Net the
-    example measured before (base 16, L1 100)."""
+    example measured before (base 16, L1 100).
+
+    Args:
+        data: a Dataset of ``([thick plane, factor - 1 map] (2, H, W), clean plane
+            (1, H, W))`` in [-1, 1] (e.g. :class:`~medgan.tasks.superres.ThickSlicePairs`);
+            H and W divisible by ``2**depth``.
+        steps: optimisation steps (generator updates, :class:`~medgan.TrainConfig`'s
+            ``steps``).
+        base_channels: width of g's first U-Net stage; also the PatchGAN's width.
+        depth: g's stride-2 down-samplings (sides must divide by ``2**depth``).
+        d_layers: the PatchGAN's stride-2 layers.
+        l1_weight: weight of the L1 term (mean absolute error to the clean plane, [-1, 1]
+            units) against the adversarial term.
+        max_factor: the largest slab / fine spacing factor of the training data, recorded
+            on the model as its trained range ``[1, max_factor]``; ``None``: ``data``'s
+            ``max_factor`` attribute (ConfigError when it has none).
+        callbacks: trainer callbacks (see :class:`~medgan.Trainer`).
+        **config: overrides of :class:`~medgan.TrainConfig` fields, applied over
+            ``DEFAULTS`` (batch 8, ``lr_g`` 5e-4, ``lr_d`` 2e-4, EMA half-life 0.5 kimg).
+    """
     if max_factor is None:
         max_factor = getattr(data, "max_factor", None)
         if max_factor is None:

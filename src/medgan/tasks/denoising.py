@@ -521,6 +521,9 @@ class CTNoisyPairs(Dataset):
             raise ValueError(f"slices must be (N, H, W), got {self.slices.shape}")
         self.window, self.sigma, self.p_clean = window, tuple(sigma), p_clean
         self.sigma_jitter, self.blind, self.seed = sigma_jitter, blind, seed
+        # the blind estimate of item i is the same every epoch (items are a function of i):
+        # computed once per index instead of on every __getitem__
+        self._told: dict[int, float] = {}
 
     def __len__(self) -> int:
         return len(self.slices)
@@ -534,7 +537,9 @@ class CTNoisyPairs(Dataset):
         s = 0.0 if rng.random() < self.p_clean else float(rng.uniform(*self.sigma))
         noisy = clean + s * ramp_shaped_noise(clean.shape, rng) if s > 0 else clean
         if self.blind:
-            told = estimate_ct_noise_sigma(noisy)
+            if i not in self._told:
+                self._told[i] = estimate_ct_noise_sigma(noisy)
+            told = self._told[i]
         else:
             told = s * float(np.exp(self.sigma_jitter * rng.standard_normal()))
         return noisy, told, clean

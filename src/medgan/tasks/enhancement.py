@@ -131,17 +131,9 @@ def enhance(
             f"factor applies to a ThicknessSR (slice-thickness super-resolution) only, not a "
             f"{type(generator).__name__}"
         )
+    slicing = {"tile": tile, "overlap": overlap, "batch_size": batch_size, "device": device}
     if isinstance(generator, NoiseLevelDenoiser):
-        return denoise(
-            volume,
-            generator,
-            sigma,
-            axis,
-            tile=tile,
-            overlap=overlap,
-            batch_size=batch_size,
-            device=device,
-        )
+        return denoise(volume, generator, sigma, axis, **slicing)
     if isinstance(generator, CTDenoiser):
         if window is not None and (window.lo, window.hi) != tuple(
             float(v) for v in generator.window_hu.cpu()
@@ -150,16 +142,7 @@ def enhance(
                 f"this CTDenoiser was trained in the window {generator.window_hu.tolist()} HU, "
                 f"not {window!r}; pass window=None (the model's own) or that window"
             )
-        return denoise_ct(
-            volume,
-            generator,
-            sigma,
-            axis,
-            tile=tile,
-            overlap=overlap,
-            batch_size=batch_size,
-            device=device,
-        )
+        return denoise_ct(volume, generator, sigma, axis, **slicing)
     if window is None:
         raise ConfigError(
             f"enhance with a {type(generator).__name__} needs the intensity window its "
@@ -168,27 +151,9 @@ def enhance(
     if sigma is not None:
         raise ConfigError("sigma applies to a NoiseLevelDenoiser or CTDenoiser only")
     if isinstance(generator, ThicknessSR):
-        return superres(
-            volume,
-            generator,
-            window,
-            axis,
-            factor,
-            tile=tile,
-            overlap=overlap,
-            batch_size=batch_size,
-            device=device,
-        )
+        return superres(volume, generator, window, axis, factor, **slicing)
     return translate(
-        volume,
-        generator,
-        window,
-        axis=axis,
-        tile=tile,
-        overlap=overlap,
-        batch_size=batch_size,
-        device=device,
-        enhanced_by=type(generator).__name__,
+        volume, generator, window, axis=axis, enhanced_by=type(generator).__name__, **slicing
     )
 
 

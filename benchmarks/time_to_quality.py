@@ -260,9 +260,9 @@ def score(fake: torch.Tensor, held_out: torch.Tensor, enc: nn.Module) -> dict[st
 
 def run_seed(
     seed: int, sides: list[str], budgets: list[float], chunk: float, train, n_sample: int
-) -> dict[str, dict[float, torch.Tensor]]:
-    """Interleaved training; returns side -> budget (CPU s) -> samples, and side -> -budget
-    -> the number of steps made within it (a 0-d tensor)."""
+) -> dict[str, dict[float, tuple[torch.Tensor, int]]]:
+    """Interleaved training; returns side -> budget (CPU s) -> (samples, the number of steps
+    made within the budget)."""
     runners = [SIDES[name](train, seed) for name in sides]
     used = {r.name: 0.0 for r in runners}
     steps = {r.name: 0 for r in runners}
@@ -270,7 +270,7 @@ def run_seed(
         r.name: sorted(set(budgets) | ({b / 3 for b in budgets} if r.name == "recipe" else set()))
         for r in runners
     }
-    samples: dict[str, dict[float, torch.Tensor]] = {r.name: {} for r in runners}
+    samples: dict[str, dict[float, tuple[torch.Tensor, int]]] = {r.name: {} for r in runners}
     target = 0.0
     while any(marks[r.name] for r in runners):
         target += chunk
@@ -282,8 +282,7 @@ def run_seed(
                 steps[r.name] += 1
                 while marks[r.name] and used[r.name] >= marks[r.name][0]:
                     b = marks[r.name].pop(0)
-                    samples[r.name][b] = r.sample(n_sample, seed=10_000 + seed)
-                    samples[r.name][-b] = torch.tensor(steps[r.name])  # steps at budget b
+                    samples[r.name][b] = (r.sample(n_sample, seed=10_000 + seed), steps[r.name])
                     print(
                         f"  seed {seed} {r.name:9s} passed {b / 60:5.2f} CPU-min at step "
                         f"{steps[r.name]} ({time.strftime('%H:%M:%S')})",
@@ -306,7 +305,7 @@ def _seed_job(
     data: str,
     threads: int,
     variants: list[str],
-) -> dict[str, dict[float, torch.Tensor]]:
+) -> dict[str, dict[float, tuple[torch.Tensor, int]]]:
     """One seed, all sides (runs in a worker process with ``--jobs``)."""
     torch.set_num_threads(threads)
     _add_variants(variants)
@@ -370,14 +369,12 @@ def main() -> None:
         all_samples = [job(seed) for seed in seeds]
     for seed, samples in zip(seeds, all_samples, strict=True):
         for side, by_budget in samples.items():
-            for b, fake in by_budget.items():
-                if b < 0:
-                    continue
+            for b, (fake, made) in by_budget.items():
                 key = f"{b / 60:.3g}"
-                row = score(fake, held_out, enc) | {"steps": int(by_budget[-b])}
+                row = score(fake, held_out, enc) | {"steps": made}
                 results.setdefault(side, {}).setdefault(key, []).append(row)
             if seed == seeds[0]:
-                figures[side] = by_budget[max(budgets)]
+                figures[side] = by_budget[max(budgets)][0]
     report(results, budgets, sides)
     ref = score(train, held_out, enc)
     print(

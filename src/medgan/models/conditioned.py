@@ -37,18 +37,20 @@ class LevelConditionedResidual(nn.Module):
         depth: g's stride-2 down-samplings; H and W must divide by ``2**depth``.
         max_channels: g's widest stage.
 
-    Subclasses set ``level_ref`` (a typical level: keeps g's level channel O(1)) and
-    ``channel_names`` (the two input channels, for error messages).
+    Subclasses set ``level_ref`` (a typical level: keeps g's level channel O(1)),
+    ``channel_names`` (the two input channels, for error messages) and, when their
+    ``forward`` gives g more than ``[image, level]``, ``g_inputs`` (g's input channels).
     """
 
     level_ref: float = 1.0
     channel_names: tuple[str, str] = ("image", "level map")
+    g_inputs: int = 2
 
     def __init__(self, base_channels: int = 32, depth: int = 3, max_channels: int = 128) -> None:
         super().__init__()
         self.depth = depth
         self.net = UNetGenerator(
-            in_channels=2,
+            in_channels=self.g_inputs,
             out_channels=1,
             base_channels=base_channels,
             depth=depth,

@@ -18,7 +18,7 @@ from medgan.errors import ConfigError
 
 _AMP = ("off", "bf16", "fp16")
 _DEVICES = ("auto", "cpu", "cuda")
-_SCHEDULES = ("constant", "linear_decay")
+_SCHEDULES = ("constant", "linear_decay", "half_then_decay")
 _ON_NAN = ("stop", "rollback")
 #: seeds are < 2**53: exact in JSON numbers, and the trainer's derived torch seeds
 #: (``seed * 1000 + offset + rank``) still fit in the 64 bits ``torch.manual_seed`` takes.
@@ -44,8 +44,13 @@ class TrainConfig:
             bf16 also runs on CPU (slowly); fp16 needs CUDA.
         device: "auto" (CUDA if available), "cpu" or "cuda" (or "cuda:N").
         seed: seeds weights' noise, data order, augmentation and penalties.
-        lr_schedule: "constant" or "linear_decay" (to 0 at ``steps``, after ``warmup_steps``).
+        lr_schedule: "constant", "linear_decay" (to 0 at ``steps``, after
+            ``warmup_steps``) or "half_then_decay" (constant for the first half of ``steps``,
+            then linear to 0: CycleGAN's schedule).
         warmup_steps: linear learning-rate warm-up length.
+        fake_history: 0 (off), or the number of generated images kept for the
+            discriminator (:class:`~medgan.history.FakeHistory`; CycleGAN uses 50): each D
+            update sees about half current images and half earlier ones.
         num_workers: DataLoader worker processes.
         check_finite_every: check losses for NaN/inf every this many steps (1 = always).
             Between checks the finiteness of every step's losses is folded into one device
@@ -79,6 +84,7 @@ class TrainConfig:
     seed: int = 0
     lr_schedule: str = "constant"
     warmup_steps: int = 0
+    fake_history: int = 0
     num_workers: int = 0
     check_finite_every: int = 1
     on_nan: str = "stop"
@@ -92,7 +98,7 @@ class TrainConfig:
         check_field_types(self)  # first: the range checks below assume the right types
         object.__setattr__(self, "betas", tuple(self.betas))
         _positive_int(self, "steps", "batch_size", "n_critic", "check_finite_every")
-        _nonneg_int(self, "seed", "warmup_steps", "num_workers", "max_rollbacks")
+        _nonneg_int(self, "seed", "warmup_steps", "fake_history", "num_workers", "max_rollbacks")
         check_seed(self.seed, "TrainConfig.seed")
         for name in ("lr_g", "lr_d"):
             v = getattr(self, name)

@@ -34,6 +34,7 @@ from medgan.batches import BatchAdapter, GANInputs, NoiseToImage
 from medgan.config import TrainConfig
 from medgan.data.stream import DataStream
 from medgan.errors import ConfigError, TrainingDivergedError
+from medgan.history import FakeHistory
 from medgan.losses import GANLoss, NonSaturating
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,7 @@ class Trainer:
         if self.dist.enabled:
             ddp.broadcast_module(self.generator)
             ddp.broadcast_module(self.discriminator)
+        self.fake_history = FakeHistory(cfg.fake_history) if cfg.fake_history else None
         self.ema: nn.Module | None = None
         if cfg.ema_halflife_kimg is not None:
             self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
@@ -240,6 +242,8 @@ class Trainer:
             x = self.next_inputs()
             with torch.no_grad(), self._autocast():
                 fake = G(*x.g_args)
+            if self.fake_history is not None:
+                fake = self.fake_history.query(fake, self.aux_rng)
             regularize = (self.step * n_critic + i) % loss.reg_every == 0  # lazy penalties
             with self._autocast():
                 d_total, d_logs = loss.discriminator_objective(
@@ -282,11 +286,16 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=dtype)
 
     def _lr_factor(self, step: int) -> float:
-        """Learning-rate multiplier: linear warm-up, then constant or linear decay to 0."""
+        """Learning-rate multiplier: linear warm-up, then constant, linear decay to 0 at
+        ``steps``, or constant for the first half and linear to 0 over the second (CycleGAN's
+        schedule, Zhu et al. 2017: 100 epochs constant, 100 decaying)."""
         cfg = self.config
         warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
         if cfg.lr_schedule == "linear_decay":
             return warm * max(0.0, 1.0 - step / cfg.steps)
+        if cfg.lr_schedule == "half_then_decay":
+            half = cfg.steps / 2
+            return warm * min(1.0, max(0.0, (cfg.steps - step) / half))
         return warm
 
     def ema_decay(self) -> float:

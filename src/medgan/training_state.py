@@ -83,6 +83,7 @@ def state_dict(trainer: Trainer) -> dict[str, Any]:
         "data": t.stream.state_dict(),  # random states of the current pass (streams)
         "world_size": t.dist.world_size,
         "rng": ckpt_io.rng_state({"noise": t.noise_rng, "aux": t.aux_rng}),
+        "fake_history": None if t.fake_history is None else t.fake_history.state_dict(),
     }
 
 
@@ -126,6 +127,8 @@ def load_state(
     t.scaler_d.load_state_dict(state["scaler_d"])
     t.step = state["step"]
     t.stream.seek(state["epoch"], state["batch_in_epoch"])
+    if t.fake_history is not None and state.get("fake_history") is not None:
+        t.fake_history.load_state_dict(state["fake_history"], t.device)
     if restore_rng:
         ckpt_io.set_rng_state(state["rng"], {"noise": t.noise_rng, "aux": t.aux_rng})
         t.stream.load_state_dict(state.get("data"))
@@ -155,7 +158,7 @@ def check_resumable(
             f"{theirs}), or start a fresh run"
         )
     saved, cfg = state.get("config") or {}, trainer.config
-    if "linear_decay" in (cfg.lr_schedule, saved.get("lr_schedule")):
+    if {"linear_decay", "half_then_decay"} & {cfg.lr_schedule, saved.get("lr_schedule")}:
         diff = [
             f"{k}={saved[k]!r} there, {getattr(cfg, k)!r} here"
             for k in ("lr_schedule", "steps")
@@ -163,7 +166,7 @@ def check_resumable(
         ]
         if diff:
             raise CheckpointError(
-                f"{source}: the learning rate decays linearly to 0 at config.steps, and "
+                f"{source}: the learning rate decays to 0 at config.steps, and "
                 f"the checkpoint's run differs ({'; '.join(diff)}), so the rate would "
                 "jump and the schedule differ from the run it continues. Resume with "
                 "the checkpoint's settings, or start a fresh run for a longer schedule"

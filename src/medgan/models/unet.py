@@ -30,6 +30,15 @@ def _block(d: int, c_in: int, c_out: int, norm: str) -> nn.Sequential:
     )
 
 
+def _up(d: int, c_in: int, c_out: int, how: str) -> nn.Module:
+    """x2 up-sampling from ``c_in`` to ``c_out`` channels ("transpose" or "resize")."""
+    if how == "transpose":
+        return L.conv_transpose(d, c_in, c_out, 4, 2, 1)
+    return nn.Sequential(
+        nn.Upsample(scale_factor=2, mode="nearest"), L.conv(d, c_in, c_out, 3, 1, 1)
+    )
+
+
 @MODELS.register("unet_generator")
 class UNetGenerator(nn.Module):
     """U-Net image-to-image generator: ``(N, in_channels, *spatial)`` in [-1, 1] ->
@@ -46,6 +55,10 @@ class UNetGenerator(nn.Module):
         max_channels: the widest stage's channels.
         residual: predict a correction to the input's first ``out_channels`` channels,
             clamped to [-1, 1].
+        upsample: "transpose" (4x4 stride-2 transposed convolution, pix2pix) or "resize"
+            (nearest-neighbour x2 then a 3x3 convolution: a resize-convolution, whose
+            kernels overlap evenly, so it makes no checkerboard artefacts; Odena, Dumoulin
+            & Olah 2016).
     """
 
     def __init__(
@@ -59,11 +72,14 @@ class UNetGenerator(nn.Module):
         out_activation: str = "tanh",
         max_channels: int = 256,
         residual: bool = False,
+        upsample: str = "transpose",
     ) -> None:
         super().__init__()
         d = L.check_spatial_dims(spatial_dims)
         if out_activation not in ("tanh", "none"):
             raise ConfigError(f"out_activation must be 'tanh' or 'none', got {out_activation!r}")
+        if upsample not in ("transpose", "resize"):
+            raise ConfigError(f"upsample must be 'transpose' or 'resize', got {upsample!r}")
         if residual and in_channels < out_channels:
             raise ConfigError("residual=True needs in_channels >= out_channels")
         self.depth, self.spatial_dims, self.residual = depth, d, residual
@@ -74,7 +90,7 @@ class UNetGenerator(nn.Module):
         self.down = nn.ModuleList([L.conv(d, ch[i], ch[i], 4, 2, 1) for i in range(depth)])
         self.bottleneck = _block(d, ch[depth - 1], ch[depth], norm)
         self.up = nn.ModuleList(
-            [L.conv_transpose(d, ch[i + 1], ch[i], 4, 2, 1) for i in reversed(range(depth))]
+            [_up(d, ch[i + 1], ch[i], upsample) for i in reversed(range(depth))]
         )
         self.dec = nn.ModuleList(
             [_block(d, 2 * ch[i], ch[i], norm) for i in reversed(range(depth))]

@@ -136,13 +136,18 @@ def cyclegan_trainer(
     d_layers: int = 2,
     cycle_weight: float = 10.0,
     identity_weight: float | None = None,
+    upsample: str = "resize",
     callbacks: Sequence[Any] = (),
     **config: Any,
 ) -> Trainer:
     """Unpaired translation (Zhu et al. 2017): two U-Nets, two PatchGANs, ``cycle_gan`` loss.
     ``data`` yields ``(a, b)`` (e.g. :class:`~medgan.data.UnpairedDataset`). The identity
     weight defaults to ``0.5 * cycle_weight`` when the domains have equal channel counts
-    and to 0 otherwise. Translate with ``trainer.ema.ab`` / ``trainer.ema.ba``.
+    and to 0 otherwise. As in the paper, the discriminators see a history of 50 generated
+    images (``fake_history``) and the learning rate is constant for the first half of the
+    steps, then decays linearly to 0 (``lr_schedule="half_then_decay"``); the U-Nets
+    up-sample by resize-convolution (no checkerboard artefacts). Translate with
+    ``trainer.ema.ab`` / ``trainer.ema.ba``.
 
     Args:
         data: a Dataset of unpaired ``(a (channels_a, H, W), b (channels_b, H, W))`` items
@@ -158,20 +163,24 @@ def cyclegan_trainer(
         identity_weight: weight of the identity L1 term (``G_AB(b)`` against ``b``, and
             ``G_BA(a)`` against ``a``); ``None``: ``0.5 * cycle_weight`` when
             ``channels_a == channels_b``, else 0 (off, as the term needs equal channels).
+        upsample: the U-Nets' up-sampling, "resize" or "transpose" (see
+            :class:`~medgan.models.unet.UNetGenerator`).
         callbacks: trainer callbacks (see :class:`~medgan.Trainer`).
         **config: overrides of :class:`~medgan.TrainConfig` fields, applied over
-            ``DEFAULTS`` (batch 8, ``lr_g`` 5e-4, ``lr_d`` 2e-4, EMA half-life 0.5 kimg).
+            ``DEFAULTS`` (batch 8, ``lr_g`` 5e-4, ``lr_d`` 2e-4, EMA half-life 0.5 kimg) and
+            ``fake_history=50, lr_schedule="half_then_decay"``.
     """
     if identity_weight is None:
         identity_weight = 0.5 * cycle_weight if channels_a == channels_b else 0.0
     kw = {"channels_a": channels_a, "channels_b": channels_b, "base_channels": base_channels}
+    paper = {"fake_history": 50, "lr_schedule": "half_then_decay"}
     return Trainer(
-        build("cycle_generator", depth=depth, **kw),
+        build("cycle_generator", depth=depth, upsample=upsample, **kw),
         build("cycle_discriminator", n_layers=d_layers, **kw),
         data,
         adapter=Unpaired(),
         loss=build_loss("cycle_gan", cycle_weight=cycle_weight, identity_weight=identity_weight),
-        config=TrainConfig(**{**DEFAULTS, "steps": steps, **config}),
+        config=TrainConfig(**{**DEFAULTS, **paper, "steps": steps, **config}),
         callbacks=list(callbacks),
     )
 

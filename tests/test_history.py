@@ -1,0 +1,88 @@
+"""CycleGAN's training details: the history of generated images (Shrivastava et al. 2017,
+Zhu et al. 2017; its exact resume is in test_trainer), the constant-then-decay learning rate and the
+resize-convolution up-sampling of the U-Net (no checkerboard)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import medgan
+from medgan.errors import ConfigError
+from medgan.history import FakeHistory
+from medgan.models.unet import _up
+
+
+def _batch(start: int, n: int = 4) -> torch.Tensor:
+    """Images whose every pixel is their serial number: easy to tell apart."""
+    return torch.arange(start, start + n, dtype=torch.float32).view(n, 1, 1, 1).expand(n, 1, 2, 2)
+
+
+def test_history_fills_then_swaps_half_with_earlier_images():
+    hist, rng = FakeHistory(8), torch.Generator().manual_seed(0)
+    # while filling: every image is stored and used as it is
+    for start in (0, 4):
+        assert torch.equal(hist.query(_batch(start), rng), _batch(start))
+    assert hist.count == 8
+    assert sorted(hist.images[:, 0, 0, 0].tolist()) == list(range(8))
+    swapped = total = 0
+    for start in range(8, 8 + 4 * 200, 4):
+        new = _batch(start)
+        out = hist.query(new, rng)
+        ids = out[:, 0, 0, 0]
+        kept = ids == new[:, 0, 0, 0]
+        swapped += int((~kept).sum())
+        total += len(ids)
+        # a swapped-in image is an earlier one (of an earlier batch, or of an earlier item
+        # of this one, as in Zhu et al.'s sequential rule), no longer in the history
+        assert (ids[~kept] < new[~kept, 0, 0, 0]).all()
+        stored = set(hist.images[:, 0, 0, 0].tolist())
+        assert not stored & set(ids[~kept].tolist())
+        # every new image that went into the history is there (unless a later item of
+        # the batch took it out again)
+        assert set(new[~kept, 0, 0, 0].tolist()) - set(ids.tolist()) <= stored
+    assert 0.42 < swapped / total < 0.58  # about half (800 draws)
+
+
+def test_history_refuses_bad_size_and_shape():
+    with pytest.raises(ConfigError, match="size >= 1"):
+        FakeHistory(0)
+    hist = FakeHistory(2)
+    hist.query(_batch(0, 2), torch.Generator())
+    with pytest.raises(ConfigError, match="holds images of shape"):
+        hist.query(torch.zeros(2, 3, 2, 2), torch.Generator())
+    with pytest.raises(ConfigError, match="TrainConfig.fake_history"):
+        medgan.TrainConfig(fake_history=-1)
+
+
+def test_half_then_decay_schedule(tiny_trainer):
+    tr = tiny_trainer(lr_schedule="half_then_decay", steps=10)
+    factors = [tr._lr_factor(s) for s in range(11)]
+    assert factors[:6] == [1.0] * 6
+    assert factors[6:] == pytest.approx([0.8, 0.6, 0.4, 0.2, 0.0])
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_resize_upsampling_has_no_checkerboard(spatial_dims):
+    """A constant input: the transposed 4x4 stride-2 convolution's output varies with the
+    pixel's parity (its kernels overlap unevenly: checkerboard), the resize-convolution's
+    output is constant away from the border, for any weights."""
+    torch.manual_seed(0)
+    x = torch.ones((1, 4) + (8,) * spatial_dims)
+    inner = (slice(None), slice(None)) + (slice(2, -2),) * spatial_dims
+    resize = _up(spatial_dims, 4, 3, "resize")(x)[inner]
+    assert resize.shape[2:] == (12,) * spatial_dims
+    assert torch.allclose(resize, resize.flatten(2)[..., :1].view((1, 3) + (1,) * spatial_dims))
+    transpose = _up(spatial_dims, 4, 3, "transpose")(x)[inner]
+    spread = transpose.flatten(2).amax(-1) - transpose.flatten(2).amin(-1)
+    assert (spread > 1e-3).all()
+
+
+def test_cyclegan_trainer_uses_the_papers_details():
+    data = medgan.data.UnpairedDataset(torch.zeros(8, 1, 16, 16), torch.zeros(8, 1, 16, 16))
+    tr = medgan.tasks.cyclegan_trainer(data, 4, depth=2, device="cpu")
+    assert tr.config.fake_history == 50 and tr.config.lr_schedule == "half_then_decay"
+    ups = [m for m in tr.generator.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert not ups
+    with pytest.raises(ConfigError, match="upsample must be"):
+        medgan.models.build("unet_generator", upsample="bilinear")

@@ -233,6 +233,27 @@ def test_recipe_reads_shapes_from_the_data_and_refuses_mismatches():
     assert type(pts.generator).__name__ == "MLPGenerator" and pts.config.batch_size == 256
 
 
+def test_recipe_seeds_its_weights_without_touching_the_callers_random_state():
+    data = torch.rand(8, 1, 16, 16) * 2 - 1
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    a = medgan.recipes.unconditional(data, seed=5, device="cpu")
+    assert torch.equal(torch.get_rng_state(), before)
+    b = medgan.recipes.unconditional(data, seed=5, device="cpu")
+    c = medgan.recipes.unconditional(data, seed=6, device="cpu")
+    for (k, x), y, z in zip(
+        a.generator.state_dict().items(),
+        b.generator.state_dict().values(),
+        c.generator.state_dict().values(),
+        strict=True,
+    ):
+        assert torch.equal(x, y), k
+    assert any(
+        not torch.equal(x, z)
+        for x, z in zip(a.generator.parameters(), c.generator.parameters(), strict=True)
+    )
+
+
 def test_max_minutes_stops_cleanly_and_checkpoints(tmp_path):
     tr = medgan.recipes.unconditional(
         torch.rand(8, 1, 16, 16) * 2 - 1,

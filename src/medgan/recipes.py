@@ -104,7 +104,8 @@ def unconditional(
         image_size: side S of the images, a power of two in [16, 256]; read from the data
             when None (and checked against it when given).
         spatial_dims: 2 for slices, 3 for volumes; read from the data when None.
-        seed: seeds the weights, the data order, noise and augmentation.
+        seed: seeds the weights, the data order, noise and augmentation (the weights in a
+            fork of torch's global generator: the caller's random state is left unchanged).
         out_dir: with a folder, the standard callbacks write checkpoints, sample grids
             (with a real-vs-generated grid at the end), a metric log and a loss plot there.
         steps: generator updates; training also stops at ``max_minutes`` when given.
@@ -119,84 +120,89 @@ def unconditional(
         **overrides: any :class:`~medgan.TrainConfig` field (``lr_g``, ``batch_size``...).
             ``lr`` sets both learning rates.
     """
-    from medgan.utils import seed_everything
-
-    seed_everything(seed)
-    shape = _item_shape(data)
-    if len(shape) == 1:
-        if augment:
-            raise ConfigError("recipes.unconditional: augmentation is for images, not points")
-        g, d, loss_obj, train_config = _point_parts(
-            data, shape[0], seed, steps, max_minutes, generator, discriminator, loss, overrides
+    # the weights are drawn from torch's global generator, seeded here, inside a fork: the
+    # caller's random state is left as it was
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        shape = _item_shape(data)
+        if len(shape) == 1:
+            if augment:
+                raise ConfigError("recipes.unconditional: augmentation is for images, not points")
+            g, d, loss_obj, train_config = _point_parts(
+                data, shape[0], seed, steps, max_minutes, generator, discriminator, loss, overrides
+            )
+            return _trainer(
+                g,
+                d,
+                data,
+                loss_obj,
+                train_config,
+                False,
+                seed,
+                out_dir,
+                callbacks,
+                (checkpoint_every, sample_every, log_every, keep_last),
+            )
+        channels, spatial = shape[0], shape[1:]
+        if spatial_dims is None:
+            spatial_dims = len(spatial)
+        if image_size is None:
+            image_size = spatial[0]
+        if len(spatial) != spatial_dims or any(s != image_size for s in spatial):
+            raise ConfigError(
+                f"recipes.unconditional: the data's items have shape {tuple(shape)}, expected "
+                f"(C{', ' + str(image_size)} x {spatial_dims}) for image_size={image_size}, "
+                f"spatial_dims={spatial_dims}; crop or resize the data "
+                "(e.g. SliceDataset(size=...))"
+            )
+        net = network_kwargs(image_size, spatial_dims)
+        g = build(
+            "modern_generator",
+            **{**net, "out_channels": channels, "latent_dim": 64, **(generator or {})},
         )
+        d = build(
+            "modern_discriminator", **{**net, "in_channels": channels, **(discriminator or {})}
+        )
+        n_images = len(data)
+        use_ada = n_images < ADA_MAX_IMAGES if augment is None else augment
+        # R1/R2 weight: R3GAN uses gamma 0.05 at 32^2 and 2 at 64^2 (FFHQ); we keep 1 at 64^2
+        # and, in 2D, scale it with the number of pixels, as the squared gradient norm grows
+        # with it (1 for every 3D size: not measured further).
+        gamma = 1.0 * (image_size / 64) ** spatial_dims if spatial_dims == 2 else 1.0
+        loss_obj = build_loss(
+            "relativistic",
+            **{"r1_weight": gamma, "r2_weight": gamma, "reg_every": 4, **(loss or {})},
+        )
+        config = {
+            "steps": steps,
+            "batch_size": 16 if spatial_dims == 2 else 8,
+            # 2D: 2e-3 (MRI, one thread, seed 0, coverage at 2/5/10 CPU-min: 1e-3 0.14/0.37/0.73,
+            # 2e-3 0.18/0.57/0.87, 3e-3 0.12/0.48/0.79); 3D keeps 1e-3 (not measured further)
+            "lr_g": 2e-3 if spatial_dims == 2 else 1e-3,
+            "lr_d": 2e-3 if spatial_dims == 2 else 1e-3,
+            "betas": (0.0, 0.99),
+            "ema_halflife_kimg": 2.0,
+            "ema_rampup": 0.05,
+            "seed": seed,
+            "max_minutes": max_minutes,
+            "channels_last": True,
+            # one host-device sync per 10 steps for the NaN check (none missed: see TrainConfig);
+            # 10 divides the checkpoint intervals, so a rollback can act before a save
+            "check_finite_every": 10,
+        }
+        train_config = _fit_batch(_config(config, overrides), n_images)
         return _trainer(
             g,
             d,
             data,
             loss_obj,
             train_config,
-            False,
+            use_ada,
             seed,
             out_dir,
             callbacks,
             (checkpoint_every, sample_every, log_every, keep_last),
         )
-    channels, spatial = shape[0], shape[1:]
-    if spatial_dims is None:
-        spatial_dims = len(spatial)
-    if image_size is None:
-        image_size = spatial[0]
-    if len(spatial) != spatial_dims or any(s != image_size for s in spatial):
-        raise ConfigError(
-            f"recipes.unconditional: the data's items have shape {tuple(shape)}, expected "
-            f"(C{', ' + str(image_size)} x {spatial_dims}) for image_size={image_size}, "
-            f"spatial_dims={spatial_dims}; crop or resize the data (e.g. SliceDataset(size=...))"
-        )
-    net = network_kwargs(image_size, spatial_dims)
-    g = build(
-        "modern_generator",
-        **{**net, "out_channels": channels, "latent_dim": 64, **(generator or {})},
-    )
-    d = build("modern_discriminator", **{**net, "in_channels": channels, **(discriminator or {})})
-    n_images = len(data)
-    use_ada = n_images < ADA_MAX_IMAGES if augment is None else augment
-    # R1/R2 weight: R3GAN uses gamma 0.05 at 32^2 and 2 at 64^2 (FFHQ); we keep 1 at 64^2
-    # and, in 2D, scale it with the number of pixels, as the squared gradient norm grows
-    # with it (1 for every 3D size: not measured further).
-    gamma = 1.0 * (image_size / 64) ** spatial_dims if spatial_dims == 2 else 1.0
-    loss_obj = build_loss(
-        "relativistic", **{"r1_weight": gamma, "r2_weight": gamma, "reg_every": 4, **(loss or {})}
-    )
-    config = {
-        "steps": steps,
-        "batch_size": 16 if spatial_dims == 2 else 8,
-        # 2D: 2e-3 (MRI, one thread, seed 0, coverage at 2/5/10 CPU-min: 1e-3 0.14/0.37/0.73,
-        # 2e-3 0.18/0.57/0.87, 3e-3 0.12/0.48/0.79); 3D keeps 1e-3 (not measured further)
-        "lr_g": 2e-3 if spatial_dims == 2 else 1e-3,
-        "lr_d": 2e-3 if spatial_dims == 2 else 1e-3,
-        "betas": (0.0, 0.99),
-        "ema_halflife_kimg": 2.0,
-        "ema_rampup": 0.05,
-        "seed": seed,
-        "max_minutes": max_minutes,
-        "channels_last": True,
-        # one host-device sync per 10 steps for the NaN check (none missed: see TrainConfig);
-        # 10 divides the checkpoint intervals, so a rollback can act before a save
-        "check_finite_every": 10,
-    }
-    train_config = _fit_batch(_config(config, overrides), n_images)
-    return _trainer(
-        g,
-        d,
-        data,
-        loss_obj,
-        train_config,
-        use_ada,
-        seed,
-        out_dir,
-        callbacks,
-        (checkpoint_every, sample_every, log_every, keep_last),
-    )
 
 
 def _trainer(g, d, data, loss, config, use_ada, seed, out_dir, callbacks, intervals) -> Trainer:

@@ -56,6 +56,7 @@ def test_resume_with_history_and_half_decay_is_bit_identical(tmp_path, tiny_trai
     straight = tiny_trainer(**cfg).fit(12)
     first = tiny_trainer(**cfg).fit(5)
     first.save(tmp_path / "c.pt")
+    tiny_trainer().fit(1).save(tmp_path / "plain.pt")
     resumed = tiny_trainer(seed=7, **cfg).resume(tmp_path / "c.pt")
     assert resumed.fake_history.count == 10
     resumed.fit(12)
@@ -63,6 +64,10 @@ def test_resume_with_history_and_half_decay_is_bit_identical(tmp_path, tiny_trai
     for k in a:
         assert torch.equal(a[k], b[k]), k
     assert torch.equal(straight.fake_history.images, resumed.fake_history.images)
+    with pytest.raises(CheckpointError, match="history of 10 generated images"):
+        tiny_trainer(fake_history=20).resume(tmp_path / "c.pt")
+    with pytest.raises(CheckpointError, match="this run has 10"):
+        tiny_trainer(fake_history=10).resume(tmp_path / "plain.pt")
     # and the history changed what D saw: a run without it ends elsewhere
     plain = flat_state(tiny_trainer(lr_schedule="half_then_decay").fit(12))
     assert any(not torch.equal(plain[k], a[k]) for k in a if k.startswith("d."))

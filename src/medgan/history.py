@@ -78,7 +78,8 @@ class FakeHistory:
         return {"size": self.size, "count": self.count, "images": images}
 
     def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
-        """Restore :meth:`state_dict`'s output; ConfigError for a history of another size.
+        """Restore :meth:`state_dict`'s output (a history of the same size: the trainer's
+        checkpoint loading refuses another size first); ConfigError otherwise.
 
         Args:
             state: what :meth:`state_dict` returned.

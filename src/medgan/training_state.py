@@ -139,8 +139,8 @@ def check_resumable(
 ) -> None:
     """Refuse ``state`` (CheckpointError naming ``source``) when it lacks
     :data:`RESUME_KEYS` (and ``"rng"`` when ``restore_rng``), or comes from a run with
-    another world size than ``trainer``'s, or from (or into) a linear-decay schedule with
-    other ``lr_schedule``/``steps``."""
+    another world size than ``trainer``'s, or with another ``fake_history`` size, or from
+    (or into) a decaying schedule with other ``lr_schedule``/``steps``."""
     required = [*RESUME_KEYS, "rng"] if restore_rng else list(RESUME_KEYS)
     missing = [k for k in required if k not in state]
     if missing:
@@ -158,6 +158,14 @@ def check_resumable(
             f"{theirs}), or start a fresh run"
         )
     saved, cfg = state.get("config") or {}, trainer.config
+    theirs = (state.get("fake_history") or {}).get("size", 0)
+    if theirs != cfg.fake_history:
+        raise CheckpointError(
+            f"{source} was written by a run whose discriminator saw a history of {theirs} "
+            f"generated images (TrainConfig.fake_history), this run has {cfg.fake_history}: "
+            "it would not continue the same training. Resume with the checkpoint's "
+            "fake_history, or start a fresh run"
+        )
     if {"linear_decay", "half_then_decay"} & {cfg.lr_schedule, saved.get("lr_schedule")}:
         diff = [
             f"{k}={saved[k]!r} there, {getattr(cfg, k)!r} here"

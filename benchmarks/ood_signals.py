@@ -1,9 +1,11 @@
 """Can the shipped domain encoder tell a user's real MR from things that are not MR? The
-question behind `denoise()`'s out-of-distribution warning (issue #15): it warns on the
-intensity-histogram distance; this measures whether a domain-encoder distance would do
-better.
+question behind `denoise()`'s out-of-distribution warning (issue #15), which warns on the
+intensity-histogram distance (its figures are in the comment above
+`medgan.tasks.denoising.HISTOGRAM_WARN`); this measures whether a domain-encoder distance
+could separate the two groups.
 
-For each image (scaled by its 99.5th percentile, resized to 64x64): the distance of its
+For each image (scaled to [-1, 1] by its `PERCENTILE`-th percentile as `denoise` scales
+its input, resized to 64x64): the distance of its
 domain-encoder features to the nearest of 256 training images of the MR denoiser
 (`mr_training_images`), for
 * the training images themselves (leave-one-out nearest neighbour: the scale of "close"),
@@ -22,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from medgan.metrics import DomainEncoderFeatures
-from medgan.tasks.denoising import mr_training_images
+from medgan.tasks.denoising import PERCENTILE, mr_training_images
 from medgan.tasks.heldout import add_noise, heldout_mr_images, scale_to_255
 
 PHOTOS = (
@@ -45,8 +47,8 @@ def main() -> None:
     enc = DomainEncoderFeatures()
 
     def feat(im: np.ndarray) -> torch.Tensor:
-        s = max(float(np.percentile(im, 99.5)), 1e-6)
-        x = torch.from_numpy(np.clip(im / s, 0, 1.5) * 2 - 1).float()[None, None]
+        s = max(float(np.percentile(im, PERCENTILE)), 1e-6)
+        x = torch.from_numpy(np.clip(im / s, 0, 1) * 2 - 1).float()[None, None]
         return enc(F.interpolate(x, size=(64, 64), mode="area"))[0]
 
     train = mr_training_images()

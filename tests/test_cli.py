@@ -31,6 +31,23 @@ def test_demo_writes_grid_plot_checkpoint(tmp_path, capsys):
         assert str(out / rel) in printed or rel == "config.json"
 
 
+def test_demo_batch_size_and_threads_are_used_and_threads_restored(tmp_path):
+    import json
+
+    import torch
+
+    before = torch.get_num_threads()
+    out = tmp_path / "demo"
+    argv = ["demo", "--out", str(out), "--steps", "2", "--size", "16", "--quiet"]
+    assert main([*argv, "--batch-size", "4", "--threads", "1"]) == 0
+    assert json.loads((out / "config.json").read_text())["train"]["batch_size"] == 4
+    assert torch.get_num_threads() == before
+    # restored on failure too (an unknown data set ends the command with status 2)
+    bad = ["demo", "--out", str(tmp_path / "d2"), "--threads", "1", "--data", "no_such_data"]
+    assert main(bad) == 2
+    assert torch.get_num_threads() == before
+
+
 def _config(tmp_path, steps, **fields):
     """A ``medgan train --config`` file: 32 CT phantoms of 16 px, batch 8, on the CPU, into
     ``tmp_path / "run"`` (the ``tmp_run_dir`` fixture); ``fields`` add or replace keys."""

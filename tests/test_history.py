@@ -44,9 +44,44 @@ def test_history_fills_then_swaps_half_with_earlier_images():
     assert 0.42 < swapped / total < 0.58  # about half (800 draws)
 
 
+def _zhu_pool(size: int, batches: list[torch.Tensor], seed: int) -> list[torch.Tensor]:
+    """Zhu et al.'s ImagePool rule written out item by item, with the same draws as
+    FakeHistory (per batch: N uniforms, then N slot indices, from one generator)."""
+    rng, pool, outs = torch.Generator().manual_seed(seed), [], []
+    for batch in batches:
+        n = len(batch)
+        swap = (torch.rand(n, generator=rng) < 0.5).tolist()
+        slot = torch.randint(0, size, (n,), generator=rng).tolist()
+        out = []
+        for i, image in enumerate(batch):
+            if len(pool) < size:
+                pool.append(image.clone())
+                out.append(image)
+            elif swap[i]:
+                out.append(pool[slot[i]].clone())
+                pool[slot[i]] = image.clone()
+            else:
+                out.append(image)
+        outs.append(torch.stack(out))
+    return outs
+
+
+@pytest.mark.parametrize("size,batch", [(6, 4), (3, 10), (50, 8)])
+def test_history_matches_zhus_rule(size, batch):
+    """Against the reference, including a history that fills part-way through a batch and
+    a batch larger than the history."""
+    batches = [_batch(k * batch, batch) for k in range(40)]
+    hist, rng = FakeHistory(size), torch.Generator().manual_seed(3)
+    for got, want in zip(
+        (hist.query(b, rng) for b in batches), _zhu_pool(size, batches, 3), strict=True
+    ):
+        assert torch.equal(got, want)
+
+
 def test_history_refuses_bad_size_and_shape():
-    with pytest.raises(ConfigError, match="size >= 1"):
-        FakeHistory(0)
+    for bad in (0, -3, 2.5, "a", True):
+        with pytest.raises(ConfigError, match="integer size >= 1"):
+            FakeHistory(bad)
     hist = FakeHistory(2)
     hist.query(_batch(0, 2), torch.Generator())
     with pytest.raises(ConfigError, match="holds images of shape"):
@@ -55,11 +90,35 @@ def test_history_refuses_bad_size_and_shape():
         medgan.TrainConfig(fake_history=-1)
 
 
-def test_half_then_decay_schedule(tiny_trainer):
-    tr = tiny_trainer(lr_schedule="half_then_decay", steps=10)
-    factors = [tr._lr_factor(s) for s in range(11)]
-    assert factors[:6] == [1.0] * 6
-    assert factors[6:] == pytest.approx([0.8, 0.6, 0.4, 0.2, 0.0])
+@pytest.mark.parametrize("warmup", [0, 2])
+def test_half_then_decay_schedule_reaches_the_optimiser(tiny_trainer, warmup):
+    """The learning rate each step's updates used: constant for the first half of the
+    steps (after any warm-up), then linear to 0 (read from the optimiser during fit)."""
+    seen = []
+
+    class Record:
+        def on_step_end(self, trainer, logs):
+            seen.append(trainer.opt_g.param_groups[0]["lr"])  # the rate of the next step
+
+    tr = tiny_trainer(
+        lr_schedule="half_then_decay", steps=10, warmup_steps=warmup, callbacks=[Record()]
+    )
+    base = tr.config.lr_g
+    first = tr.opt_g.param_groups[0]["lr"]
+    tr.fit()
+    used = [first, *seen[:-1]]  # the rate in force at steps 0..9
+    want = [min(1.0, (s + 1) / warmup) if warmup else 1.0 for s in range(10)]
+    want = [w * min(1.0, (10 - s) / 5) for s, w in enumerate(want)]
+    assert used == pytest.approx([base * w for w in want])
+
+
+def test_history_is_refused_with_a_conditioned_discriminator():
+    pairs = torch.utils.data.TensorDataset(torch.zeros(8, 1, 32, 32), torch.zeros(8, 1, 32, 32))
+    tr = medgan.tasks.pix2pix_trainer(
+        pairs, 1, base_channels=4, depth=2, batch_size=4, device="cpu", fake_history=4
+    )
+    with pytest.raises(ConfigError, match="needs an unconditioned discriminator"):
+        tr.fit()
 
 
 @pytest.mark.parametrize("spatial_dims", [2, 3])

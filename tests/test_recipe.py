@@ -233,9 +233,14 @@ def test_recipe_reads_shapes_from_the_data_and_refuses_mismatches():
     assert type(pts.generator).__name__ == "MLPGenerator" and pts.config.batch_size == 256
 
 
-def test_recipe_seeds_its_weights_without_touching_the_callers_random_state():
+def test_recipe_seeds_its_weights_without_touching_the_callers_random_state(monkeypatch):
+    def refuse(*_):
+        raise AssertionError("the recipe reseeded the CUDA generators")
+
     data = torch.rand(8, 1, 16, 16) * 2 - 1
     torch.manual_seed(123)
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", refuse)
+    monkeypatch.setattr(torch.cuda, "manual_seed", refuse)
     before = torch.get_rng_state()
     a = medgan.recipes.unconditional(data, seed=5, device="cpu")
     assert torch.equal(torch.get_rng_state(), before)

@@ -39,13 +39,12 @@ def test_eight_gaussians_every_seed_covers_the_ring(seed):
 
 
 @pytest.mark.slow
-def test_twenty_five_gaussians_seeds_cover_the_grid():
-    """What holds on both floating-point paths measured (1 and 2 CPU threads): every seed
-    >= 17 of 25 modes, and at least 4 of the 5 seeds >= 22. The issue's target (every seed >= 22) is
-    not met: with one thread seed 3 covered 19 (with two threads all five covered >= 22)."""
+@pytest.mark.parametrize("seed", SEEDS)
+def test_twenty_five_gaussians_every_seed_covers_the_grid(seed):
+    """Every seed >= 22 of 25 modes with most samples within 3 sigma (the issue's target).
+    Measured with one CPU thread: every seed covers 25 after 7,000 steps (>= 22 from 5,000
+    steps on); with the recipe's earlier width of 128, seed 3 stayed at 19."""
     grid = TwentyFiveGaussians(n=8192, std=0.05)
-    results = [
-        grid.mode_coverage(_train_and_sample(grid, seed, 7000), sigmas=3.0) for seed in SEEDS
-    ]
-    assert all(covered >= 17 and quality > 0.5 for covered, quality in results), results
-    assert sum(covered >= 22 for covered, _ in results) >= 4, results
+    covered, high_quality = grid.mode_coverage(_train_and_sample(grid, seed, 7000), sigmas=3.0)
+    assert covered >= 22, (seed, covered, high_quality)
+    assert high_quality > 0.5, (seed, covered, high_quality)

@@ -25,17 +25,22 @@ from medgan.errors import ConfigError
 
 
 class FakeHistory:
-    """The last ``size`` generated images (see the module docstring).
+    """A pool of up to ``size`` earlier generated images (see the module docstring): not the
+    latest ones, but a random selection, as images that are not swapped in are never stored
+    and stored ones may stay for long. It lives on the training device and goes into every
+    checkpoint: ``size`` x the bytes of one generated item (50 CycleGAN pairs of 2 x 128^3
+    float32 volumes are about 840 MB).
 
     Args:
-        size: images kept (>= 1; CycleGAN uses 50).
+        size: images kept (an integer >= 1; CycleGAN uses 50).
     """
 
     def __init__(self, size: int) -> None:
-        if int(size) != size or size < 1:
-            raise ConfigError(f"the fake-image history needs a size >= 1, got {size}")
-        self.size = int(size)
-        self.images: Tensor | None = None  # (stored, C, *S), on the training device
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ConfigError(f"the fake-image history needs an integer size >= 1, got {size!r}")
+        self.size = size
+        # (size, C, *S) on the training device; slots from ``count`` on are empty (zeros)
+        self.images: Tensor | None = None
         self.count = 0
 
     def query(self, fake: Tensor, rng: torch.Generator) -> Tensor:
@@ -53,14 +58,17 @@ class FakeHistory:
             self.images = fake.new_zeros((self.size, *fake.shape[1:]))
         elif self.images.shape[1:] != fake.shape[1:]:
             raise ConfigError(
-                f"fake-image history holds images of shape {tuple(self.images.shape[1:])}, "
-                f"got a batch of {tuple(fake.shape[1:])}"
+                f"the fake-image history (TrainConfig.fake_history) holds images of shape "
+                f"{tuple(self.images.shape[1:])}, got a batch of {tuple(fake.shape[1:])}: it "
+                "needs generated images of one fixed shape (crop the data to one size, or set "
+                "fake_history=0)"
             )
         n = fake.shape[0]
         # two draws per item, made for every item whatever the branch, so the number of
         # random numbers used depends only on the batch size (resume stays exact)
-        swap = (torch.rand(n, device=fake.device, generator=rng) < 0.5).tolist()
-        slot = torch.randint(0, self.size, (n,), device=fake.device, generator=rng).tolist()
+        swap = torch.rand(n, device=fake.device, generator=rng) < 0.5
+        slot = torch.randint(0, self.size, (n,), device=fake.device, generator=rng)
+        swap, slot = torch.stack([swap.long(), slot]).tolist()  # one host sync
         out = fake.clone()
         for i in range(n):  # a loop: later items may take slots earlier items just filled
             if self.count < self.size:
@@ -78,8 +86,9 @@ class FakeHistory:
         return {"size": self.size, "count": self.count, "images": images}
 
     def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
-        """Restore :meth:`state_dict`'s output (a history of the same size: the trainer's
-        checkpoint loading refuses another size first); ConfigError otherwise.
+        """Restore :meth:`state_dict`'s output, from a history of the same size (the
+        trainer's checkpoint loading refuses another size before anything loads; here it is
+        a ConfigError).
 
         Args:
             state: what :meth:`state_dict` returned.

@@ -118,6 +118,11 @@ class Trainer:
             ddp.broadcast_module(self.generator)
             ddp.broadcast_module(self.discriminator)
         self.fake_history = FakeHistory(cfg.fake_history) if cfg.fake_history else None
+        if self.fake_history is not None and self.dist.enabled:
+            raise ConfigError(
+                "TrainConfig.fake_history does not work with several processes yet (each "
+                "process would keep its own history, and checkpoints save one); set 0"
+            )
         self.ema: nn.Module | None = None
         if cfg.ema_halflife_kimg is not None:
             self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
@@ -243,6 +248,12 @@ class Trainer:
             with torch.no_grad(), self._autocast():
                 fake = G(*x.g_args)
             if self.fake_history is not None:
+                if x.cond is not None:
+                    raise ConfigError(
+                        "TrainConfig.fake_history needs an unconditioned discriminator "
+                        "(CycleGAN): an earlier generated image would meet this batch's "
+                        "condition (source image or label); set fake_history=0"
+                    )
                 fake = self.fake_history.query(fake, self.aux_rng)
             regularize = (self.step * n_critic + i) % loss.reg_every == 0  # lazy penalties
             with self._autocast():
@@ -286,17 +297,15 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=dtype)
 
     def _lr_factor(self, step: int) -> float:
-        """Learning-rate multiplier: linear warm-up, then constant, linear decay to 0 at
-        ``steps``, or constant for the first half and linear to 0 over the second (CycleGAN's
-        schedule, Zhu et al. 2017: 100 epochs constant, 100 decaying)."""
+        """Learning-rate multiplier: linear warm-up, then constant, or linear decay to 0 at
+        ``steps`` from step 0 ("linear_decay") or from half of ``steps`` ("half_then_decay",
+        CycleGAN's schedule, Zhu et al. 2017: 100 epochs constant, 100 decaying)."""
         cfg = self.config
         warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
-        if cfg.lr_schedule == "linear_decay":
-            return warm * max(0.0, 1.0 - step / cfg.steps)
-        if cfg.lr_schedule == "half_then_decay":
-            half = cfg.steps / 2
-            return warm * min(1.0, max(0.0, (cfg.steps - step) / half))
-        return warm
+        start = {"linear_decay": 0.0, "half_then_decay": cfg.steps / 2}.get(cfg.lr_schedule)
+        if start is None:
+            return warm
+        return warm * min(1.0, max(0.0, (cfg.steps - step) / (cfg.steps - start)))
 
     def ema_decay(self) -> float:
         """Per-step EMA decay beta = 0.5 ** (images per step / half-life in images)."""

@@ -20,10 +20,13 @@ key                                      value
 ``world_size``                           processes of the run that wrote it
 ``rng``                                  :func:`medgan.checkpoint.rng_state`, with the
                                          trainer's ``noise`` and ``aux`` generators
+``fake_history``                         :meth:`FakeHistory.state_dict
+                                         <medgan.history.FakeHistory.state_dict>`, or None
 =======================================  ==================================================
 
 Loading refuses, before anything changes, a checkpoint that lacks keys or that comes from a
-run this one cannot continue exactly (another world size, another linear-decay schedule).
+run this one cannot continue exactly (another world size, another ``fake_history`` size,
+another decaying schedule).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Is `medgan demo` diverse? Runs the demo (its defaults: the recipe on CT phantoms, batch
-8, one thread, 1.75 wall-clock minutes) for each seed, draws 64 samples from its
+"""Is `medgan demo` diverse? Runs the demo at its defaults (`medgan demo --help`: the recipe
+on CT phantoms for a wall-clock budget) for each seed, draws 64 samples from its
 checkpoint as `medgan sample` does, and compares them with 64 training phantoms:
 
 * diversity ratio: mean pairwise pixel distance (L2) of the 64 samples / that of 64 real

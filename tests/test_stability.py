@@ -2,12 +2,13 @@
 data: MLPs, relativistic pairing loss with R1 + R2), checked on every one of 5 seeds so the
 claim cannot rest on one lucky trajectory of a chaotic game (or one CPU's rounding).
 
-Both are marked slow (``pytest -m slow tests/test_stability.py``, which CI runs): about
-20 CPU-s per 8-Gaussians run (a minute for the five seeds on this 2-core machine); the
-25-Gaussians grid needs about 100 CPU-s per seed (about 4.5 minutes for the five). Both use
-the recipe's point defaults unchanged (lr 2e-3: with 1e-3 one seed of five covered only 17-21
-of 25 modes after 5,000-8,000 steps); only the number of steps is set. The grid is not yet
-covered on every seed on every floating-point path (see its test).
+Both are marked slow (``pytest -m slow tests/test_stability.py``, which CI runs). Both use
+the recipe's point defaults unchanged (MLPs of width 256, lr 2e-3: with width 128 seed 3 of
+the grid stayed at 19 of 25 modes on one CPU thread; with lr 1e-3 one seed of five covered
+only 17-21 after 5,000-8,000 steps); only the number of steps is set. Measured in December
+2026 on this 2-core machine, beside other jobs, on both floating-point paths (one and two
+threads): every 8-Gaussians seed covers >= 7 of 8 (22-50 s a run), every 25-Gaussians
+seed >= 22 of 25 (25 of 25 on one thread; 100-190 s a run, about 15 minutes for the file).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -337,6 +337,53 @@ def _describe(volume: Volume) -> str:
     return sources[0] + (f" (and {len(sources) - 1} more files)" if len(sources) > 1 else "")
 
 
+def _volume_array(
+    volume: Volume, sigma: float | None, axis: int, task: str, hint: str
+) -> tuple[np.ndarray, str]:
+    """The checks ``denoise`` and ``denoise_ct`` share: a finite noise level (or None), a
+    single-channel volume ``(X, Y, Z)`` with finite values, a valid axis. Returns the
+    float32 array and the source name for messages.
+
+    Args:
+        volume: the input Volume.
+        sigma: the noise level given (in the volume's units), or None.
+        axis: the slice axis.
+        task: the function's name, for messages.
+        hint: what to do instead of a wrong shape.
+    """
+    where = _describe(volume)
+    if sigma is not None and not (math.isfinite(sigma) and sigma >= 0):
+        raise ConfigError(f"sigma must be a finite noise std >= 0, got {sigma}")
+    arr = np.asarray(volume.array, np.float32)
+    if arr.ndim != 3:
+        raise DataError(
+            f"{where}: {task} expects a single-channel volume (X, Y, Z), got shape "
+            f"{arr.shape}; {hint}"
+        )
+    check_axis(axis)
+    if not np.isfinite(arr).all():
+        raise DataError(f"{where}: contains NaN or infinite values")
+    return arr, where
+
+
+def _noise_level(
+    arr: np.ndarray,
+    sigma: float | None,
+    axis: int,
+    where: str,
+    estimator: Callable[..., float],
+) -> tuple[float, bool]:
+    """``(sigma, estimated)``: the given noise level, or ``estimator(arr, axis=axis)`` (a
+    blind estimate) when it is None; an array too small to estimate from is a DataError
+    naming ``where``."""
+    if sigma is not None:
+        return float(sigma), False
+    try:
+        return estimator(arr, axis=axis), True
+    except ValueError as e:
+        raise DataError(f"{where}: {e}; pass the noise level (sigma=...)") from e
+
+
 @torch.no_grad()
 def denoise(
     volume: Volume,
@@ -381,30 +428,16 @@ def denoise(
     """
     if not isinstance(model, NoiseLevelDenoiser):
         raise TypeError(f"denoise needs a NoiseLevelDenoiser, got {type(model).__name__}")
-    arr = np.asarray(volume.array, np.float32)
-    where = _describe(volume)
-    if arr.ndim != 3:
-        raise DataError(
-            f"{where}: denoise expects a single-channel volume (X, Y, Z), got shape "
-            f"{arr.shape}; denoise each channel or time point as its own Volume"
-        )
-    check_axis(axis)
-    if sigma is not None and not (math.isfinite(sigma) and sigma >= 0):
-        raise ConfigError(f"sigma must be a finite noise std >= 0, got {sigma}")
-    if not np.isfinite(arr).all():
-        raise DataError(f"{where}: contains NaN or infinite values")
+    arr, where = _volume_array(
+        volume, sigma, axis, "denoise", "denoise each channel or time point as its own Volume"
+    )
     scale = float(np.percentile(arr, PERCENTILE))
     if scale <= 0:
         raise DataError(
             f"{where}: the {PERCENTILE}th percentile is {scale:g}; denoise needs a magnitude "
             "image with positive intensities"
         )
-    estimated = sigma is None
-    if sigma is None:
-        try:
-            sigma = estimate_noise_sigma(arr, axis=axis)
-        except ValueError as e:
-            raise DataError(f"{where}: {e}; pass the noise level (sigma=...)") from e
+    sigma, estimated = _noise_level(arr, sigma, axis, where, estimate_noise_sigma)
     unit = np.moveaxis(arr, axis, 0)[:, None] / scale * 2.0 - 1.0  # (n, 1, H, W)
     sigma_unit = 2.0 * sigma / scale
     src = np.concatenate([unit, np.full_like(unit, sigma_unit)], 1)
@@ -595,21 +628,10 @@ def denoise_ct(
     """
     if not isinstance(model, CTDenoiser):
         raise TypeError(f"denoise_ct needs a CTDenoiser, got {type(model).__name__}")
-    if sigma is not None and not (math.isfinite(sigma) and sigma >= 0):
-        raise ConfigError(f"sigma must be a finite noise std >= 0 (HU), got {sigma}")
-    arr = np.asarray(volume.array, np.float32)
-    where = _describe(volume)
-    if arr.ndim != 3:
-        raise DataError(f"{where}: denoise_ct expects a volume (X, Y, Z), got {arr.shape}")
-    check_axis(axis)
-    if not np.isfinite(arr).all():
-        raise DataError(f"{where}: contains NaN or infinite values")
-    estimated = sigma is None
-    if sigma is None:
-        try:
-            sigma = estimate_ct_noise_sigma(arr, axis=axis)
-        except ValueError as e:
-            raise DataError(f"{where}: {e}; pass the noise level (sigma=... HU)") from e
+    arr, where = _volume_array(
+        volume, sigma, axis, "denoise_ct", "denoise each series as its own Volume (in HU)"
+    )
+    sigma, estimated = _noise_level(arr, sigma, axis, where, estimate_ct_noise_sigma)
     lo, hi = (float(v) for v in model.window_hu.cpu())
     window = IntensityWindow(lo, hi, "HU")
     half = (hi - lo) / 2.0

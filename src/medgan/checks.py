@@ -21,7 +21,8 @@ def check_first_batch(trainer: Any) -> None:
     """Run the trainer's generator and discriminator once, without gradients and in eval
     mode, on the next training batch; raise ConfigError when the batch is of no accepted
     form, when the generator fails on it or makes images of another shape than the items,
-    or when the discriminator fails on the real images or returns no logits.
+    when the discriminator fails on the real images or returns no logits, or when a
+    ``fake_history`` would pair earlier images with this batch's condition.
 
     The batch is *peeked* (:meth:`medgan.data.stream.DataStream.peek`): it stays the next
     batch training consumes, so this works alike for a map-style Dataset, an
@@ -38,6 +39,12 @@ def check_first_batch(trainer: Any) -> None:
     batch = trainer.stream.peek()
     rng = torch.Generator(trainer.device).manual_seed(0)
     x = trainer.adapter(batch, lambda n: trainer.sample_noise(n, rng))
+    if getattr(trainer, "fake_history", None) is not None and x.cond is not None:
+        raise ConfigError(
+            "TrainConfig.fake_history needs an unconditioned discriminator (CycleGAN): an "
+            "earlier generated image would meet this batch's condition (source image or "
+            "label); set fake_history=0"
+        )
     g, d = trainer.generator, trainer.discriminator
     items = _shape(x.real)
     eager = (

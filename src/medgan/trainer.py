@@ -247,13 +247,7 @@ class Trainer:
             x = self.next_inputs()
             with torch.no_grad(), self._autocast():
                 fake = G(*x.g_args)
-            if self.fake_history is not None:
-                if x.cond is not None:
-                    raise ConfigError(
-                        "TrainConfig.fake_history needs an unconditioned discriminator "
-                        "(CycleGAN): an earlier generated image would meet this batch's "
-                        "condition (source image or label); set fake_history=0"
-                    )
+            if self.fake_history is not None:  # unconditioned D: checked once, by fit
                 fake = self.fake_history.query(fake, self.aux_rng)
             regularize = (self.step * n_critic + i) % loss.reg_every == 0  # lazy penalties
             with self._autocast():

@@ -11,6 +11,7 @@ with a blind noise estimate, against its noisy input and bias-corrected non-loca
 
     python examples/denoise_mri.py [--steps 2500] [--sigma 15] [--out docs/figures]
                                    [--checkpoint medgan-denoise-mri/denoiser.pt]
+                                   [--seed 0] [--json scores.json]
 
 Then use it on your own scans: ``medgan enhance scan.nii.gz out.nii.gz --checkpoint
 medgan-denoise-mri/denoiser.pt`` (prints the estimated noise level, the change it made and
@@ -20,6 +21,7 @@ a warning when the scan looks unlike its training data).
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -41,6 +43,8 @@ def main() -> None:
     ap.add_argument("--sigma", type=float, default=15.0, help="Rician noise sigma (of 255)")
     ap.add_argument("--out", default="docs/figures")
     ap.add_argument("--checkpoint", default="medgan-denoise-mri/denoiser.pt")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the weights and training data")
+    ap.add_argument("--json", type=Path, default=None, help="also write the scores here")
     ap.add_argument(
         "--evaluate-only", action="store_true", help="score an existing --checkpoint, no training"
     )
@@ -48,7 +52,7 @@ def main() -> None:
     if args.evaluate_only:
         model = load_generator(args.checkpoint)
     else:
-        medgan.seed_everything(0)
+        medgan.seed_everything(args.seed)
         data = NoisyPatches(mr_training_images(), patch=64, length=10**7)
         t0 = time.perf_counter()
         trainer = denoiser_trainer(data, args.steps).fit(progress=True)
@@ -63,6 +67,9 @@ def main() -> None:
         print(f"held-out evaluation skipped: {e}")
         return
     print(format_table(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+        print(f"written {args.json}")
     report = images[1]
     noisy = add_noise(report, args.sigma)
     tiles = []

@@ -31,7 +31,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from medgan.config import SEED_LIMIT, check_output_folder
 from medgan.errors import ConfigError, MedganError
@@ -284,8 +284,8 @@ def _translate(args: argparse.Namespace) -> int:
     from medgan.data import IntensityWindow, load
     from medgan.generate import load_generator
     from medgan.models.conditioned import ThicknessSR
-    from medgan.models.denoiser import NoiseLevelDenoiser
-    from medgan.tasks import denoise, enhance, translate
+    from medgan.models.denoiser import CTDenoiser, NoiseLevelDenoiser
+    from medgan.tasks import enhance, translate
 
     vol = load(args.input)
     g = load_generator(args.checkpoint, ema=not args.no_ema)
@@ -294,46 +294,38 @@ def _translate(args: argparse.Namespace) -> int:
             "--factor applies to slice-thickness super-resolution (ThicknessSR) checkpoints "
             f"only; {args.checkpoint} holds a {type(g).__name__}"
         )
-    if isinstance(g, NoiseLevelDenoiser):
-        if args.command != "enhance":
-            raise ConfigError(f"{args.checkpoint} holds a denoiser: use `medgan enhance`")
-        if args.window:
-            raise ConfigError(
-                f"{args.checkpoint} holds a denoiser, which scales each volume by its own "
-                "99.5th percentile: drop --window"
-            )
-        out = denoise(vol, g, args.sigma, args.axis, tile=args.tile, overlap=args.overlap)
-        with _writing(args.output):
-            _write_volume(out, args.output, args.command)
-        r = out.meta["denoise"]
-        print(
-            f"enhance: {args.input} ({vol.array.shape}) -> {args.output}; noise sigma "
-            f"{r['noise_sigma']:.3g} ({'estimated' if r['noise_sigma_estimated'] else 'given'}), "
-            f"change RMS {r['change_rms']:.3g} (PSNR vs input {r['change_psnr_db']:.1f} dB), "
-            f"histogram distance to training data {r['histogram_distance']:.2f}"
-            + (f"; {len(r['warnings'])} warning(s) on stderr" if r["warnings"] else "")
-        )
-        return 0
-    if getattr(args, "sigma", None) is not None:
+    enhancer = isinstance(g, NoiseLevelDenoiser | CTDenoiser | ThicknessSR)
+    if enhancer and args.command != "enhance":
+        raise ConfigError(f"{args.checkpoint} holds a {type(g).__name__}: use `medgan enhance`")
+    if getattr(args, "sigma", None) is not None and not isinstance(
+        g, NoiseLevelDenoiser | CTDenoiser
+    ):
         raise ConfigError("--sigma applies to denoiser checkpoints only")
-    window = IntensityWindow.resolve(args.window or None, vol, "--window")
-    if isinstance(g, ThicknessSR):
-        if args.command != "enhance":
-            raise ConfigError(f"{args.checkpoint} holds a ThicknessSR: use `medgan enhance`")
+    if isinstance(g, NoiseLevelDenoiser) and args.window:
+        raise ConfigError(
+            f"{args.checkpoint} holds a denoiser, which scales each volume by its own "
+            "99.5th percentile: drop --window"
+        )
+    if isinstance(g, NoiseLevelDenoiser) or (isinstance(g, CTDenoiser) and not args.window):
+        window = None  # the model's own scale (MR) or HU window (CT)
+    else:
+        window = IntensityWindow.resolve(args.window or None, vol, "--window")
+    if enhancer:
         out = enhance(
-            vol, g, window, axis=args.axis, tile=args.tile, overlap=args.overlap, factor=args.factor
+            vol,
+            g,
+            window,
+            axis=args.axis,
+            tile=args.tile,
+            overlap=args.overlap,
+            sigma=args.sigma,
+            factor=args.factor,
+            ensemble=args.ensemble,
         )
         with _writing(args.output):
             _write_volume(out, args.output, args.command)
-        r = out.meta["superres"]
-        sp = ", ".join(f"{s:.3g}" for s in out.spacing)
-        how = "from the geometry" if r["factor_from_geometry"] else "given"
-        print(
-            f"enhance: {args.input} ({vol.array.shape}, window {window}) -> {args.output} "
-            f"({out.array.shape}, spacing {sp} mm); slice-thickness factor {r['factor']} "
-            f"along axis {args.axis} ({how})"
-            + ("; factor 1: written unchanged" if r["factor"] == 1 else "")
-        )
+        done = _report(out, g, args.axis)
+        print(f"enhance: {args.input} ({vol.array.shape}) -> {args.output}; {done}")
         return 0
     out_spec = getattr(args, "out_window", None)
     out_window = IntensityWindow.resolve(out_spec, vol, "--out-window") if out_spec else window
@@ -347,6 +339,7 @@ def _translate(args: argparse.Namespace) -> int:
         g = getattr(g, direction)
     elif direction:
         raise ConfigError(f"--direction applies to CycleGAN checkpoints; {args.checkpoint} is not")
+    assert window is not None
     out = translate(
         vol,
         g,
@@ -355,12 +348,43 @@ def _translate(args: argparse.Namespace) -> int:
         axis=args.axis,
         tile=args.tile,
         overlap=args.overlap,
+        ensemble=args.ensemble,
         translated_by=str(args.checkpoint),
     )
     with _writing(args.output):
         _write_volume(out, args.output, args.command)
     print(f"{args.command}: {args.input} ({vol.array.shape}, window {window}) -> {args.output}")
     return 0
+
+
+def _report(out: Volume, model: Any, axis: int) -> str:
+    """One line on what ``enhance`` did with ``model`` along ``axis``, from its report in
+    ``out.meta``."""
+    from medgan.models.conditioned import ThicknessSR
+    from medgan.models.denoiser import CTDenoiser
+
+    if isinstance(model, ThicknessSR):
+        r = out.meta["superres"]
+        sp = ", ".join(f"{s:.3g}" for s in out.spacing)
+        how = "from the geometry" if r["factor_from_geometry"] else "given"
+        return (
+            f"{out.array.shape}, spacing {sp} mm; slice-thickness factor {r['factor']} along "
+            f"axis {axis} ({how})" + ("; factor 1: written unchanged" if r["factor"] == 1 else "")
+        )
+    r = out.meta["denoise"]
+    how = "estimated" if r["noise_sigma_estimated"] else "given"
+    if isinstance(model, CTDenoiser):
+        line = (
+            f"noise sigma {r['noise_sigma_hu']:.3g} HU ({how}), change RMS "
+            f"{r['change_rms_hu']:.3g} HU"
+        )
+    else:
+        line = (
+            f"noise sigma {r['noise_sigma']:.3g} ({how}), change RMS {r['change_rms']:.3g} "
+            f"(PSNR vs input {r['change_psnr_db']:.1f} dB), histogram distance to training "
+            f"data {r['histogram_distance']:.2f}"
+        )
+    return line + (f"; {len(r['warnings'])} warning(s) on stderr" if r["warnings"] else "")
 
 
 def _write_volume(out: Volume, path: Path, command: str) -> None:
@@ -572,6 +596,12 @@ def build_parser() -> argparse.ArgumentParser:
             help="tile overlap (default: half a tile)",
         )
         e.add_argument("--no-ema", action="store_true")
+        e.add_argument(
+            "--ensemble",
+            action="store_true",
+            help="average the model over the 8 flips and quarter turns of each slice "
+            "(8x the compute; not for slice-thickness SR)",
+        )
         if name == "enhance":
             e.add_argument(
                 "--sigma",

@@ -75,6 +75,7 @@ def enhance(
     device: str | torch.device = "cpu",
     sigma: float | None = None,
     factor: int | None = None,
+    ensemble: bool = False,
 ) -> Volume:
     """Apply a trained enhancement model to every slice along ``axis`` of ``volume``; the
     result is in the input's physical units, with the same affine.
@@ -120,6 +121,9 @@ def enhance(
             or a CTDenoiser (HU); ``None``: a blind estimate. ConfigError for another model.
         factor: for a ThicknessSR only (ConfigError for another model): slab spacing /
             fine spacing; ``None``: from the geometry; 1 returns the volume unchanged.
+        ensemble: average the model over the eight flips and quarter turns of each slice
+            (:class:`~medgan.tasks.translation.DihedralMean`, eight times the compute);
+            ConfigError for a ThicknessSR, whose last in-plane axis is the slice axis.
     """
     from medgan.models.conditioned import ThicknessSR
     from medgan.models.denoiser import CTDenoiser, NoiseLevelDenoiser
@@ -131,9 +135,14 @@ def enhance(
             f"factor applies to a ThicknessSR (slice-thickness super-resolution) only, not a "
             f"{type(generator).__name__}"
         )
+    if ensemble and isinstance(generator, ThicknessSR):
+        raise ConfigError(
+            "ensemble (flips and quarter turns) does not apply to a ThicknessSR: its last "
+            "in-plane axis is the slice axis, which a quarter turn would move"
+        )
     slicing = {"tile": tile, "overlap": overlap, "batch_size": batch_size, "device": device}
     if isinstance(generator, NoiseLevelDenoiser):
-        return denoise(volume, generator, sigma, axis, **slicing)
+        return denoise(volume, generator, sigma, axis, ensemble=ensemble, **slicing)
     if isinstance(generator, CTDenoiser):
         if window is not None and (window.lo, window.hi) != tuple(
             float(v) for v in generator.window_hu.cpu()
@@ -142,7 +151,7 @@ def enhance(
                 f"this CTDenoiser was trained in the window {generator.window_hu.tolist()} HU, "
                 f"not {window!r}; pass window=None (the model's own) or that window"
             )
-        return denoise_ct(volume, generator, sigma, axis, **slicing)
+        return denoise_ct(volume, generator, sigma, axis, ensemble=ensemble, **slicing)
     if window is None:
         raise ConfigError(
             f"enhance with a {type(generator).__name__} needs the intensity window its "
@@ -153,7 +162,13 @@ def enhance(
     if isinstance(generator, ThicknessSR):
         return superres(volume, generator, window, axis, factor, **slicing)
     return translate(
-        volume, generator, window, axis=axis, enhanced_by=type(generator).__name__, **slicing
+        volume,
+        generator,
+        window,
+        axis=axis,
+        ensemble=ensemble,
+        enhanced_by=type(generator).__name__,
+        **slicing,
     )
 
 

@@ -4,7 +4,11 @@ on real MR images from scanners and subjects it never saw (the sets are listed i
 ``medgan.tasks.heldout``).
 
     python examples/denoise_mri.py        # trains, writes medgan-denoise-mri/denoiser.pt
-    python benchmarks/heldout_enhance.py [--checkpoint PATH] [--sigma 15] [--json OUT]
+    python benchmarks/heldout_enhance.py [--checkpoint PATH [PATH ...]] [--sigma 15] [--json OUT]
+
+Several checkpoints (one per training seed: ``python examples/denoise_mri.py --seed S
+--checkpoint DIR/sS.pt``) share one tuning and scoring of the baselines, and a last table
+gives every column as mean ± sd over them.
 """
 
 from __future__ import annotations
@@ -14,24 +18,31 @@ import json
 from pathlib import Path
 
 from medgan.generate import load_generator
-from medgan.tasks.heldout import evaluate_denoiser, format_table
+from medgan.tasks.heldout import evaluate_denoisers, format_seeds, format_table
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--checkpoint", type=Path, default=Path("medgan-denoise-mri/denoiser.pt"))
+    ap.add_argument(
+        "--checkpoint", type=Path, nargs="+", default=[Path("medgan-denoise-mri/denoiser.pt")]
+    )
     ap.add_argument("--sigma", type=float, default=15.0)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    if not args.checkpoint.exists():
-        raise SystemExit(
-            f"{args.checkpoint} not found: train it with `python examples/denoise_mri.py` "
-            "(writes medgan-denoise-mri/denoiser.pt) or pass --checkpoint PATH"
-        )
-    result = evaluate_denoiser(load_generator(args.checkpoint), args.sigma)
-    print(format_table(result))
+    for ckpt in args.checkpoint:
+        if not ckpt.exists():
+            raise SystemExit(
+                f"{ckpt} not found: train it with `python examples/denoise_mri.py` "
+                "(writes medgan-denoise-mri/denoiser.pt) or pass --checkpoint PATH"
+            )
+    results = evaluate_denoisers([load_generator(c) for c in args.checkpoint], args.sigma)
+    for ckpt, result in zip(args.checkpoint, results, strict=True):
+        print(f"\n{ckpt}\n{format_table(result)}")
+    if len(results) > 1:
+        print("\n" + format_seeds(results))
     if args.json:
-        args.json.write_text(json.dumps(result, indent=1))
+        named = {str(c): r for c, r in zip(args.checkpoint, results, strict=True)}
+        args.json.write_text(json.dumps(named, indent=1))
         print(f"written {args.json}")
 
 

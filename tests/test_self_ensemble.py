@@ -52,8 +52,8 @@ def test_dihedral_mean_is_the_mean_over_the_eight_transforms_and_equivariant():
             np.testing.assert_allclose(inv(ens(torch.from_numpy(t)).numpy()), got, atol=1e-5)
 
 
-def _random_denoiser():
-    torch.manual_seed(1)
+def _random_denoiser(seed: int = 1):
+    torch.manual_seed(seed)
     m = build("noise_level_denoiser", base_channels=8, depth=3)
     torch.nn.init.normal_(m.net.out.weight, std=0.3)
     return m.eval()
@@ -111,7 +111,14 @@ def test_heldout_evaluation_scores_the_model_its_ensemble_and_tuned_baselines():
     from skimage.metrics import peak_signal_noise_ratio
 
     from medgan.data import embedded
-    from medgan.tasks.heldout import H_FACTORS, add_noise, evaluate_denoiser, format_table
+    from medgan.tasks.heldout import (
+        H_FACTORS,
+        add_noise,
+        evaluate_denoiser,
+        evaluate_denoisers,
+        format_seeds,
+        format_table,
+    )
 
     t1 = embedded("mni152_t1").array
     sl = lambda k: np.clip(t1[20:68, 30:78, k], 0, None) / t1.max() * 255.0  # noqa: E731
@@ -128,9 +135,16 @@ def test_heldout_evaluation_scores_the_model_its_ensemble_and_tuned_baselines():
             "noisy input",
             "GAN",
             "GAN x8",
+            "GAN x8, sigma given",
             f"bias-corrected NLM (h={result['baseline_h']['bias-corrected NLM']}s)",
         }
         assert result["rows"][k]["GAN x8"] != result["rows"][k]["GAN"]
     assert result["baseline_h"]["bias-corrected NLM"] in H_FACTORS
     table = format_table(result)
     assert "GAN x8 better than its input on" in table and "clean-input check" in table
+    two = evaluate_denoisers(
+        [_random_denoiser(), _random_denoiser(seed=2)], 15.0, False, (tune, report), False
+    )
+    assert two[0]["rows"] == result["rows"]  # baselines shared, same noise: same scores
+    seeds = format_seeds(two)
+    assert "over 2 models" in seeds and "GAN x8, sigma given" in seeds

@@ -145,10 +145,12 @@ def evaluate_denoiser(
     ensemble: bool = True,
 ) -> dict[str, Any]:
     """Per-image ``(PSNR dB, SSIM)`` on the report set for the noisy input, ``model``
-    through :func:`~medgan.tasks.denoising.denoise` (blind noise estimate; column "GAN",
-    and "GAN x8" with its 8-fold geometric self-ensemble) and each baseline at its
-    tune-set parameter; plus the clean-input check (PSNR of the model's output against its
-    clean input; the ensemble's when it runs) and the blind noise estimates.
+    through :func:`~medgan.tasks.denoising.denoise` and each baseline at its tune-set
+    parameter; plus the clean-input check (PSNR of the model's output against its clean
+    input, blind noise estimate; the ensemble's when it runs) and the blind noise
+    estimates. The model's columns: "GAN" (blind noise estimate), and with ``ensemble``
+    "GAN x8" (its 8-fold geometric self-ensemble, blind) and "GAN x8, sigma given" (told
+    the true ``sigma``, as the baselines are).
 
     Args:
         model: a trained :class:`~medgan.models.denoiser.NoiseLevelDenoiser`.
@@ -157,45 +159,71 @@ def evaluate_denoiser(
         images: the ``(tune, report)`` sets when already loaded (default
             :func:`heldout_mr_images`).
         with_bm4d: include bias-corrected BM4D (when installed).
-        ensemble: also score ``denoise(..., ensemble=True)`` (column "GAN x8").
+        ensemble: also score ``denoise(..., ensemble=True)``, blind and told ``sigma``.
 
     Returns:
         ``{"sigma", "rows", "mean", "baseline_h", "clean_change_psnr_db",
         "sigma_estimate", "tune"}``, the input of :func:`format_table`.
     """
+    return evaluate_denoisers([model], sigma, with_dipy, images, with_bm4d, ensemble)[0]
+
+
+def evaluate_denoisers(
+    models: list[Any],
+    sigma: float = 15.0,
+    with_dipy: bool = True,
+    images: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None,
+    with_bm4d: bool = True,
+    ensemble: bool = True,
+) -> list[dict[str, Any]]:
+    """:func:`evaluate_denoiser` for each of ``models`` (say, one per training seed), the
+    baselines tuned and scored once for all; one result per model, in order."""
     from medgan.tasks.denoising import denoise
 
     tune, report = images if images is not None else heldout_mr_images()
     n_tune, n_report = add_noise(tune, sigma), add_noise(report, sigma)
     methods = baselines(with_dipy, with_bm4d)
     h = {name: best_h(m, grid, tune, n_tune, sigma) for name, (m, grid) in methods.items()}
-    rows: dict[str, dict[str, tuple[float, float]]] = {}
-    clean_change, sigma_hat = {}, {}
-    for k, clean in report.items():
-        noisy = Volume(n_report[k][None], np.eye(4), {"sources": [k]})
-        out = denoise(noisy, model)
-        sigma_hat[k] = out.meta["denoise"]["noise_sigma"]
-        r = {"noisy input": _score(n_report[k], clean), "GAN": _score(out.array[0], clean)}
-        if ensemble:
-            r["GAN x8"] = _score(denoise(noisy, model, ensemble=True).array[0], clean)
-        for name, (m, _) in methods.items():
-            r[f"{name} (h={h[name]}s)"] = _score(m(n_report[k][None], h[name], sigma)[0], clean)
-        rows[k] = r
-        same = denoise(Volume(clean[None], np.eye(4), {"sources": [k]}), model, ensemble=ensemble)
-        clean_change[k] = same.meta["denoise"]["change_psnr_db"]
-    cols = list(next(iter(rows.values())))
-    mean = {
-        c: tuple(float(np.mean([r[c][i] for r in rows.values()])) for i in (0, 1)) for c in cols
+    base = {
+        k: {
+            f"{name} (h={h[name]}s)": _score(m(n_report[k][None], h[name], sigma)[0], clean)
+            for name, (m, _) in methods.items()
+        }
+        for k, clean in report.items()
     }
-    return {
-        "sigma": sigma,
-        "rows": rows,
-        "mean": mean,
-        "baseline_h": h,
-        "clean_change_psnr_db": clean_change,
-        "sigma_estimate": sigma_hat,
-        "tune": list(tune),
-    }
+    results = []
+    for model in models:
+        rows: dict[str, dict[str, tuple[float, float]]] = {}
+        clean_change, sigma_hat = {}, {}
+        for k, clean in report.items():
+            noisy = Volume(n_report[k][None], np.eye(4), {"sources": [k]})
+            out = denoise(noisy, model)
+            sigma_hat[k] = out.meta["denoise"]["noise_sigma"]
+            r = {"noisy input": _score(n_report[k], clean), "GAN": _score(out.array[0], clean)}
+            if ensemble:
+                r["GAN x8"] = _score(denoise(noisy, model, ensemble=True).array[0], clean)
+                told = denoise(noisy, model, sigma, ensemble=True)
+                r["GAN x8, sigma given"] = _score(told.array[0], clean)
+            rows[k] = r | base[k]
+            same = Volume(clean[None], np.eye(4), {"sources": [k]})
+            change = denoise(same, model, ensemble=ensemble).meta["denoise"]["change_psnr_db"]
+            clean_change[k] = change
+        cols = list(next(iter(rows.values())))
+        mean = {
+            c: tuple(float(np.mean([r[c][i] for r in rows.values()])) for i in (0, 1)) for c in cols
+        }
+        results.append(
+            {
+                "sigma": sigma,
+                "rows": rows,
+                "mean": mean,
+                "baseline_h": h,
+                "clean_change_psnr_db": clean_change,
+                "sigma_estimate": sigma_hat,
+                "tune": list(tune),
+            }
+        )
+    return results
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -227,4 +255,27 @@ def format_table(result: dict[str, Any]) -> str:
         + ", ".join(f"{k}: {v:.1f}" for k, v in cc.items())
         + f"; min {min(cc.values()):.1f}",
     ]
+    return "\n".join(lines)
+
+
+def format_seeds(results: list[dict[str, Any]]) -> str:
+    """Several :func:`evaluate_denoisers` results (one per training seed) as one table:
+    per column, the mean PSNR and SSIM over the report set as mean ± sd over the seeds;
+    for the model's columns also the images it improved on and the worst clean-input
+    check (dB)."""
+    cols = list(results[0]["mean"])
+    lines = [
+        f"over {len(results)} models (seeds): mean over the report set, mean ± sd over seeds",
+        f"{'column':34s}{'PSNR dB':>16s}{'SSIM':>16s}{'better than input':>20s}",
+    ]
+    for c in cols:
+        p = np.array([r["mean"][c][0] for r in results])
+        q = np.array([r["mean"][c][1] for r in results])
+        line = f"{c[:34]:34s}{p.mean():>9.2f} ± {p.std():.2f}{q.mean():>9.3f} ± {q.std():.3f}"
+        if c.startswith("GAN"):
+            wins = [sum(v[c][0] > v["noisy input"][0] for v in r["rows"].values()) for r in results]
+            line += f"{'/'.join(map(str, wins)):>14s} of {len(results[0]['rows'])}"
+        lines.append(line)
+    worst = [min(r["clean_change_psnr_db"].values()) for r in results]
+    lines.append("worst clean-input check per seed (dB): " + ", ".join(f"{w:.1f}" for w in worst))
     return "\n".join(lines)

@@ -137,7 +137,9 @@ def ms_ssim(
 
 
 def dice(pred: Tensor, target: Tensor, num_classes: int, ignore_background: bool = True) -> Tensor:
-    """Dice per class, float64 in [0, 1] (NaN where both maps lack the class).
+    """Dice per class, ``2 |P_k ∩ T_k| / (|P_k| + |T_k|)`` for the voxel sets P_k and T_k
+    of class k in ``pred`` and ``target``, float64 in [0, 1] (NaN where both maps lack
+    the class).
 
     Args:
         pred: integer label map, any shape.
@@ -150,16 +152,8 @@ def dice(pred: Tensor, target: Tensor, num_classes: int, ignore_background: bool
 
 
 def iou(pred: Tensor, target: Tensor, num_classes: int, ignore_background: bool = True) -> Tensor:
-    """Intersection over union per class, float64 in [0, 1] (NaN where both maps lack the
-    class).
-
-    Args:
-        pred: integer label map, any shape.
-        target: the reference label map, same shape.
-        num_classes: K; classes are 0..K-1.
-        ignore_background: leave out class 0: the result is ``(K - 1,)`` for classes
-            1..K-1, else ``(K,)``.
-    """
+    """Intersection over union per class, ``|P_k ∩ T_k| / |P_k ∪ T_k|`` (= Dice / (2 -
+    Dice)); arguments, shape and NaN as :func:`dice`."""
     return _overlap(pred, target, num_classes, ignore_background, iou=True)
 
 

@@ -153,7 +153,15 @@ def dice(pred: Tensor, target: Tensor, num_classes: int, ignore_background: bool
 
 def iou(pred: Tensor, target: Tensor, num_classes: int, ignore_background: bool = True) -> Tensor:
     """Intersection over union per class, ``|P_k ∩ T_k| / |P_k ∪ T_k|`` (= Dice / (2 -
-    Dice)); arguments, shape and NaN as :func:`dice`."""
+    Dice)), float64 in [0, 1] (NaN where both maps lack the class).
+
+    Args:
+        pred: integer label map, any shape.
+        target: the reference label map, same shape.
+        num_classes: K; classes are 0..K-1.
+        ignore_background: leave out class 0: the result is ``(K - 1,)`` for classes
+            1..K-1, else ``(K,)``.
+    """
     return _overlap(pred, target, num_classes, ignore_background, iou=True)
 
 

@@ -37,8 +37,11 @@ from medgan.tasks.recipes import (
 )
 from medgan.tasks.segmentation import (
     LabelsToOneHot,
+    SegANCritic,
+    SegANLoss,
     SegmentationLoss,
     UNetSegmenter,
+    multiscale_l1,
     segment,
     soft_dice_loss,
 )
@@ -57,6 +60,9 @@ __all__ = [
     "NoisyPatches",
     "InpaintingPairs",
     "LabelsToOneHot",
+    "SegANCritic",
+    "SegANLoss",
+    "multiscale_l1",
     "MissingSlicePairs",
     "SegmentationLoss",
     "ThickSlicePairs",

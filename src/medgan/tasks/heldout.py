@@ -177,7 +177,9 @@ def evaluate_denoisers(
     ensemble: bool = True,
 ) -> list[dict[str, Any]]:
     """:func:`evaluate_denoiser` for each of ``models`` (say, one per training seed), the
-    baselines tuned and scored once for all; one result per model, in order."""
+    baselines tuned and scored once for all; one result per model, in order. ``sigma``,
+    ``with_dipy``, ``images``, ``with_bm4d`` and ``ensemble`` as in
+    :func:`evaluate_denoiser`."""
     from medgan.tasks.denoising import denoise
 
     tune, report = images if images is not None else heldout_mr_images()
@@ -259,7 +261,7 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 def format_seeds(results: list[dict[str, Any]]) -> str:
-    """Several :func:`evaluate_denoisers` results (one per training seed) as one table:
+    """Several :func:`evaluate_denoisers` ``results`` (one per training seed) as one table:
     per column, the mean PSNR and SSIM over the report set as mean ± sd over the seeds;
     for the model's columns also the images it improved on and the worst clean-input
     check (dB)."""

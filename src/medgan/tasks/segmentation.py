@@ -2,6 +2,12 @@
 adversarial term from a discriminator that sees (image, label map) pairs (Luc et al. 2016;
 SegAN, Xue et al. 2018). ``adv_weight=0`` gives the purely supervised baseline.
 
+Two adversarial terms: ``segmentation`` (a PatchGAN judging (label map, image) pairs with
+any registered GAN loss) and ``segan`` (SegAN's multi-scale L1 game: a critic
+:class:`SegANCritic` extracts features of the image masked by the label map at several
+scales; the segmenter minimises, the critic maximises their L1 distance between the
+predicted and the reference map).
+
 The segmenter outputs class probabilities ``(N, K, *spatial)`` (softmax); real label maps
 enter the discriminator one-hot encoded, so real and generated maps look alike to it.
 """
@@ -19,7 +25,9 @@ from torch import Tensor, nn
 from medgan.batches import GANInputs, NoiseFn, unpack
 from medgan.data.intensity import IntensityWindow
 from medgan.data.volume import Volume
-from medgan.losses import WithAdversarial
+from medgan.errors import ConfigError
+from medgan.losses import GANLoss, WithAdversarial
+from medgan.models import layers as L
 from medgan.models.unet import UNetGenerator
 from medgan.registry import LOSSES, MODELS
 
@@ -96,6 +104,16 @@ def soft_dice_loss(probs: Tensor, onehot: Tensor, eps: float = 1.0) -> Tensor:
     return 1 - ((2 * inter + eps) / (probs.sum(dims) + onehot.sum(dims) + eps)).mean()
 
 
+def _supervised(
+    probs: Tensor, onehot: Tensor, dice_weight: float, ce_weight: float
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """dice_weight * softDice + ce_weight * CE, ``CE = -mean sum_k y_k log p_k``, with the
+    detached terms for logging."""
+    dice = soft_dice_loss(probs, onehot)
+    ce = -(onehot * probs.clamp_min(1e-7).log()).sum(1).mean()
+    return dice_weight * dice + ce_weight * ce, {"dice_loss": dice.detach(), "ce": ce.detach()}
+
+
 @LOSSES.register("segmentation")
 @dataclass(frozen=True)
 class SegmentationLoss(WithAdversarial):
@@ -126,15 +144,134 @@ class SegmentationLoss(WithAdversarial):
     ) -> tuple[Tensor, dict[str, Tensor]]:
         if real is None:
             raise ValueError("the segmentation loss needs the reference label map")
-        probs = fake.float()
-        dice = soft_dice_loss(probs, real)
-        ce = -(real * probs.clamp_min(1e-7).log()).sum(1).mean()
-        total = self.dice_weight * dice + self.ce_weight * ce
-        logs = {"dice_loss": dice.detach(), "ce": ce.detach()}
+        total, logs = _supervised(fake.float(), real, self.dice_weight, self.ce_weight)
         if self.adv_weight:
             adv, adv_logs = super().generator_objective(d, real, fake, cond)
             total = total + self.adv_weight * adv
             logs |= adv_logs
+        return total, logs
+
+
+@MODELS.register("segan_critic")
+class SegANCritic(nn.Module):
+    """SegAN's critic (Xue et al. 2018, "SegAN: Adversarial Network with Multi-scale L1
+    Loss for Medical Image Segmentation"): ``forward(label_map, image)`` -> the list of
+    its multi-scale features of the image masked by each class of the map.
+
+    The input is ``x o S`` (pixel-wise product): for every class k and image channel c,
+    ``S_k * (x_c + 1) / 2`` (the image mapped to [0, 1], so masked-out pixels are 0), i.e.
+    ``K * C`` channels. Layers of 4x4 stride-2 convolutions with leaky ReLU; the list is the
+    masked input followed by every layer's output (``n_layers + 1`` maps, halving in size).
+    Spectral normalisation on every weight bounds the features the critic can stretch
+    (SegAN clipped its weights to [-0.05, 0.05] for the same purpose).
+
+    Args:
+        num_classes: K, channels of the label map (class probabilities or one-hot).
+        in_channels: C, channels of the image.
+        base_channels: width of the first layer; doubles per layer up to 8x.
+        n_layers: strided layers; sides must divide by ``2**n_layers``.
+        spatial_dims: 2 or 3.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 2,
+        in_channels: int = 1,
+        base_channels: int = 32,
+        n_layers: int = 3,
+        spatial_dims: int = 2,
+    ) -> None:
+        super().__init__()
+        d = L.check_spatial_dims(spatial_dims)
+        c, layers = num_classes * in_channels, []
+        for i in range(n_layers):
+            out = base_channels * 2 ** min(i, 3)
+            layers.append(
+                nn.Sequential(L.maybe_sn(L.conv(d, c, out, 4, 2, 1), True), nn.LeakyReLU(0.2, True))
+            )
+            c = out
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, label_map: Tensor, image: Tensor) -> list[Tensor]:
+        """Features ``[x o S, f_1, ..., f_n]`` of the ``label_map`` S ``(N, K, *spatial)``
+        in [0, 1] masking the ``image`` x ``(N, C, *spatial)`` in [-1, 1]."""
+        masked = (label_map.unsqueeze(2) * ((image.unsqueeze(1) + 1) / 2)).flatten(1, 2)
+        feats = [masked]
+        for layer in self.layers:
+            feats.append(layer(feats[-1]))
+        return feats
+
+
+def multiscale_l1(a: list[Tensor], b: list[Tensor]) -> Tensor:
+    """SegAN's multi-scale L1 distance (Xue et al. 2018, eq. 2, per-scale means):
+    ``1/L sum_i mean |a_i - b_i|`` over the L feature maps of two critic outputs ``a`` and
+    ``b`` (same shapes, in order); scalar."""
+    return torch.stack(
+        [(x.float() - y.float()).abs().mean() for x, y in zip(a, b, strict=True)]
+    ).mean()
+
+
+@LOSSES.register("segan")
+@dataclass(frozen=True)
+class SegANLoss(GANLoss):
+    """SegAN's game (Xue et al. 2018, eq. 3) with the supervised terms kept:
+
+        min_S max_C  l_mae(C(S(x), x), C(y, x))
+        S minimises  dice_weight * softDice + ce_weight * CE + adv_weight * l_mae
+
+    with ``l_mae`` :func:`multiscale_l1` over the features of :class:`SegANCritic` for the
+    predicted map S(x) and the reference one-hot map y, both masking the image x. The
+    critic minimises ``-l_mae``. Penalty weights (R1/R2/GP) are not used (0).
+
+    Args:
+        adv_weight: weight of ``l_mae`` in the segmenter's loss; 0: the supervised
+            baseline (the critic still trains).
+        dice_weight: weight of the soft Dice loss.
+        ce_weight: weight of the cross-entropy.
+    """
+
+    adv_weight: float = 1.0
+    dice_weight: float = 1.0
+    ce_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("adv_weight", "dice_weight", "ce_weight"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"SegANLoss.{name} must be >= 0")
+
+    def discriminator_objective(
+        self,
+        d: nn.Module,
+        real: Tensor,
+        fake: Tensor,
+        cond: Any = None,
+        rng: torch.Generator | None = None,
+        regularize: bool = True,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """``-l_mae`` of the critic ``d`` on the reference maps ``real`` and the predicted
+        ``fake`` (detached), both ``(N, K, *spatial)``, masking ``cond`` (the images)."""
+        mae = multiscale_l1(d(real, cond), d(fake, cond))
+        zero = mae.detach() * 0
+        return -mae, {"d_adv": -mae.detach(), "segan_mae": mae.detach(), "ada_r": zero}
+
+    def generator_objective(
+        self,
+        d: nn.Module,
+        real: Tensor | None,
+        fake: Tensor,
+        cond: Any = None,
+        g_net: nn.Module | None = None,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        if real is None:
+            raise ValueError("the SegAN loss needs the reference label map")
+        total, logs = _supervised(fake.float(), real, self.dice_weight, self.ce_weight)
+        if self.adv_weight:
+            with torch.no_grad():
+                ref = d(real, cond)
+            mae = multiscale_l1(d(fake, cond), ref)
+            total = total + self.adv_weight * mae
+            logs["g_adv"] = mae.detach()
         return total, logs
 
 

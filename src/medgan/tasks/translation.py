@@ -75,6 +75,8 @@ class DihedralMean(nn.Module):
         self.generator = generator
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The mean of the generator over the eight transforms of ``x`` ``(B, C, H, W)``,
+        each mapped back: ``(B, C_out, H, W)``."""
         total: torch.Tensor | None = None
         for flip in (False, True):
             xf = x.flip(-1) if flip else x
@@ -109,7 +111,7 @@ def apply_slices(
 
     ``batch_size`` slices (or tiles) run at once, on ``device`` (the generator is moved
     there and put in eval mode); the result is float32 on the CPU, not clipped.
-    ``ensemble=True`` runs :class:`DihedralMean` of the generator (eight passes per slice
+    ``ensemble`` True runs :class:`DihedralMean` of the generator (eight passes per slice
     or tile).
     """
     generator = generator.eval().to(device)

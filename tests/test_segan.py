@@ -102,3 +102,44 @@ def test_segan_trains_through_the_trainer_and_segments():
     vol = medgan.data.Volume(image[:2, 0].numpy() * 127.5 + 127.5, np.eye(4))
     out = segment(vol, seg, medgan.data.IntensityWindow(0.0, 255.0), axis=0)
     assert set(np.unique(out.array)) <= {0.0, 1.0, 2.0}
+
+
+@pytest.mark.parametrize("spacing", [(1.0, 2.0), (1.0, 1.5, 2.0)])
+def test_surface_distances_match_monai(spacing):
+    monai_metrics = pytest.importorskip("monai.metrics")
+    from scipy import ndimage
+
+    from medgan.metrics import surface_distances
+
+    rng = np.random.default_rng(len(spacing))
+    shape = (40, 36) if len(spacing) == 2 else (20, 24, 18)
+
+    def blobs() -> np.ndarray:
+        a = ndimage.gaussian_filter(rng.random(shape), 2)
+        lab = np.zeros(shape, np.int64)
+        lab[a > np.percentile(a, 60)] = 1
+        lab[a > np.percentile(a, 85)] = 2
+        return lab
+
+    def onehot(lab: np.ndarray) -> torch.Tensor:
+        return torch.nn.functional.one_hot(torch.from_numpy(lab), 3).movedim(-1, 0)[None].float()
+
+    for _ in range(2):
+        p, t = blobs(), blobs()
+        hd, asd = surface_distances(p, t, 3, spacing)
+        want_hd = monai_metrics.compute_hausdorff_distance(
+            onehot(p), onehot(t), include_background=False, percentile=95, spacing=spacing
+        )
+        want_asd = monai_metrics.compute_average_surface_distance(
+            onehot(p), onehot(t), include_background=False, symmetric=True, spacing=spacing
+        )
+        np.testing.assert_allclose(hd.numpy(), want_hd[0].double().numpy(), rtol=1e-5)
+        np.testing.assert_allclose(asd.numpy(), want_asd[0].double().numpy(), rtol=1e-5)
+        assert (hd > 0).all() and (asd <= hd).all()
+    same = surface_distances(p, p, 3, spacing)
+    assert same[0].tolist() == [0.0, 0.0] and same[1].tolist() == [0.0, 0.0]
+    empty = np.zeros(shape, np.int64)
+    hd, asd = surface_distances(empty, p, 3, spacing)
+    assert np.isinf(hd).all() and np.isinf(asd).all()
+    hd, _ = surface_distances(empty, empty, 3, spacing)
+    assert np.isnan(hd).all()

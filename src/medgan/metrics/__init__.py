@@ -23,6 +23,7 @@ from medgan.metrics.image_quality import dice, iou, ms_ssim, psnr, ssim
 from medgan.metrics.image_sets import fid_between
 from medgan.metrics.memorization import memorization_audit
 from medgan.metrics.scores import FID, KID, DensityCoverage, InceptionScore, PrecisionRecall
+from medgan.metrics.surface import surface_distances
 from medgan.metrics.swd import sliced_wasserstein
 from medgan.metrics.volumes import score_25d, slices_along
 
@@ -47,6 +48,7 @@ __all__ = [
     "psnr",
     "score_25d",
     "sliced_wasserstein",
+    "surface_distances",
     "slices_along",
     "ssim",
     "fid_infinity",

@@ -44,6 +44,9 @@ class UNetSegmenter(nn.Module):
         base_channels: width of the U-Net's first level (doubling per level, up to 256).
         depth: stride-2 downsamplings; every spatial side must divide by ``2**depth``.
         spatial_dims: 2 (slices) or 3 (volumes).
+        norm: the U-Net's normalisation, "instance", "batch" or "none". Instance norm
+            rescales every image by its own statistics, so the absolute intensity that
+            separates tissues shifts with the image's content.
     """
 
     def __init__(
@@ -53,6 +56,7 @@ class UNetSegmenter(nn.Module):
         base_channels: int = 16,
         depth: int = 3,
         spatial_dims: int = 2,
+        norm: str = "instance",
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
@@ -62,7 +66,7 @@ class UNetSegmenter(nn.Module):
             base_channels,
             depth,
             spatial_dims,
-            norm="instance",
+            norm=norm,
             out_activation="none",
         )
 

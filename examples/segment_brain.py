@@ -10,7 +10,7 @@ carry what real scans have: Rician noise and a smooth intensity inhomogeneity (b
 drawn afresh for every training item (with a random left-right flip) and once for the
 test slices.
 
-    python examples/segment_brain.py [--steps 600] [--seeds 0] [--out docs/figures]
+    python examples/segment_brain.py [--steps 300] [--seeds 0] [--out docs/figures]
     python examples/segment_brain.py --seeds 0,1,2 --json seg.json   # docs' table
 """
 
@@ -58,12 +58,19 @@ class ScanLikeSlices(torch.utils.data.Dataset):
         return torch.from_numpy(WINDOW.to_unit(raw))[None].float(), torch.from_numpy(lab)
 
 
-def test_slices(t1, labels, ks, noise: float, bias: float, seed: int):
-    """One noisy, biased copy of each axial slice: raw images (N, H, W) on the 0..255 scale
-    and labels (N, H, W)."""
+def noisy_slices(t1, labels, ks, noise: float, bias: float, seed: int, copies: int = 1):
+    """``copies`` noisy, biased versions of each axial slice: raw images (N, H, W) on the
+    0..255 scale and labels (N, H, W)."""
     rng = np.random.default_rng(seed)
-    raw = np.stack([rician_noise(bias_field(t1[(*CROP, k)], rng, bias), rng, noise) for k in ks])
-    return raw, np.stack([labels[(*CROP, k)] for k in ks]).astype(np.int64)
+    raw = np.stack(
+        [
+            rician_noise(bias_field(t1[(*CROP, k)], rng, bias), rng, noise)
+            for k in ks
+            for _ in range(copies)
+        ]
+    )
+    lab = np.stack([labels[(*CROP, k)] for k in ks for _ in range(copies)])
+    return raw, lab.astype(np.int64)
 
 
 def scores(pred: np.ndarray, ref: np.ndarray) -> dict[str, float]:
@@ -95,7 +102,12 @@ VARIANTS = {
 def train(variant: str, steps: int, data, seed: int) -> tuple[torch.nn.Module, float]:
     loss_name, kwargs = VARIANTS[variant]
     medgan.seed_everything(seed)
-    seg = medgan.models.build("unet_segmenter", num_classes=3, base_channels=16, depth=3)
+    # batch norm, not instance norm: at inference it uses fixed statistics, so a tissue's
+    # intensity means the same in every slice (instance norm: 0.713 / 0.816 Dice GM / WM,
+    # none: 0.827 / 0.777, batch: 0.897 / 0.889 in one 300-step run, seed 0)
+    seg = medgan.models.build(
+        "unet_segmenter", num_classes=3, base_channels=16, depth=3, norm="batch"
+    )
     if loss_name == "segan":
         d = medgan.models.build("segan_critic", num_classes=3, base_channels=16, n_layers=3)
     else:
@@ -116,7 +128,7 @@ def train(variant: str, steps: int, data, seed: int) -> tuple[torch.nn.Module, f
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--seeds", default="0", help="comma-separated training seeds")
     ap.add_argument("--noise", type=float, default=10.0, help="Rician sigma, 0..255 scale")
     ap.add_argument("--bias", type=float, default=0.3, help="bias field strength (log gain)")
@@ -126,20 +138,18 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     t1, lab = embedded("mni152_t1").array, embedded("mni152_tissue").array
     train_ks, test_ks = range(20, 50), range(52, 80, 2)  # lower brain / upper brain, unseen
-    raw, ref = test_slices(t1, lab, test_ks, args.noise, args.bias, seed=1000)
+    # 4 draws of noise and bias field per test slice: a score less at the mercy of one draw
+    raw, ref = noisy_slices(t1, lab, test_ks, args.noise, args.bias, seed=1000, copies=4)
     print(
         f"train: axial slices z 20-49, a fresh noisy/biased copy per item; test: {len(ref)} "
-        f"slices (z 52-78); Rician sigma {args.noise}, bias field strength {args.bias}; "
-        f"{args.steps} steps, seeds {seeds}"
+        f"images (14 slices, z 52-78, 4 draws each); Rician sigma {args.noise}, bias field "
+        f"strength {args.bias}; {args.steps} steps, seeds {seeds}"
     )
     # baseline: the Bayes classifier on intensity alone, argmax_c P(c | value), fitted on
     # 4 noisy/biased copies of every training slice
-    fit_raw, fit_lab = zip(
-        *(test_slices(t1, lab, train_ks, args.noise, args.bias, seed=s) for s in range(4)),
-        strict=True,
-    )
-    onehot = np.stack([(np.concatenate(fit_lab) == c) for c in range(3)]).astype(np.float64)
-    lookup = IntensityLookup.fit(np.concatenate(fit_raw), onehot, bins=64, lo=0.0, hi=255.0)
+    fit_raw, fit_lab = noisy_slices(t1, lab, train_ks, args.noise, args.bias, seed=0, copies=4)
+    onehot = np.stack([(fit_lab == c) for c in range(3)]).astype(np.float64)
+    lookup = IntensityLookup.fit(fit_raw, onehot, bins=64, lo=0.0, hi=255.0)
     results: dict[str, list[dict[str, float]]] = {
         "intensity classifier P(class | T1)": [scores(lookup(raw).argmax(0), ref)]
     }
@@ -165,7 +175,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
         print(f"written {args.json}")
-    idx = [3, 9]
+    idx = [12, 36]
     as_image = lambda a: torch.from_numpy(a[idx])[:, None].float() - 1  # 0,1,2 -> -1,0,1  # noqa: E731
     grid = save_grid(
         torch.cat(

@@ -125,3 +125,17 @@ def t1():
     from medgan.data import embedded
 
     return embedded("mni152_t1")
+
+
+@pytest.fixture
+def random_denoiser():
+    """``make(seed=0)``: a small NoiseLevelDenoiser (8 channels, depth 3) in eval mode whose
+    residual branch is not zero (as after training), its weights drawn from ``seed``."""
+
+    def make(seed: int = 0) -> torch.nn.Module:
+        torch.manual_seed(seed)
+        m = medgan.models.build("noise_level_denoiser", base_channels=8, depth=3)
+        torch.nn.init.normal_(m.net.out.weight, std=0.3)
+        return m.eval()
+
+    return make

@@ -32,14 +32,6 @@ def t1() -> np.ndarray:
     return embedded("mni152_t1").array
 
 
-def _random_denoiser(seed: int = 0):
-    """A denoiser whose residual branch is not zero (as after training)."""
-    torch.manual_seed(seed)
-    m = build("noise_level_denoiser", base_channels=8, depth=3)
-    torch.nn.init.normal_(m.net.out.weight, std=0.3)
-    return m.eval()
-
-
 def test_blind_noise_estimate_is_unbiased_for_white_noise():
     for seed, sigma in enumerate((0.5, 3.0, 40.0)):
         z = 100 + sigma * np.random.default_rng(seed).standard_normal((12, 200, 200))
@@ -75,8 +67,8 @@ def test_rician_mean_matches_samples_and_inverts():
     assert rician_mean_inverse(np.float64(200.0), 2.0) == pytest.approx(np.sqrt(200**2 - 4))
 
 
-def test_denoiser_is_the_identity_at_zero_noise_and_scales_with_sigma():
-    m = _random_denoiser()
+def test_denoiser_is_the_identity_at_zero_noise_and_scales_with_sigma(random_denoiser):
+    m = random_denoiser()
     x = torch.rand(2, 1, 32, 48) * 2 - 1
     same = m(torch.cat([x, torch.zeros_like(x)], 1))
     assert torch.equal(same, x)
@@ -92,9 +84,9 @@ def test_denoiser_starts_as_identity_before_training():
     assert torch.equal(m(torch.cat([x, torch.full_like(x, 0.2)], 1)), x)
 
 
-def test_denoise_is_independent_of_tiling(t1):
+def test_denoise_is_independent_of_tiling(t1, random_denoiser):
     vol = Volume(rician_noise(t1[:, :, 30:36], np.random.default_rng(0), 15.0), np.eye(4))
-    m = _random_denoiser()
+    m = random_denoiser()
     whole = denoise(vol, m, axis=2)
     # the default equals the model applied to each whole slice (padded to a multiple of 8)
     scale = float(np.percentile(vol.array, 99.5))
@@ -120,8 +112,8 @@ def test_denoise_is_independent_of_tiling(t1):
     assert np.abs(halves - whole.array).max() < 0.02 * scale
 
 
-def test_denoise_reports_and_warns_on_unlike_input(t1, caplog):
-    m = _random_denoiser()
+def test_denoise_reports_and_warns_on_unlike_input(t1, caplog, random_denoiser):
+    m = random_denoiser()
     data = NoisyPatches(mr_training_images(synthetic_contrasts=0)[:20], length=32)
     from medgan.tasks.denoising import calibrate
 
@@ -153,8 +145,8 @@ def test_denoise_reports_and_warns_on_unlike_input(t1, caplog):
     )
 
 
-def test_denoise_rejects_bad_input(t1):
-    m = _random_denoiser()
+def test_denoise_rejects_bad_input(t1, random_denoiser):
+    m = random_denoiser()
     bad = t1[:, :, :3].copy()
     bad[0, 0, 0] = np.nan
     with pytest.raises(DataError, match="src.nii: contains NaN"):

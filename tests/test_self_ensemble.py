@@ -52,15 +52,10 @@ def test_dihedral_mean_is_the_mean_over_the_eight_transforms_and_equivariant():
             np.testing.assert_allclose(inv(ens(torch.from_numpy(t)).numpy()), got, atol=1e-5)
 
 
-def _random_denoiser(seed: int = 1):
-    torch.manual_seed(seed)
-    m = build("noise_level_denoiser", base_channels=8, depth=3)
-    torch.nn.init.normal_(m.net.out.weight, std=0.3)
-    return m.eval()
-
-
-def test_ensemble_denoise_averages_denoise_of_the_turned_volumes_and_is_exact_at_sigma_0():
-    model = _random_denoiser()
+def test_ensemble_denoise_averages_denoise_of_the_turned_volumes_and_is_exact_at_sigma_0(
+    random_denoiser,
+):
+    model = random_denoiser(1)
     arr = np.random.default_rng(2).uniform(0, 200, (2, 24, 24)).astype(np.float32)
     vol = Volume(arr, np.eye(4))
     got = denoise(vol, model, sigma=12.0, ensemble=True).array
@@ -107,7 +102,7 @@ def test_cli_enhance_runs_a_ct_denoiser_checkpoint(tmp_path, capsys):
     assert "holds a CTDenoiser: use `medgan enhance`" in capsys.readouterr().err
 
 
-def test_heldout_evaluation_scores_the_model_its_ensemble_and_tuned_baselines():
+def test_heldout_evaluation_scores_the_model_its_ensemble_and_tuned_baselines(random_denoiser):
     from skimage.metrics import peak_signal_noise_ratio
 
     from medgan.data import embedded
@@ -125,7 +120,7 @@ def test_heldout_evaluation_scores_the_model_its_ensemble_and_tuned_baselines():
     tune = {"a": sl(30), "b": sl(40)}
     report = {"c": sl(50), "d": sl(60)}
     result = evaluate_denoiser(
-        _random_denoiser(), 15.0, with_dipy=False, images=(tune, report), with_bm4d=False
+        random_denoiser(1), 15.0, with_dipy=False, images=(tune, report), with_bm4d=False
     )
     noisy = add_noise(report, 15.0)
     for k, clean in report.items():
@@ -143,7 +138,7 @@ def test_heldout_evaluation_scores_the_model_its_ensemble_and_tuned_baselines():
     table = format_table(result)
     assert "GAN x8 better than its input on" in table and "clean-input check" in table
     two = evaluate_denoisers(
-        [_random_denoiser(), _random_denoiser(seed=2)], 15.0, False, (tune, report), False
+        [random_denoiser(1), random_denoiser(2)], 15.0, False, (tune, report), False
     )
     assert two[0]["rows"] == result["rows"]  # baselines shared, same noise: same scores
     seeds = format_seeds(two)

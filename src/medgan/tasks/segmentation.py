@@ -118,9 +118,44 @@ def _supervised(
     return dice_weight * dice + ce_weight * ce, {"dice_loss": dice.detach(), "ce": ce.detach()}
 
 
+class _SupervisedPlusAdversarial:
+    """The segmenter's loss shared by :class:`SegmentationLoss` and :class:`SegANLoss`:
+    ``dice_weight * softDice + ce_weight * CE + adv_weight * A``, with the adversarial term
+    A from the subclass's ``_adversarial``."""
+
+    adv_weight: float
+    dice_weight: float
+    ce_weight: float
+
+    def _adversarial(
+        self, d: nn.Module, real: Tensor, fake: Tensor, cond: Any
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        raise NotImplementedError
+
+    def generator_objective(
+        self,
+        d: nn.Module,
+        real: Tensor | None,
+        fake: Tensor,
+        cond: Any = None,
+        g_net: nn.Module | None = None,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """The loss above of the class probabilities ``fake`` ``(N, K, *spatial)`` against
+        the reference one-hot maps ``real`` (required) for the images ``cond``, through
+        the critic/discriminator ``d``; ``g_net`` unused."""
+        if real is None:
+            raise ValueError(f"{type(self).__name__} needs the reference label map")
+        total, logs = _supervised(fake.float(), real, self.dice_weight, self.ce_weight)
+        if self.adv_weight:
+            adv, adv_logs = self._adversarial(d, real, fake, cond)
+            total = total + self.adv_weight * adv
+            logs |= adv_logs
+        return total, logs
+
+
 @LOSSES.register("segmentation")
 @dataclass(frozen=True)
-class SegmentationLoss(WithAdversarial):
+class SegmentationLoss(_SupervisedPlusAdversarial, WithAdversarial):
     """G minimises dice_weight * softDice + ce_weight * CE + adv_weight * adversarial.
 
     Args:
@@ -138,22 +173,11 @@ class SegmentationLoss(WithAdversarial):
     ce_weight: float = 1.0
     _weights: ClassVar[tuple[str, ...]] = ("adv_weight", "dice_weight", "ce_weight")
 
-    def generator_objective(
-        self,
-        d: nn.Module,
-        real: Tensor | None,
-        fake: Tensor,
-        cond: Any = None,
-        g_net: nn.Module | None = None,
+    def _adversarial(
+        self, d: nn.Module, real: Tensor, fake: Tensor, cond: Any
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        if real is None:
-            raise ValueError("the segmentation loss needs the reference label map")
-        total, logs = _supervised(fake.float(), real, self.dice_weight, self.ce_weight)
-        if self.adv_weight:
-            adv, adv_logs = super().generator_objective(d, real, fake, cond)
-            total = total + self.adv_weight * adv
-            logs |= adv_logs
-        return total, logs
+        """The registered adversarial loss's G term on D(label map, image)."""
+        return WithAdversarial.generator_objective(self, d, real, fake, cond)
 
 
 @MODELS.register("segan_critic")
@@ -217,7 +241,7 @@ def multiscale_l1(a: list[Tensor], b: list[Tensor]) -> Tensor:
 
 @LOSSES.register("segan")
 @dataclass(frozen=True)
-class SegANLoss(GANLoss):
+class SegANLoss(_SupervisedPlusAdversarial, GANLoss):
     """SegAN's game (Xue et al. 2018, eq. 3) with the supervised terms kept:
 
         min_S max_C  l_mae(C(S(x), x), C(y, x))
@@ -259,24 +283,14 @@ class SegANLoss(GANLoss):
         zero = mae.detach() * 0
         return -mae, {"d_adv": -mae.detach(), "segan_mae": mae.detach(), "ada_r": zero}
 
-    def generator_objective(
-        self,
-        d: nn.Module,
-        real: Tensor | None,
-        fake: Tensor,
-        cond: Any = None,
-        g_net: nn.Module | None = None,
+    def _adversarial(
+        self, d: nn.Module, real: Tensor, fake: Tensor, cond: Any
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        if real is None:
-            raise ValueError("the SegAN loss needs the reference label map")
-        total, logs = _supervised(fake.float(), real, self.dice_weight, self.ce_weight)
-        if self.adv_weight:
-            with torch.no_grad():
-                ref = d(real, cond)
-            mae = multiscale_l1(d(fake, cond), ref)
-            total = total + self.adv_weight * mae
-            logs["g_adv"] = mae.detach()
-        return total, logs
+        """``l_mae`` between the critic's features of the predicted and reference maps."""
+        with torch.no_grad():
+            ref = d(real, cond)
+        mae = multiscale_l1(d(fake, cond), ref)
+        return mae, {"g_adv": mae.detach()}
 
 
 @torch.no_grad()

@@ -28,6 +28,7 @@ def main() -> None:
     )
     ap.add_argument("--sigma", type=float, default=15.0)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--no-ensemble", action="store_true", help="skip the 8-fold ensemble columns")
     args = ap.parse_args()
     for ckpt in args.checkpoint:
         if not ckpt.exists():
@@ -35,14 +36,17 @@ def main() -> None:
                 f"{ckpt} not found: train it with `python examples/denoise_mri.py` "
                 "(writes medgan-denoise-mri/denoiser.pt) or pass --checkpoint PATH"
             )
-    results = evaluate_denoisers([load_generator(c) for c in args.checkpoint], args.sigma)
+    results = evaluate_denoisers(
+        [load_generator(c) for c in args.checkpoint], args.sigma, ensemble=not args.no_ensemble
+    )
     for ckpt, result in zip(args.checkpoint, results, strict=True):
         print(f"\n{ckpt}\n{format_table(result)}")
     if len(results) > 1:
         print("\n" + format_seeds(results))
     if args.json:
+        # one checkpoint: its result, as before; several: one result per checkpoint path
         named = {str(c): r for c, r in zip(args.checkpoint, results, strict=True)}
-        args.json.write_text(json.dumps(named, indent=1))
+        args.json.write_text(json.dumps(results[0] if len(results) == 1 else named, indent=1))
         print(f"written {args.json}")
 
 

@@ -74,8 +74,10 @@ def noisy_slices(t1, labels, ks, noise: float, bias: float, seed: int, copies: i
 
 
 def scores(pred: np.ndarray, ref: np.ndarray) -> dict[str, float]:
-    """Dice over the whole test set, and HD95 / ASSD (mm) averaged over the slices (those
-    where both maps hold the class), for GM (1) and WM (2)."""
+    """Dice over the whole test set, and HD95 / ASSD (mm) averaged over the slices where
+    both maps hold the class, for GM (1) and WM (2); ``missed_gm`` / ``missed_wm`` count
+    the slices left out because only one map holds the class (a missed or invented class,
+    whose distance is infinite)."""
     gm, wm = dice(torch.from_numpy(pred), torch.from_numpy(ref), 3).tolist()
     per = [surface_distances(p, r, 3, MM) for p, r in zip(pred, ref, strict=True)]
     hd = np.array([h.numpy() for h, _ in per])
@@ -89,6 +91,8 @@ def scores(pred: np.ndarray, ref: np.ndarray) -> dict[str, float]:
         "hd95_wm": mean(hd, 1),
         "assd_gm": mean(asd, 0),
         "assd_wm": mean(asd, 1),
+        "missed_gm": int((~ok[:, 0] & ~np.isnan(hd[:, 0])).sum()),
+        "missed_wm": int((~ok[:, 1] & ~np.isnan(hd[:, 1])).sum()),
     }
 
 
@@ -166,13 +170,14 @@ def main() -> None:
             preds.setdefault(variant, pred)
             print(f"  {variant}, seed {seed}: {results[variant][-1]}", flush=True)
     keys = ("dice_gm", "dice_wm", "hd95_gm", "hd95_wm", "assd_gm", "assd_wm")
-    print(f"\n{'method (mean ± sd over seeds)':34s}" + "".join(f"{k:>16s}" for k in keys))
+    print(f"\n{'method (mean ± sample sd over seeds)':34s}" + "".join(f"{k:>16s}" for k in keys))
     for name, runs in results.items():
+        sd = lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0  # noqa: E731
         cells = "".join(
-            f"{np.mean([r[k] for r in runs]):>9.3f} ± {np.std([r[k] for r in runs]):.3f}"
-            for k in keys
+            f"{np.mean([r[k] for r in runs]):>9.3f} ± {sd([r[k] for r in runs]):.3f}" for k in keys
         )
-        print(f"{name[:34]:34s}{cells}")
+        missed = sum(r["missed_gm"] + r["missed_wm"] for r in runs)
+        print(f"{name[:34]:34s}{cells}   slices with a missed class: {missed}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
         print(f"written {args.json}")

@@ -6,7 +6,7 @@ is unchanged). Train on coronal planes of the posterior half, score on the anter
 (the template is left-right symmetric, so a left/right split would leak).
 
     python examples/superres_mri.py [--steps 400] [--out docs/figures]
-                                    [--checkpoint medgan-superres-mri/superres.pt]
+                                    [--checkpoint medgan-superres-mri/superres.pt] [--seed 0]
 
 then, on a thick-slice volume of your own (slices along array axis 2, the factor read from
 its spacing): ``medgan enhance thick.nii.gz fine.nii.gz --checkpoint
@@ -51,13 +51,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--out", default="docs/figures")
     ap.add_argument("--checkpoint", default="medgan-superres-mri/superres.pt")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the weights and training order")
     args = ap.parse_args()
     t1 = embedded("mni152_t1")
     t1 = t1.with_array(t1.array[:96, :112, :88])  # R, A, S (2 mm); slices along S get thick
     anterior = t1.with_array(t1.array[:, 56:], t1.affine @ _shift(1, 56))  # held out
     # coronal planes (R, S) of the posterior half, slice axis S last, factors 1..4 each
     data = ThickSlicePairs(t1.array[:, 12:56].transpose(1, 0, 2), WINDOW, max_factor=4)
-    medgan.seed_everything(0)
+    medgan.seed_everything(args.seed)
     start = time.perf_counter()
     trainer = superres_trainer(data, args.steps).fit()
     seconds = time.perf_counter() - start

@@ -84,12 +84,13 @@ def test_segan_objectives_the_critic_ascends_and_the_segmenter_descends():
         build_loss("segan", adv_weight=-1.0)
 
 
-def test_segan_trains_through_the_trainer_and_segments():
+def test_segan_trains_through_the_trainer_and_refuses_what_does_not_apply():
     medgan.seed_everything(0)
     image, onehot, _ = _batch(n=16, side=32)
     labels = onehot.argmax(1)
-    seg = build("unet_segmenter", num_classes=3, base_channels=4, depth=2)
+    seg = build("unet_segmenter", num_classes=3, base_channels=4, depth=2, norm="batch")
     critic = build("segan_critic", num_classes=3, base_channels=4, n_layers=2)
+    before = [p.detach().clone() for p in (*seg.parameters(), *critic.parameters())]
     tr = medgan.Trainer(
         seg,
         critic,
@@ -99,9 +100,19 @@ def test_segan_trains_through_the_trainer_and_segments():
         config=medgan.TrainConfig(steps=3, batch_size=4, device="cpu", ema_halflife_kimg=None),
     ).fit()
     assert tr.step == 3
+    after = [p.detach() for p in (*seg.parameters(), *critic.parameters())]
+    n_seg = len(list(seg.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(before[:n_seg], after[:n_seg]))
+    assert any(not torch.equal(a, b) for a, b in zip(before[n_seg:], after[n_seg:]))
     vol = medgan.data.Volume(image[:2, 0].numpy() * 127.5 + 127.5, np.eye(4))
     out = segment(vol, seg, medgan.data.IntensityWindow(0.0, 255.0), axis=0)
-    assert set(np.unique(out.array)) <= {0.0, 1.0, 2.0}
+    assert out.array.shape == (2, 32, 32) and set(np.unique(out.array)) <= {0.0, 1.0, 2.0}
+    for bad in ({"r1_weight": 1.0}, {"gp_weight": 10.0}, {"reg_every": 4}):
+        with pytest.raises(ConfigError, match="no R1/R2"):
+            build_loss("segan", **bad)
+    patchgan = build("patchgan_discriminator", in_channels=3, cond_channels=1, n_layers=2)
+    with pytest.raises(TypeError, match="list of feature maps"):
+        build_loss("segan").discriminator_objective(patchgan, onehot, onehot, image)
 
 
 @pytest.mark.parametrize("spacing", [(1.0, 2.0), (1.0, 1.5, 2.0)])
@@ -136,10 +147,20 @@ def test_surface_distances_match_monai(spacing):
         np.testing.assert_allclose(hd.numpy(), want_hd[0].double().numpy(), rtol=1e-5)
         np.testing.assert_allclose(asd.numpy(), want_asd[0].double().numpy(), rtol=1e-5)
         assert (hd > 0).all() and (asd <= hd).all()
+
+
+def test_surface_distances_of_equal_missing_and_absent_classes():
+    from medgan.metrics import surface_distances
+
+    p = np.zeros((20, 20), np.int64)
+    p[5:15, 5:15] = 1
+    p[8:12, 8:12] = 2
+    spacing = np.array([1.0, 2.0])  # an array works as well as a tuple
+    shape = p.shape
     same = surface_distances(p, p, 3, spacing)
     assert same[0].tolist() == [0.0, 0.0] and same[1].tolist() == [0.0, 0.0]
     empty = np.zeros(shape, np.int64)
     hd, asd = surface_distances(empty, p, 3, spacing)
-    assert np.isinf(hd).all() and np.isinf(asd).all()
+    assert torch.isinf(hd).all() and torch.isinf(asd).all()
     hd, _ = surface_distances(empty, empty, 3, spacing)
-    assert np.isnan(hd).all()
+    assert torch.isnan(hd).all()

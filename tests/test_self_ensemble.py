@@ -143,3 +143,23 @@ def test_heldout_evaluation_scores_the_model_its_ensemble_and_tuned_baselines(ra
     assert two[0]["rows"] == result["rows"]  # baselines shared, same noise: same scores
     seeds = format_seeds(two)
     assert "over 2 models" in seeds and "GAN x8, sigma given" in seeds
+
+
+def test_cli_ensemble_with_a_plain_generator_and_refused_for_sr(enhance_checkpoint, tmp_path):
+    from medgan.cli import main
+    from medgan.tasks import superres_trainer
+    from medgan.tasks.superres import ThickSlicePairs
+
+    src, ckpt = enhance_checkpoint / "in.nii.gz", enhance_checkpoint / "c.pt"
+    base = ["--checkpoint", str(ckpt), "--window", "0,255"]
+    assert main(["translate", str(src), str(tmp_path / "a.nii.gz"), *base]) == 0
+    assert main(["translate", str(src), str(tmp_path / "b.nii.gz"), *base, "--ensemble"]) == 0
+    a, b = load(tmp_path / "a.nii.gz").array, load(tmp_path / "b.nii.gz").array
+    assert a.shape == b.shape == (3, 40, 36) and np.abs(a - b).max() > 0
+    window = IntensityWindow(0.0, 255.0)
+    vol = np.random.default_rng(0).uniform(0, 255, (8, 32, 16)).astype(np.float32)
+    sr = superres_trainer(ThickSlicePairs(vol, window), 1, base_channels=4, batch_size=4).fit()
+    sr_ckpt = sr.save(tmp_path / "sr.pt")
+    thick = save_nifti(Volume(vol[:2], np.diag([1.0, 1.0, 2.0, 1.0])), tmp_path / "t.nii.gz")
+    argv = ["enhance", str(thick), str(tmp_path / "s.nii.gz"), "--checkpoint", str(sr_ckpt)]
+    assert main([*argv, "--window", "0,255", "--axis", "2", "--ensemble"]) == 2

@@ -174,9 +174,11 @@ class GANLoss:
     r2_weight: float = 0.0
     gp_weight: float = 0.0
     reg_every: int = 1
+    #: task-term weights a subclass validates like the penalties (finite, >= 0)
+    _weights: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
-        for name in ("r1_weight", "r2_weight", "gp_weight"):
+        for name in ("r1_weight", "r2_weight", "gp_weight", *self._weights):
             v = getattr(self, name)
             if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
                 raise ConfigError(f"{type(self).__name__}.{name} must be a finite number >= 0")
@@ -499,7 +501,6 @@ class WithAdversarial(GANLoss):
     r1_weight: float | None = None  # type: ignore[assignment]
     r2_weight: float | None = None  # type: ignore[assignment]
     gp_weight: float | None = None  # type: ignore[assignment]
-    _weights: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
         defaults = LOSSES.get(self.adversarial)()  # unknown names fail here, listing the known
@@ -507,9 +508,6 @@ class WithAdversarial(GANLoss):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, getattr(defaults, name))
         super().__post_init__()
-        for name in self._weights:
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{type(self).__name__}.{name} must be >= 0")
         # built once (unknown names fail here, listing the known ones), not on every step
         object.__setattr__(self, "_adv", LOSSES.get(self.adversarial)())
 

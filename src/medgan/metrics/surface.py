@@ -57,7 +57,7 @@ def surface_distances(
     t = np.asarray(target.cpu() if isinstance(target, Tensor) else target)
     if p.shape != t.shape or p.ndim not in (2, 3):
         raise ValueError(f"need two 2D or 3D label maps of one shape, got {p.shape}, {t.shape}")
-    spacing = tuple(float(s) for s in (spacing or [1.0] * p.ndim))
+    spacing = tuple(float(s) for s in ([1.0] * p.ndim if spacing is None else spacing))
     if len(spacing) != p.ndim:
         raise ValueError(f"spacing has {len(spacing)} values for a {p.ndim}D map")
     hd, asd = [], []

@@ -249,7 +249,10 @@ class SegANLoss(_SupervisedPlusAdversarial, GANLoss):
 
     with ``l_mae`` :func:`multiscale_l1` over the features of :class:`SegANCritic` for the
     predicted map S(x) and the reference one-hot map y, both masking the image x. The
-    critic minimises ``-l_mae``. Penalty weights (R1/R2/GP) are not used (0).
+    critic minimises ``-l_mae``. The penalties of :class:`~medgan.losses.GANLoss` (R1, R2,
+    GP, lazy ``reg_every``) do not apply: anything but their defaults is a ConfigError. The
+    critic must return a list of feature maps (:class:`SegANCritic`); a discriminator that
+    returns logits is refused (TypeError). It logs no adaptive-augmentation signal.
 
     Args:
         adv_weight: weight of ``l_mae`` in the segmenter's loss; 0: the supervised
@@ -261,12 +264,26 @@ class SegANLoss(_SupervisedPlusAdversarial, GANLoss):
     adv_weight: float = 1.0
     dice_weight: float = 1.0
     ce_weight: float = 1.0
+    _weights: ClassVar[tuple[str, ...]] = ("adv_weight", "dice_weight", "ce_weight")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("adv_weight", "dice_weight", "ce_weight"):
-            if not getattr(self, name) >= 0:
-                raise ConfigError(f"SegANLoss.{name} must be >= 0")
+        if self.r1_weight or self.r2_weight or self.gp_weight or self.reg_every != 1:
+            raise ConfigError(
+                "SegANLoss has no R1/R2/gradient penalties (its critic is spectrally "
+                "normalised): leave r1_weight, r2_weight, gp_weight at 0 and reg_every at 1"
+            )
+
+    @staticmethod
+    def _features(d: nn.Module, label_map: Tensor, image: Any) -> list[Tensor]:
+        """The critic's feature list; TypeError when ``d`` returns something else."""
+        feats = d(label_map, image)
+        if not isinstance(feats, list | tuple) or not all(isinstance(f, Tensor) for f in feats):
+            raise TypeError(
+                f"the segan loss needs a critic returning a list of feature maps "
+                f"(segan_critic), got {type(d).__name__} returning {type(feats).__name__}"
+            )
+        return list(feats)
 
     def discriminator_objective(
         self,
@@ -279,17 +296,16 @@ class SegANLoss(_SupervisedPlusAdversarial, GANLoss):
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """``-l_mae`` of the critic ``d`` on the reference maps ``real`` and the predicted
         ``fake`` (detached), both ``(N, K, *spatial)``, masking ``cond`` (the images)."""
-        mae = multiscale_l1(d(real, cond), d(fake, cond))
-        zero = mae.detach() * 0
-        return -mae, {"d_adv": -mae.detach(), "segan_mae": mae.detach(), "ada_r": zero}
+        mae = multiscale_l1(self._features(d, real, cond), self._features(d, fake, cond))
+        return -mae, {"d_adv": -mae.detach(), "segan_mae": mae.detach()}
 
     def _adversarial(
         self, d: nn.Module, real: Tensor, fake: Tensor, cond: Any
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """``l_mae`` between the critic's features of the predicted and reference maps."""
         with torch.no_grad():
-            ref = d(real, cond)
-        mae = multiscale_l1(d(fake, cond), ref)
+            ref = self._features(d, real, cond)
+        mae = multiscale_l1(self._features(d, fake, cond), ref)
         return mae, {"g_adv": mae.detach()}
 
 

@@ -63,9 +63,10 @@ class DihedralMean(nn.Module):
         y = 1/8 * sum_{t in D4} t^-1( g( t(x) ) )
 
     over the eight elements t of the dihedral group of the square (quarter turns, each with
-    and without a flip) acting on the last two axes of ``x`` ``(B, C, H, W)``. For a
-    generator that is exact on some input (a residual denoiser told sigma 0 returns its
-    input), the mean is exact there too; it costs eight forward passes. Only for models
+    and without a flip) acting on the last two axes of ``x`` ``(B, C, H, W)``. The sum is
+    accumulated in float64, so for a generator that is exact on some input (a residual
+    denoiser told sigma 0 returns its input) the mean is exact there too; it costs eight
+    forward passes. Only for models
     without a preferred in-plane direction (denoisers, modality translation), not for a
     model whose last axis means something (slice-thickness SR).
     """
@@ -82,10 +83,10 @@ class DihedralMean(nn.Module):
             xf = x.flip(-1) if flip else x
             for k in range(4):
                 y = torch.rot90(self.generator(torch.rot90(xf, k, (-2, -1))), -k, (-2, -1))
-                y = y.flip(-1) if flip else y
+                y = (y.flip(-1) if flip else y).double()
                 total = y if total is None else total + y
         assert total is not None
-        return total / 8.0
+        return (total / 8.0).to(x.dtype)
 
 
 @torch.no_grad()
@@ -115,15 +116,14 @@ def apply_slices(
     or tile).
     """
     generator = generator.eval().to(device)
-    if ensemble:
-        generator = DihedralMean(generator)
+    net = DihedralMean(generator) if ensemble else generator
     n = unit.shape[0]
     if tile is None:
         padded, h, w = _pad_to(unit, multiple, multiple)
         outs = []
         for k0 in range(0, n, batch_size):
             t = torch.from_numpy(np.ascontiguousarray(padded[k0 : k0 + batch_size]))
-            outs.append(generator(t.to(device)).float().cpu().numpy())
+            outs.append(net(t.to(device)).float().cpu().numpy())
         return _finite(np.concatenate(outs)[:, :, :h, :w], generator)
     if has_content_normalisation(generator):
         raise ConfigError(
@@ -150,7 +150,7 @@ def apply_slices(
         block = padded[k0 : k0 + batch_size]
         for y, x in coords:
             t = torch.from_numpy(np.ascontiguousarray(block[:, :, y : y + tile, x : x + tile]))
-            pred = generator(t.to(device)).float().cpu().numpy()
+            pred = net(t.to(device)).float().cpu().numpy()
             if out is None:
                 out = np.zeros((n, pred.shape[1], H, W), np.float32)
             out[k0 : k0 + batch_size, :, y : y + tile, x : x + tile] += pred * weight

@@ -310,22 +310,20 @@ def _translate(args: argparse.Namespace) -> int:
         window = None  # the model's own scale (MR) or HU window (CT)
     else:
         window = IntensityWindow.resolve(args.window or None, vol, "--window")
+    # how the slices are run, the same for every model type
+    slicing = {
+        "axis": args.axis,
+        "tile": args.tile,
+        "overlap": args.overlap,
+        "ensemble": args.ensemble,
+    }
     if enhancer:
-        out = enhance(
-            vol,
-            g,
-            window,
-            axis=args.axis,
-            tile=args.tile,
-            overlap=args.overlap,
-            sigma=args.sigma,
-            factor=args.factor,
-            ensemble=args.ensemble,
-        )
+        out = enhance(vol, g, window, sigma=args.sigma, factor=args.factor, **slicing)
         with _writing(args.output):
             _write_volume(out, args.output, args.command)
+        shown = f"{vol.array.shape}" + (f", window {window}" if window is not None else "")
         done = _report(out, g, args.axis)
-        print(f"enhance: {args.input} ({vol.array.shape}) -> {args.output}; {done}")
+        print(f"enhance: {args.input} ({shown}) -> {args.output}; {done}")
         return 0
     out_spec = getattr(args, "out_window", None)
     out_window = IntensityWindow.resolve(out_spec, vol, "--out-window") if out_spec else window
@@ -340,17 +338,7 @@ def _translate(args: argparse.Namespace) -> int:
     elif direction:
         raise ConfigError(f"--direction applies to CycleGAN checkpoints; {args.checkpoint} is not")
     assert window is not None
-    out = translate(
-        vol,
-        g,
-        window,
-        out_window,
-        axis=args.axis,
-        tile=args.tile,
-        overlap=args.overlap,
-        ensemble=args.ensemble,
-        translated_by=str(args.checkpoint),
-    )
+    out = translate(vol, g, window, out_window, translated_by=str(args.checkpoint), **slicing)
     with _writing(args.output):
         _write_volume(out, args.output, args.command)
     print(f"{args.command}: {args.input} ({vol.array.shape}, window {window}) -> {args.output}")

@@ -204,15 +204,17 @@ def evaluate_denoisers(
             out = denoise(noisy, model)
             sigma_hat[k] = out.meta["denoise"]["noise_sigma"]
             r = {"noisy input": _score(n_report[k], clean), "GAN": _score(out.array[0], clean)}
-            if ensemble:
-                r["GAN x8"] = _score(denoise(noisy, model, ensemble=True).array[0], clean)
+            if ensemble:  # the blind estimate made above, not made again
+                x8 = denoise(noisy, model, sigma_hat[k], ensemble=True)
+                r["GAN x8"] = _score(x8.array[0], clean)
                 told = denoise(noisy, model, sigma, ensemble=True)
                 r["GAN x8, sigma given"] = _score(told.array[0], clean)
             rows[k] = r | base[k]
             same = Volume(clean[None], np.eye(4), {"sources": [k]})
-            clean_change[k] = denoise(same, model).meta["denoise"]["change_psnr_db"]
-            if ensemble:
-                x8 = denoise(same, model, ensemble=True)
+            plain = denoise(same, model).meta["denoise"]
+            clean_change[k] = plain["change_psnr_db"]
+            if ensemble:  # blind, with the estimate just made
+                x8 = denoise(same, model, plain["noise_sigma"], ensemble=True)
                 clean_change_x8[k] = x8.meta["denoise"]["change_psnr_db"]
         cols = list(next(iter(rows.values())))
         mean = {

@@ -255,3 +255,30 @@ def test_pix2pix_perceptual_term_on_domain_features():
     total.backward()
     assert fake.grad is not None and fake.grad.abs().sum() > 0
     assert all(p.grad is None for p in loss._encoder.parameters())  # the encoder stays frozen
+
+
+def test_pix2pix_adversarial_weight_scales_the_term_and_zero_skips_d():
+    """G's objective is adv_weight * L_adv + l1_weight * L1; at 0 D is not run at all."""
+    torch.manual_seed(0)
+    d = medgan.models.build("patchgan_discriminator", base_channels=4, n_layers=2)
+    src, real = torch.rand(2, 2, 1, 24, 24) * 2 - 1
+    fake = (torch.rand(2, 1, 24, 24) * 2 - 1).requires_grad_(True)
+    logits = d(fake, src).float()
+    adv = torch.nn.functional.softplus(-logits).mean()  # non-saturating g_loss
+    l1 = (fake - real).abs().mean()
+    for w in (1.0, 0.25):
+        loss = medgan.losses.build_loss("pix2pix", l1_weight=10.0, adv_weight=w)
+        total, logs = loss.generator_objective(d, real, fake, src)
+        torch.testing.assert_close(total, w * adv + 10.0 * l1)
+        torch.testing.assert_close(logs["g_adv"], adv.detach())
+
+    class Refuses(torch.nn.Module):
+        def forward(self, *args):
+            raise AssertionError("D must not run when adv_weight is 0")
+
+    only_l1 = medgan.losses.build_loss("pix2pix", l1_weight=10.0, adv_weight=0.0)
+    total, logs = only_l1.generator_objective(Refuses(), real, fake, src)
+    torch.testing.assert_close(total, 10.0 * l1)
+    assert set(logs) == {"l1"}
+    with pytest.raises(ConfigError, match="adv_weight"):
+        medgan.losses.build_loss("pix2pix", adv_weight=-1.0)

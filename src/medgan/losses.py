@@ -534,7 +534,7 @@ class WithAdversarial(GANLoss):
 class Pix2Pix(WithAdversarial):
     """Paired image-to-image loss (Isola et al. 2017, eq. 4):
 
-    G* = arg min_G max_D L_adv(G, D) + l1_weight * E[||y - G(x)||_1]
+    G* = arg min_G max_D adv_weight * L_adv(G, D) + l1_weight * E[||y - G(x)||_1]
          (+ ssim_weight * (1 - SSIM) + perceptual_weight * perceptual distance).
 
     ``adversarial`` names the registered loss giving the adversarial terms (its penalties
@@ -548,6 +548,9 @@ class Pix2Pix(WithAdversarial):
         ssim_weight: weight of ``1 - SSIM`` (data range 2, for [-1, 1] images); 0 = off.
         perceptual_weight: weight of the perceptual distance (2D images only); 0 = off
             (and the encoder is not loaded).
+        adv_weight: weight of G's adversarial term (1 in Isola et al.); 0 trains G on the
+            reconstruction terms alone (the L1-only baseline of an ablation: D is not run
+            in G's update, and what it learns is unused).
         adversarial: as in :class:`WithAdversarial`; r1_weight, r2_weight, gp_weight and
             reg_every too.
     """
@@ -555,7 +558,13 @@ class Pix2Pix(WithAdversarial):
     l1_weight: float = 100.0
     ssim_weight: float = 0.0
     perceptual_weight: float = 0.0
-    _weights: ClassVar[tuple[str, ...]] = ("l1_weight", "ssim_weight", "perceptual_weight")
+    adv_weight: float = 1.0
+    _weights: ClassVar[tuple[str, ...]] = (
+        "l1_weight",
+        "ssim_weight",
+        "perceptual_weight",
+        "adv_weight",
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -574,9 +583,13 @@ class Pix2Pix(WithAdversarial):
         cond: Cond = None,
         g_net: nn.Module | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        total, logs = super().generator_objective(d, real, fake, cond)
         if real is None:
             raise ValueError("pix2pix needs the paired target image")
+        if self.adv_weight:
+            adv, logs = super().generator_objective(d, real, fake, cond)
+            total = self.adv_weight * adv
+        else:
+            total, logs = fake.new_zeros((), dtype=torch.float32), {}
         l1 = _l1(fake, real)
         total = total + self.l1_weight * l1
         logs["l1"] = l1.detach()

@@ -47,6 +47,7 @@ from medgan.tasks.segmentation import (
 )
 from medgan.tasks.superres import (
     ThickSlicePairs,
+    ThickSlicePatches,
     resample_slabs,
     superres,
     thick_volume,
@@ -66,6 +67,7 @@ __all__ = [
     "MissingSlicePairs",
     "SegmentationLoss",
     "ThickSlicePairs",
+    "ThickSlicePatches",
     "UNetSegmenter",
     "bias_field",
     "ct_denoiser_trainer",

@@ -236,6 +236,7 @@ def classical_denoisers(
     gaussian_sigmas: Iterable[float] = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0),
     nlm_factors: Iterable[float] = (0.6, 0.8, 1.0, 1.2),
     bm3d_strengths: Iterable[float] = (0.8, 1.0, 1.2),
+    outputs: dict[str, np.ndarray] | None = None,
 ) -> dict[str, tuple[float, ...]]:
     """Scores of the Gaussian filter, non-local means and BM3D at their best parameters, as
     rows ``{"method (best parameter)": score}``; non-local means and BM3D are left out
@@ -248,17 +249,24 @@ def classical_denoisers(
         gaussian_sigmas: the Gaussian filter's sigmas tried, in pixels.
         nlm_factors: the non-local means strengths tried, as multiples of ``noise_sigma``.
         bm3d_strengths: the BM3D strengths tried, as multiples of ``noise_sigma``.
+        outputs: if given, filled with each row's denoised stack at its best parameter,
+            under the row's label (to measure more than the score on it, e.g. the NPS).
     """
-    s, _, sc = best_parameter(gaussian_denoise, gaussian_sigmas, noisy, score)
+    kept = {} if outputs is None else outputs
+    s, out, sc = best_parameter(gaussian_denoise, gaussian_sigmas, noisy, score)
     rows = {f"Gaussian filter (best sigma={s} px)": sc}
+    kept[f"Gaussian filter (best sigma={s} px)"] = out
     for label, method, grid in (
         ("non-local means (best h={}*sigma)", nlm_denoise, nlm_factors),
         ("BM3D (best strength={}*sigma)", bm3d_denoise, bm3d_strengths),
     ):
         try:
-            k, _, sc = best_parameter(partial(method, noise_sigma=noise_sigma), grid, noisy, score)
+            k, out, sc = best_parameter(
+                partial(method, noise_sigma=noise_sigma), grid, noisy, score
+            )
         except ImportError as e:
             logging.getLogger(__name__).warning("%s: %s skipped", e, label.split(" (")[0])
             continue
         rows[label.format(k)] = sc
+        kept[label.format(k)] = out
     return rows

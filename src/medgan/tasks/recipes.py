@@ -37,6 +37,7 @@ def pix2pix_trainer(
     depth: int = 3,
     d_layers: int = 2,
     l1_weight: float = 100.0,
+    adv_weight: float = 1.0,
     norm: str = "instance",
     callbacks: Sequence[Any] = (),
     **config: Any,
@@ -65,6 +66,8 @@ def pix2pix_trainer(
         d_layers: the PatchGAN's stride-2 layers (larger patches with more layers).
         l1_weight: weight of the L1 term (mean absolute error to the target, [-1, 1] units)
             against the adversarial term of the ``pix2pix`` loss.
+        adv_weight: weight of G's adversarial term (``pix2pix``'s ``adv_weight``); 0 trains
+            G on the L1 term alone, the baseline of an ablation.
         norm: the U-Net's normalisation: "instance", "batch" or "none" (tiling-independent
             output).
         callbacks: trainer callbacks (see :class:`~medgan.Trainer`).
@@ -89,6 +92,7 @@ def pix2pix_trainer(
         base_channels,
         d_layers,
         l1_weight,
+        adv_weight,
         callbacks,
         config,
     )
@@ -103,13 +107,16 @@ def _paired(
     d_channels: int,
     d_layers: int,
     l1_weight: float,
+    adv_weight: float,
     callbacks: Sequence[Any],
     config: dict[str, Any],
+    spatial_dims: int = 2,
 ) -> Trainer:
-    """The paired GAN around generator ``g``: a PatchGAN conditioned on the source and the
-    ``pix2pix`` loss, with the CPU-sized ``DEFAULTS`` under ``config``."""
+    """The paired GAN around generator ``g``: a PatchGAN (2D or 3D) conditioned on the source
+    and the ``pix2pix`` loss, with the CPU-sized ``DEFAULTS`` under ``config``."""
     d = build(
         "patchgan_discriminator",
+        spatial_dims=spatial_dims,
         in_channels=out_channels,
         cond_channels=cond_channels,
         base_channels=d_channels,
@@ -120,7 +127,7 @@ def _paired(
         d,
         data,
         adapter=Paired(),
-        loss=build_loss("pix2pix", l1_weight=l1_weight),
+        loss=build_loss("pix2pix", l1_weight=l1_weight, adv_weight=adv_weight),
         config=TrainConfig(**{**DEFAULTS, "steps": steps, **config}),
         callbacks=list(callbacks),
     )
@@ -192,6 +199,7 @@ def denoiser_trainer(
     depth: int = 3,
     d_layers: int = 2,
     l1_weight: float = 1000.0,
+    adv_weight: float = 1.0,
     callbacks: Sequence[Any] = (),
     **config: Any,
 ) -> Trainer:
@@ -215,6 +223,8 @@ def denoiser_trainer(
         d_layers: the PatchGAN's stride-2 layers.
         l1_weight: weight of the L1 term (mean absolute error to the clean image, [-1, 1]
             units) against the adversarial term.
+        adv_weight: weight of G's adversarial term (``pix2pix``'s ``adv_weight``); 0 trains
+            G on the L1 term alone, the baseline of an ablation.
         callbacks: trainer callbacks (see :class:`~medgan.Trainer`).
         **config: overrides of :class:`~medgan.TrainConfig` fields, applied over
             ``DEFAULTS`` (batch 8, ``lr_g`` 5e-4, ``lr_d`` 2e-4, EMA half-life 0.5 kimg).
@@ -224,7 +234,9 @@ def denoiser_trainer(
     g = build("noise_level_denoiser", base_channels=base_channels, depth=depth)
     if isinstance(data, NoisyPatches):
         calibrate(g, data)
-    return _paired(g, data, steps, 2, 1, base_channels // 2, d_layers, l1_weight, callbacks, config)
+    return _paired(
+        g, data, steps, 2, 1, base_channels // 2, d_layers, l1_weight, adv_weight, callbacks, config
+    )
 
 
 def ct_denoiser_trainer(
@@ -234,6 +246,7 @@ def ct_denoiser_trainer(
     depth: int = 3,
     d_layers: int = 2,
     l1_weight: float = 1000.0,
+    adv_weight: float = 1.0,
     callbacks: Sequence[Any] = (),
     **config: Any,
 ) -> Trainer:
@@ -252,6 +265,8 @@ def ct_denoiser_trainer(
         depth: g's down-samplings (slice sides are padded to a multiple of ``2**depth``).
         d_layers: the PatchGAN's stride-2 layers.
         l1_weight: weight of the L1 term against the adversarial term.
+        adv_weight: weight of G's adversarial term (``pix2pix``'s ``adv_weight``); 0 trains
+            G on the L1 term alone, the baseline of an ablation.
         callbacks: trainer callbacks.
         **config: overrides of :class:`~medgan.TrainConfig` fields (e.g. ``lr_g``).
     """
@@ -269,7 +284,9 @@ def ct_denoiser_trainer(
         window_hu=(window.lo, window.hi),
         sigma_hu=tuple(sigma),
     )
-    return _paired(g, data, steps, 2, 1, base_channels, d_layers, l1_weight, callbacks, config)
+    return _paired(
+        g, data, steps, 2, 1, base_channels, d_layers, l1_weight, adv_weight, callbacks, config
+    )
 
 
 def superres_trainer(
@@ -279,7 +296,9 @@ def superres_trainer(
     depth: int = 3,
     d_layers: int = 2,
     l1_weight: float = 100.0,
+    adv_weight: float = 1.0,
     max_factor: int | None = None,
+    spatial_dims: int = 2,
     callbacks: Sequence[Any] = (),
     **config: Any,
 ) -> Trainer:
@@ -290,7 +309,8 @@ def superres_trainer(
     (:class:`~medgan.tasks.superres.ThickSlicePairs`); ``max_factor`` (default: the
     dataset's ``max_factor``) is recorded on the model as its trained range, which
     inference refuses to leave. Widths and L1 weight are those of the pix2pix U-Net the
-    example measured before (base 16, L1 100).
+    example measured before (base 16, L1 100). ``spatial_dims=3`` trains the 3D model and a
+    3D PatchGAN on 3D patches (:class:`~medgan.tasks.superres.ThickSlicePatches`).
 
     Args:
         data: a Dataset of ``([thick plane, factor - 1 map] (2, H, W), clean plane
@@ -303,9 +323,13 @@ def superres_trainer(
         d_layers: the PatchGAN's stride-2 layers.
         l1_weight: weight of the L1 term (mean absolute error to the clean plane, [-1, 1]
             units) against the adversarial term.
+        adv_weight: weight of G's adversarial term (``pix2pix``'s ``adv_weight``); 0 trains
+            G on the L1 term alone, the baseline of an ablation.
         max_factor: the largest slab / fine spacing factor of the training data, recorded
             on the model as its trained range ``[1, max_factor]``; ``None``: ``data``'s
             ``max_factor`` attribute (ConfigError when it has none).
+        spatial_dims: 2 (planes, :class:`~medgan.tasks.superres.ThickSlicePairs`) or 3
+            (patches ``(2, P, P, Q)``, slice axis last).
         callbacks: trainer callbacks (see :class:`~medgan.Trainer`).
         **config: overrides of :class:`~medgan.TrainConfig` fields, applied over
             ``DEFAULTS`` (batch 8, ``lr_g`` 5e-4, ``lr_d`` 2e-4, EMA half-life 0.5 kimg).
@@ -317,5 +341,24 @@ def superres_trainer(
                 f"superres_trainer: {type(data).__name__} has no max_factor; pass "
                 "max_factor=<largest slab factor in the data>"
             )
-    g = build("thickness_sr", base_channels=base_channels, depth=depth, max_factor=max_factor)
-    return _paired(g, data, steps, 2, 1, base_channels, d_layers, l1_weight, callbacks, config)
+    g = build(
+        "thickness_sr",
+        base_channels=base_channels,
+        depth=depth,
+        max_factor=max_factor,
+        spatial_dims=spatial_dims,
+    )
+    return _paired(
+        g,
+        data,
+        steps,
+        2,
+        1,
+        base_channels,
+        d_layers,
+        l1_weight,
+        adv_weight,
+        callbacks,
+        config,
+        spatial_dims,
+    )

@@ -6,12 +6,14 @@ from them, told ``factor``, and returns its input exactly at factor 1.
 
 - :class:`ThickSlicePairs`: a Dataset of ``([thick plane on the fine grid, factor - 1 map],
   clean plane)`` over factors 1..``max_factor`` (factor 1: identity pairs), deterministic.
+- :class:`ThickSlicePatches`: the same for a 3D model, 3D patches of a volume.
 - :func:`thick_volume`: simulate a thick acquisition of a Volume (slabs of ``factor``
   slices averaged), with its affine.
 - :func:`resample_slabs`: a thick Volume onto the fine grid (the model's input grid), with
   its affine.
 - :func:`factor_from_geometry`: spacing along the slice axis / in-plane spacing.
-- :func:`superres`: the model over a Volume (``enhance`` routes a ThicknessSR here).
+- :func:`superres`: the model over a Volume (``enhance`` routes a ThicknessSR here): plane
+  by plane for a 2D model, over the whole volume (or overlapping cubes) for a 3D one.
 
 Geometry convention (shared with :func:`~medgan.tasks.degradations.thick_slices`): slab j
 covers fine slices ``j*f .. j*f + f - 1`` and is centred at fine index ``j*f + (f - 1) / 2``.
@@ -29,11 +31,12 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from medgan.data.intensity import IntensityWindow
+from medgan.data.tiles import tile_corners
 from medgan.data.volume import Volume
 from medgan.errors import ConfigError, DataError
 from medgan.models.conditioned import ThicknessSR
 from medgan.tasks.degradations import slabs_to_grid, thick_slices
-from medgan.tasks.translation import check_axis, translate
+from medgan.tasks.translation import _finite, _ramp, check_axis, translate
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +86,73 @@ class ThickSlicePairs(Dataset):
         return torch.from_numpy(source.astype(np.float32)), torch.from_numpy(
             target.astype(np.float32)
         )
+
+
+class ThickSlicePatches(Dataset):
+    """3D patches for a ``spatial_dims=3`` :class:`~medgan.models.conditioned.ThicknessSR`:
+    ``(source (2, P, P, Q), target (1, P, P, Q))`` in [-1, 1], source = [the patch of the
+    whole volume made thick along its last axis (slabs of ``factor`` slices averaged, then
+    resampled back onto the fine grid, linear: :func:`~medgan.tasks.degradations.thick_slices`),
+    constant ``factor - 1``], target = the clean patch.
+
+    Item ``i`` has factor ``i % max_factor + 1`` and a position and in-plane flips drawn
+    from ``numpy.random.default_rng([seed, i])``, so items are reproducible. The volume is
+    made thick once per factor, whole, so patches see real slab neighbours rather than
+    patch-border extrapolation.
+
+    Args:
+        volume: the clean volume ``(X, Y, Z)`` in physical units, slice axis last (Z).
+        window: the intensity map of both images to [-1, 1].
+        patch: ``(P_x, P_y, Q)``, the patch shape (each side divisible by the model's
+            ``2**depth``, at most the volume's).
+        max_factor: the largest slab factor (an integer >= 1).
+        n: items per epoch.
+        seed: with the index, seeds each item.
+    """
+
+    def __init__(
+        self,
+        volume: np.ndarray,
+        window: IntensityWindow,
+        patch: Sequence[int] = (32, 32, 32),
+        max_factor: int = 4,
+        n: int = 1024,
+        seed: int = 0,
+    ) -> None:
+        vol = np.asarray(volume, np.float32)
+        if vol.ndim != 3:
+            raise ValueError(f"volume must be (X, Y, Z), got {vol.shape}")
+        patch = tuple(int(p) for p in patch)
+        if len(patch) != 3 or any(not 1 <= p <= s for p, s in zip(patch, vol.shape, strict=True)):
+            raise ConfigError(f"patch must be 3 sides within the volume's {vol.shape}, got {patch}")
+        if int(max_factor) != max_factor or not 1 <= max_factor <= patch[2]:
+            raise ConfigError(
+                f"max_factor must be an integer in [1, Q = {patch[2]}], got {max_factor}"
+            )
+        self.window, self.patch, self.max_factor = window, patch, int(max_factor)
+        self.n, self.seed = int(n), seed
+        self.clean = window.to_unit(vol).astype(np.float32)
+        self.thick = [self.clean] + [
+            window.to_unit(thick_slices(vol, f, axis=2)).astype(np.float32)
+            for f in range(2, self.max_factor + 1)
+        ]
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        rng = np.random.default_rng([self.seed, i])
+        factor = i % self.max_factor + 1
+        corner = [int(rng.integers(0, s - p + 1)) for s, p in zip(self.clean.shape, self.patch, strict=True)]
+        box = tuple(slice(c, c + p) for c, p in zip(corner, self.patch, strict=True))
+        thick, clean = self.thick[factor - 1][box], self.clean[box]
+        for ax in (0, 1):  # in-plane flips keep the slice axis and the slab geometry
+            if rng.random() < 0.5:
+                thick, clean = np.flip(thick, ax), np.flip(clean, ax)
+        source = np.stack([thick, np.full_like(thick, factor - 1.0)])
+        return torch.from_numpy(source.copy()), torch.from_numpy(clean[None].copy())
 
 
 def _slab_affine(affine: np.ndarray, axis: int, scale: float) -> np.ndarray:
@@ -212,9 +282,12 @@ def superres(
             the volume is thick (spacing ratio = ``factor``) or already on the fine grid
             (ratio 1, e.g. thick slices interpolated elsewhere).
         views: the axes along which 2D planes (containing ``axis``) are taken; the
-            results are averaged. Default: both axes other than ``axis``.
+            results are averaged. Default: both axes other than ``axis``. A 3D model sees
+            the volume whole and refuses ``views``.
         tile, overlap, batch_size, device: as in :func:`~medgan.tasks.translation.translate`
-            (whole planes by default: the result does not depend on a tiling).
+            (whole planes by default: the result does not depend on a tiling). For a 3D
+            model ``tile`` is the side of overlapping cubes (default: the whole volume in
+            one pass) and ``batch_size`` is unused.
 
     Returns:
         A Volume in the input's units on the fine grid: ``factor`` times as many slices
@@ -237,8 +310,13 @@ def superres(
         )
     check_axis(axis)
     others = [a for a in range(3) if a != axis]
-    views = others if views is None else list(views)
-    if not views or len(set(views)) != len(views) or not set(views) <= set(others):
+    three_d = getattr(model, "spatial_dims", 2) == 3
+    if three_d and views is not None:
+        raise ConfigError("views apply to a 2D ThicknessSR; a 3D one sees the whole volume")
+    views = (others if views is None else list(views)) if not three_d else []
+    if not three_d and (
+        not views or len(set(views)) != len(views) or not set(views) <= set(others)
+    ):
         raise ConfigError(f"views must be distinct axes among {others} (not {axis}), got {views}")
     ratio = spacing_ratio(volume, axis)
     if factor is None:
@@ -257,13 +335,18 @@ def superres(
         "factor_from_geometry": factor is None,
         "spacing_ratio": ratio,
         "resampled_to_fine_grid": resampled,
-        "views": views,
+        "views": views if not three_d else "3D",
     }
     log.info("superres along axis %d: %s", axis, report)
     if f == 1:  # already thin: nothing to restore
         return volume.with_array(volume.array.copy(), superres=report)
     fine = resample_slabs(volume, f, axis) if resampled else volume
     planes = np.moveaxis(fine.array, axis, 2)  # the slice axis last: W of every plane
+    if three_d:
+        unit = np.clip(window.to_unit(planes), -1, 1).astype(np.float32)
+        out = _apply_volume(unit, model, f, tile, overlap, torch.device(device))
+        result = np.moveaxis(window.from_unit(np.clip(out, -1, 1)), 2, axis).astype(np.float32)
+        return fine.with_array(result, superres=report, enhanced_by=type(model).__name__)
     net = _WithLevel(model, f)
     outs = [
         translate(
@@ -280,3 +363,51 @@ def superres(
     ]
     result = np.moveaxis(np.mean(outs, axis=0, dtype=np.float32), 2, axis)
     return fine.with_array(result, superres=report, enhanced_by=type(model).__name__)
+
+
+def _apply_volume(
+    unit: np.ndarray,
+    model: ThicknessSR,
+    factor: int,
+    tile: int | None,
+    overlap: int | None,
+    device: torch.device,
+) -> np.ndarray:
+    """A 3D ThicknessSR over a volume ``unit`` ``(X, Y, Z)`` in [-1, 1] (slice axis last):
+    reflect-padded to a multiple of ``2**depth`` (and to ``tile``), whole or in cubes of
+    side ``tile`` overlapping by ``overlap`` (default ``tile // 2``) blended with separable
+    triangular weights; cropped back, float32, not clipped."""
+    m = 2**model.depth
+    if tile is not None:
+        overlap = tile // 2 if overlap is None else overlap
+        if tile % m or not 0 <= overlap < tile:
+            raise ConfigError(
+                f"tile must be a multiple of {m} and overlap in [0, tile), got tile={tile}, "
+                f"overlap={overlap}"
+            )
+    side = lambda n: max(tile or 0, -(-n // m) * m)  # noqa: E731
+    pad = [(0, side(n) - n) for n in unit.shape]
+    mode = "reflect" if min(unit.shape) > max(p for _, p in pad) else "edge"
+    padded = np.pad(unit, pad, mode=mode)
+    model = model.eval().to(device)
+
+    def run(block: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(block))[None, None].to(device)
+        x = torch.cat([x, torch.full_like(x, float(factor - 1))], 1)
+        return model(x)[0, 0].float().cpu().numpy()
+
+    if tile is None:
+        out = run(padded)
+    else:
+        assert overlap is not None
+        r = _ramp(tile, overlap)
+        weight = r[:, None, None] * r[None, :, None] * r[None, None, :]
+        out = np.zeros(padded.shape, np.float32)
+        norm = np.zeros(padded.shape, np.float32)
+        for c in tile_corners(padded.shape, tile, tile - overlap):
+            box = tuple(slice(a, a + tile) for a in c)
+            out[box] += run(padded[box]) * weight
+            norm[box] += weight
+        out = out / norm
+    x, y, z = unit.shape
+    return _finite(out[:x, :y, :z], model)

@@ -45,6 +45,11 @@ CASES = {
         "factor 1 from the geometry): output == input True, PSNR inf dB",
         "superres_mri.png",
     ),
+    "superres_3d.py": (
+        ["--steps", "2", "--steps-2d", "2", "--json", OUT + "/sr3d.json"],
+        "tiling check (32-voxel cubes, overlap 16 vs whole volume)",
+        "medgan-superres-3d/sr3d.pt",
+    ),
     "synthesize_modality.py": (
         ["--steps", "2", "--cycle-steps", "2", "--out", OUT],
         "CycleGAN (unpaired",
@@ -58,7 +63,7 @@ CASES = {
 }
 # Over 30 s on a 2-core machine even at 2 steps (held-out evaluation against tuned classical
 # baselines): in `pytest -m slow`, which CI runs too.
-SLOW = {"denoise_mri.py", "denoise_low_dose_ct.py"}
+SLOW = {"denoise_mri.py", "denoise_low_dose_ct.py", "superres_3d.py"}
 
 
 def test_every_example_is_run():

@@ -55,7 +55,7 @@ def uniform_rois(
 
 def cut_rois(images: np.ndarray, corners: np.ndarray, size: int) -> np.ndarray:
     """The ``(K, size, size)`` ROIs of ``images`` ``(N, H, W)`` at ``corners`` ``(K, 3)``
-    (from :func:`uniform_rois`)."""
+    (from :func:`uniform_rois`), ``size`` pixels a side."""
     return np.stack([images[k, r : r + size, c : c + size] for k, r, c in corners])
 
 
@@ -100,13 +100,14 @@ def radial_nps(nps: np.ndarray, spacing: float = 1.0) -> tuple[np.ndarray, np.nd
 
 def mean_frequency(freqs: np.ndarray, radial: np.ndarray) -> float:
     """The NPS-weighted mean frequency ``sum f NPS(f) / sum NPS(f)`` of a radial NPS
-    (cycles/mm); lower for blotchier noise."""
+    ``radial`` on the rings ``freqs`` (cycles/mm, from :func:`radial_nps`); lower for
+    blotchier noise."""
     return float((freqs * radial).sum() / radial.sum())
 
 
 def nps_shape_distance(radial_a: np.ndarray, radial_b: np.ndarray) -> float:
     """Total-variation distance ``0.5 * sum |a / sum a - b / sum b|`` in [0, 1] between two
-    area-normalised radial NPS on the same rings: 0 for the same texture whatever the noise
+    area-normalised radial NPS ``radial_a`` and ``radial_b`` on the same rings: 0 for the same texture whatever the noise
     magnitude, 1 for spectra without common frequencies."""
     a, b = np.asarray(radial_a, np.float64), np.asarray(radial_b, np.float64)
     if a.shape != b.shape:

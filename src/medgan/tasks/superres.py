@@ -36,7 +36,7 @@ from medgan.data.volume import Volume
 from medgan.errors import ConfigError, DataError
 from medgan.models.conditioned import ThicknessSR
 from medgan.tasks.degradations import slabs_to_grid, thick_slices
-from medgan.tasks.translation import _finite, _ramp, check_axis, translate
+from medgan.tasks.translation import blend_ramp, check_axis, refuse_non_finite, translate
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,10 @@ class ThickSlicePatches(Dataset):
             raise IndexError(i)
         rng = np.random.default_rng([self.seed, i])
         factor = i % self.max_factor + 1
-        corner = [int(rng.integers(0, s - p + 1)) for s, p in zip(self.clean.shape, self.patch, strict=True)]
+        corner = [
+            int(rng.integers(0, s - p + 1))
+            for s, p in zip(self.clean.shape, self.patch, strict=True)
+        ]
         box = tuple(slice(c, c + p) for c, p in zip(corner, self.patch, strict=True))
         thick, clean = self.thick[factor - 1][box], self.clean[box]
         for ax in (0, 1):  # in-plane flips keep the slice axis and the slab geometry
@@ -400,7 +403,7 @@ def _apply_volume(
         out = run(padded)
     else:
         assert overlap is not None
-        r = _ramp(tile, overlap)
+        r = blend_ramp(tile, overlap)
         weight = r[:, None, None] * r[None, :, None] * r[None, None, :]
         out = np.zeros(padded.shape, np.float32)
         norm = np.zeros(padded.shape, np.float32)
@@ -410,4 +413,4 @@ def _apply_volume(
             norm[box] += weight
         out = out / norm
     x, y, z = unit.shape
-    return _finite(out[:x, :y, :z], model)
+    return refuse_non_finite(out[:x, :y, :z], model)

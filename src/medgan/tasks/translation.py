@@ -23,7 +23,10 @@ from medgan.data.volume import Volume
 from medgan.errors import ConfigError, DataError
 
 
-def _ramp(n: int, overlap: int) -> np.ndarray:
+def blend_ramp(n: int, overlap: int) -> np.ndarray:
+    """Blend weights ``(n,)`` float32 of one tile side of ``n`` pixels: 1 inside, rising linearly over the
+    first ``overlap`` pixels and falling over the last (never 0, so every pixel is covered);
+    tiles are weighted by the outer product of their sides' ramps."""
     w = np.ones(n, np.float32)
     if overlap > 0:
         r = (np.arange(overlap, dtype=np.float32) + 1) / (overlap + 1)
@@ -124,7 +127,7 @@ def apply_slices(
         for k0 in range(0, n, batch_size):
             t = torch.from_numpy(np.ascontiguousarray(padded[k0 : k0 + batch_size]))
             outs.append(net(t.to(device)).float().cpu().numpy())
-        return _finite(np.concatenate(outs)[:, :, :h, :w], generator)
+        return refuse_non_finite(np.concatenate(outs)[:, :, :h, :w], generator)
     if has_content_normalisation(generator):
         raise ConfigError(
             f"{type(generator).__name__} has instance normalisation (or group/layer norm), "
@@ -140,7 +143,7 @@ def apply_slices(
         )
     padded, h, w = _pad_to(unit, multiple, tile)
     H, W = padded.shape[2:]
-    weight = np.outer(_ramp(tile, overlap), _ramp(tile, overlap))
+    weight = np.outer(blend_ramp(tile, overlap), blend_ramp(tile, overlap))
     coords = tile_corners((H, W), tile, tile - overlap)
     norm = np.zeros((H, W), np.float32)
     for y, x in coords:
@@ -155,11 +158,12 @@ def apply_slices(
                 out = np.zeros((n, pred.shape[1], H, W), np.float32)
             out[k0 : k0 + batch_size, :, y : y + tile, x : x + tile] += pred * weight
     assert out is not None
-    return _finite((out / norm)[:, :, :h, :w], generator)
+    return refuse_non_finite((out / norm)[:, :, :h, :w], generator)
 
 
-def _finite(out: np.ndarray, generator: nn.Module) -> np.ndarray:
-    """Refuse a NaN/inf result (damaged weights, an unsuited input) before anything is saved."""
+def refuse_non_finite(out: np.ndarray, generator: nn.Module) -> np.ndarray:
+    """``out`` itself when every value is finite; otherwise a DataError naming
+    ``generator``, raised before anything is saved (damaged weights, an unsuited input)."""
     bad = int(np.count_nonzero(~np.isfinite(out)))
     if bad:
         raise DataError(

@@ -47,8 +47,10 @@ COLUMNS = {
 
 
 def run(job: str, seed: int, weight: float, out: Path, extra: list[str]) -> dict:
-    """One example run; its JSON record (read back if it already exists)."""
-    path = out / f"{job}_s{seed}_w{weight:g}.json"
+    """One example run; its JSON record (read back if a run with the same settings wrote
+    it already)."""
+    steps = extra[1] if extra else "default"
+    path = out / f"{job}_s{seed}_w{weight:g}_steps{steps}.json"
     if not path.exists():
         cmd = [sys.executable, SCRIPTS[job], "--seed", str(seed), "--adv-weight", str(weight)]
         cmd += ["--json", str(path), "--out", str(out / "figures"), *extra]

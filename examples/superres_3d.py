@@ -44,6 +44,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=300, help="3D model steps (batch 4 of 32^3)")
     ap.add_argument("--steps-2d", type=int, default=400, help="2D model steps (batch 8 planes)")
+    ap.add_argument("--base-channels", type=int, default=8, help="3D U-Net's first width")
     ap.add_argument("--seed", type=int, default=0, help="seed of the weights and training order")
     ap.add_argument("--checkpoint", default="medgan-superres-3d/sr3d.pt")
     ap.add_argument("--json", help="write the scores here")
@@ -59,7 +60,7 @@ def main() -> None:
     start = time.perf_counter()
     patches = ThickSlicePatches(posterior, WINDOW, patch=(32, 32, 32), n=4096, seed=args.seed)
     sr3d = superres_trainer(
-        patches, args.steps, base_channels=8, spatial_dims=3, batch_size=4
+        patches, args.steps, base_channels=args.base_channels, spatial_dims=3, batch_size=4
     ).fit()
     seconds_3d = time.perf_counter() - start
     print(f"3D model: {args.steps} steps in {seconds_3d:.0f} s; {sr3d.save(args.checkpoint)}")

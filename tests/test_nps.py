@@ -72,7 +72,21 @@ def test_uniform_rois_keep_only_constant_regions():
     assert len(uniform_rois(ref, 8, stride=4)) == 9 + 5
     rois = cut_rois(ref + np.arange(16.0), corners, 8)
     assert rois.shape == (7, 8, 8) and rois[0, 0, 0] == 5.0
-    with pytest.raises(ValueError, match="sides >= size"):
+    with pytest.raises(ValueError, match=r"size \+ 2 \* margin"):
         uniform_rois(ref, 32)
     with pytest.raises(ValueError, match="different rings"):
         nps_shape_distance(np.ones(3), np.ones(4))
+
+
+def test_uniform_rois_keep_a_margin_from_edges():
+    ref = np.zeros((1, 20, 20))
+    ref[0, :, 14:] = 9.0  # an edge at column 14
+    plain = uniform_rois(ref, 6, stride=2)
+    kept = uniform_rois(ref, 6, stride=2, margin=2)
+    assert {tuple(c) for c in kept} <= {tuple(c) for c in plain}
+    assert all(c + 6 + 2 <= 14 for _, _, c in kept if ref[0, 0, c] == 0)
+    assert not any(c + 6 == 14 for _, _, c in kept)  # ROIs touching the edge are dropped
+    with pytest.raises(ValueError, match="no ROI corners"):
+        cut_rois(ref, uniform_rois(ref, 6, value_range=(100, 200)), 6)
+    with pytest.raises(ValueError, match="stride"):
+        uniform_rois(ref, 6, stride=0)

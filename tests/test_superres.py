@@ -104,6 +104,7 @@ def test_factor_from_geometry(spacing, axis, factor):
         "spacing_ratio": pytest.approx(factor),
         "resampled_to_fine_grid": factor > 1,
         "views": None,
+        "spatial_dims": 2,
     }
     np.testing.assert_allclose(out.spacing[axis], spacing[axis] / factor)
 

@@ -86,14 +86,16 @@ def test_thick_slice_patches_are_windows_of_the_thick_volume():
         ThickSlicePatches(vol, WINDOW, patch=(8, 8, 4), max_factor=5)
 
 
-def test_untrained_3d_model_gives_exactly_the_linear_slab_resampling():
-    vol = _smooth_volume((20, 18, 32))
-    thick = thick_volume(vol, 4, axis=1 + 1)
-    out = superres(thick, _model(trained=False), WINDOW, axis=2)
-    linear = resample_slabs(thick, 4, axis=2)
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_untrained_3d_model_gives_exactly_the_linear_slab_resampling(axis):
+    vol = _smooth_volume((20, 18, 32) if axis == 2 else (32, 20, 16) if axis == 0 else (20, 32, 16))
+    thick = thick_volume(vol, 4, axis=axis)
+    out = superres(thick, _model(trained=False), WINDOW, axis=axis)
+    linear = resample_slabs(thick, 4, axis=axis)
     np.testing.assert_allclose(out.array, np.clip(linear.array, 0, 255), atol=1e-4)
     np.testing.assert_allclose(out.affine, linear.affine)
-    assert out.meta["superres"]["views"] == "3D" and out.meta["superres"]["factor"] == 4
+    assert out.meta["superres"]["views"] is None
+    assert out.meta["superres"]["spatial_dims"] == 3 and out.meta["superres"]["factor"] == 4
 
 
 @pytest.mark.parametrize("axis", [0, 2])
@@ -102,10 +104,16 @@ def test_3d_volume_path_cubes_agree_with_the_whole_volume(axis):
     thick = thick_volume(vol, 4, axis=axis)
     m = _model()
     whole = enhance(thick, m, WINDOW, axis=axis)
+    if axis == 0:  # the same as the slice axis last, on the transposed volume
+        moved = Volume(np.moveaxis(thick.array, 0, 2).copy(), np.diag([1.0, 1.0, 4.0, 1.0]))
+        np.testing.assert_allclose(
+            np.moveaxis(enhance(moved, m, WINDOW, axis=2).array, 2, 0), whole.array, atol=1e-3
+        )
     cubes = enhance(thick, m, WINDOW, axis=axis, tile=16, overlap=8)
     assert whole.array.shape == vol.array.shape
     diff = np.abs(cubes.array - whole.array) / 255.0
-    assert diff.mean() < 0.01 and diff.max() < 0.1, (diff.mean(), diff.max())
+    change = np.abs(whole.array - resample_slabs(thick, 4, axis=axis).array) / 255.0
+    assert diff.max() < 0.01 and diff.max() < 0.25 * change.max(), (diff.max(), change.max())
     assert np.array_equal(enhance(vol, m, WINDOW, axis=axis).array, vol.array)  # factor 1
     with pytest.raises(ConfigError, match="3D one sees the whole volume"):
         superres(thick, m, WINDOW, axis=axis, views=[1])
@@ -140,3 +148,23 @@ def test_superres_trainer_trains_the_3d_model_and_the_cli_restores_with_it(tmp_p
     np.testing.assert_allclose(restored.affine, fine.affine, atol=1e-4)
     direct = enhance(load(src), tr.ema, WINDOW, axis=2).array
     np.testing.assert_allclose(restored.array, direct, atol=1e-3)
+
+
+def test_2d_trainers_record_the_specs_of_earlier_checkpoints():
+    """Resuming compares the saved specs exactly: 2D trainers must not add ``spatial_dims``
+    (which earlier checkpoints lack), and ``adv_weight`` reaches the loss."""
+    from medgan.registry import spec_of
+    from medgan.tasks import ThickSlicePairs, pix2pix_trainer
+
+    planes = np.random.default_rng(0).uniform(0, 255, (2, 16, 16)).astype(np.float32)
+    tr = superres_trainer(ThickSlicePairs(planes, WINDOW), 1, adv_weight=0.0, batch_size=2)
+    assert "spatial_dims" not in spec_of(tr.generator).kwargs
+    assert "spatial_dims" not in spec_of(tr.discriminator).kwargs
+    assert tr.loss.adv_weight == 0.0
+    pairs = [(torch.zeros(1, 16, 16), torch.zeros(1, 16, 16))] * 2
+    assert spec_of(pix2pix_trainer(pairs, 1, batch_size=2).discriminator).kwargs == {
+        "in_channels": 1,
+        "cond_channels": 1,
+        "base_channels": 16,
+        "n_layers": 2,
+    }

@@ -25,6 +25,7 @@ def uniform_rois(
     size: int,
     stride: int | None = None,
     value_range: tuple[float, float] | None = None,
+    margin: int = 0,
 ) -> np.ndarray:
     """Corners of the ROIs on which a noiseless ``reference`` is constant.
 
@@ -34,28 +35,38 @@ def uniform_rois(
         stride: step between ROI corners (default ``size``: no overlap).
         value_range: keep only ROIs whose constant value lies in ``[lo, hi]`` (e.g. soft
             tissue, leaving out air that a model's window clips); None keeps all.
+        margin: the reference must also be constant ``margin`` pixels around the ROI, so
+            that an edge blurred by a filter or model does not leak into it as "noise".
 
     Returns:
         int array ``(K, 3)`` of ``(slice, row, column)`` corners, in scan order.
     """
     ref = np.asarray(reference)
-    if ref.ndim != 3 or size < 2 or size > min(ref.shape[1:]):
-        raise ValueError(f"reference must be (N, H, W) with sides >= size >= 2, got {ref.shape}")
+    if ref.ndim != 3 or size < 2 or size + 2 * margin > min(ref.shape[1:]):
+        raise ValueError(
+            f"reference must be (N, H, W) with sides >= size + 2 * margin, size >= 2; got "
+            f"{ref.shape}, size {size}, margin {margin}"
+        )
+    if (stride is not None and stride < 1) or margin < 0:
+        raise ValueError(f"stride must be >= 1 and margin >= 0, got {stride}, {margin}")
     step = stride or size
+    m, big = margin, size + 2 * margin
     lo, hi = value_range if value_range is not None else (-np.inf, np.inf)
     out = [
-        (k, r, c)
+        (k, r + m, c + m)
         for k in range(ref.shape[0])
-        for r in range(0, ref.shape[1] - size + 1, step)
-        for c in range(0, ref.shape[2] - size + 1, step)
-        if np.ptp(ref[k, r : r + size, c : c + size]) == 0 and lo <= ref[k, r, c] <= hi
+        for r in range(0, ref.shape[1] - big + 1, step)
+        for c in range(0, ref.shape[2] - big + 1, step)
+        if np.ptp(ref[k, r : r + big, c : c + big]) == 0 and lo <= ref[k, r, c] <= hi
     ]
     return np.asarray(out, dtype=np.int64).reshape(-1, 3)
 
 
 def cut_rois(images: np.ndarray, corners: np.ndarray, size: int) -> np.ndarray:
     """The ``(K, size, size)`` ROIs of ``images`` ``(N, H, W)`` at ``corners`` ``(K, 3)``
-    (from :func:`uniform_rois`), ``size`` pixels a side."""
+    (from :func:`uniform_rois`, at least one), ``size`` pixels a side."""
+    if len(corners) == 0:
+        raise ValueError("no ROI corners: no uniform region of that size (and margin) was found")
     return np.stack([images[k, r : r + size, c : c + size] for k, r, c in corners])
 
 
@@ -107,8 +118,8 @@ def mean_frequency(freqs: np.ndarray, radial: np.ndarray) -> float:
 
 def nps_shape_distance(radial_a: np.ndarray, radial_b: np.ndarray) -> float:
     """Total-variation distance ``0.5 * sum |a / sum a - b / sum b|`` in [0, 1] between two
-    area-normalised radial NPS ``radial_a`` and ``radial_b`` on the same rings: 0 for the same texture whatever the noise
-    magnitude, 1 for spectra without common frequencies."""
+    area-normalised radial NPS ``radial_a`` and ``radial_b`` on the same rings: 0 for the
+    same texture whatever the noise magnitude, 1 for spectra without common frequencies."""
     a, b = np.asarray(radial_a, np.float64), np.asarray(radial_b, np.float64)
     if a.shape != b.shape:
         raise ValueError(f"radial NPS on different rings: {a.shape} vs {b.shape}")

@@ -87,14 +87,14 @@ def pix2pix_trainer(
         g,
         data,
         steps,
-        in_channels,
-        out_channels,
-        base_channels,
-        d_layers,
-        l1_weight,
-        adv_weight,
-        callbacks,
-        config,
+        cond_channels=in_channels,
+        out_channels=out_channels,
+        d_channels=base_channels,
+        d_layers=d_layers,
+        l1_weight=l1_weight,
+        adv_weight=adv_weight,
+        callbacks=callbacks,
+        config=config,
     )
 
 
@@ -102,6 +102,7 @@ def _paired(
     g: nn.Module,
     data: Dataset,
     steps: int,
+    *,
     cond_channels: int,
     out_channels: int,
     d_channels: int,
@@ -114,9 +115,12 @@ def _paired(
 ) -> Trainer:
     """The paired GAN around generator ``g``: a PatchGAN (2D or 3D) conditioned on the source
     and the ``pix2pix`` loss, with the CPU-sized ``DEFAULTS`` under ``config``."""
+    # spatial_dims is recorded only when 3D, so 2D specs stay those of earlier checkpoints
+    # (resuming compares them exactly)
+    dims = {"spatial_dims": spatial_dims} if spatial_dims != 2 else {}
     d = build(
         "patchgan_discriminator",
-        spatial_dims=spatial_dims,
+        **dims,
         in_channels=out_channels,
         cond_channels=cond_channels,
         base_channels=d_channels,
@@ -235,7 +239,17 @@ def denoiser_trainer(
     if isinstance(data, NoisyPatches):
         calibrate(g, data)
     return _paired(
-        g, data, steps, 2, 1, base_channels // 2, d_layers, l1_weight, adv_weight, callbacks, config
+        g,
+        data,
+        steps,
+        cond_channels=2,
+        out_channels=1,
+        d_channels=base_channels // 2,
+        d_layers=d_layers,
+        l1_weight=l1_weight,
+        adv_weight=adv_weight,
+        callbacks=callbacks,
+        config=config,
     )
 
 
@@ -285,7 +299,17 @@ def ct_denoiser_trainer(
         sigma_hu=tuple(sigma),
     )
     return _paired(
-        g, data, steps, 2, 1, base_channels, d_layers, l1_weight, adv_weight, callbacks, config
+        g,
+        data,
+        steps,
+        cond_channels=2,
+        out_channels=1,
+        d_channels=base_channels,
+        d_layers=d_layers,
+        l1_weight=l1_weight,
+        adv_weight=adv_weight,
+        callbacks=callbacks,
+        config=config,
     )
 
 
@@ -346,19 +370,19 @@ def superres_trainer(
         base_channels=base_channels,
         depth=depth,
         max_factor=max_factor,
-        spatial_dims=spatial_dims,
+        **({"spatial_dims": spatial_dims} if spatial_dims != 2 else {}),  # as in _paired
     )
     return _paired(
         g,
         data,
         steps,
-        2,
-        1,
-        base_channels,
-        d_layers,
-        l1_weight,
-        adv_weight,
-        callbacks,
-        config,
-        spatial_dims,
+        cond_channels=2,
+        out_channels=1,
+        d_channels=base_channels,
+        d_layers=d_layers,
+        l1_weight=l1_weight,
+        adv_weight=adv_weight,
+        callbacks=callbacks,
+        config=config,
+        spatial_dims=spatial_dims,
     )

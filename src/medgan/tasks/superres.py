@@ -90,7 +90,7 @@ class ThickSlicePairs(Dataset):
 
 class ThickSlicePatches(Dataset):
     """3D patches for a ``spatial_dims=3`` :class:`~medgan.models.conditioned.ThicknessSR`:
-    ``(source (2, P, P, Q), target (1, P, P, Q))`` in [-1, 1], source = [the patch of the
+    ``(source (2, P_x, P_y, Q), target (1, P_x, P_y, Q))`` in [-1, 1], source = [the patch of the
     whole volume made thick along its last axis (slabs of ``factor`` slices averaged, then
     resampled back onto the fine grid, linear: :func:`~medgan.tasks.degradations.thick_slices`),
     constant ``factor - 1``], target = the clean patch.
@@ -106,7 +106,8 @@ class ThickSlicePatches(Dataset):
         patch: ``(P_x, P_y, Q)``, the patch shape (each side divisible by the model's
             ``2**depth``, at most the volume's).
         max_factor: the largest slab factor (an integer >= 1).
-        n: items per epoch.
+        n: the number of items; each is fixed by its index, so every epoch sees the same
+            ``n`` patches (draw more with a larger ``n``).
         seed: with the index, seeds each item.
     """
 
@@ -338,7 +339,8 @@ def superres(
         "factor_from_geometry": factor is None,
         "spacing_ratio": ratio,
         "resampled_to_fine_grid": resampled,
-        "views": views if not three_d else "3D",
+        "views": views if not three_d else None,
+        "spatial_dims": 3 if three_d else 2,
     }
     log.info("superres along axis %d: %s", axis, report)
     if f == 1:  # already thin: nothing to restore

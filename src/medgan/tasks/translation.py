@@ -24,9 +24,9 @@ from medgan.errors import ConfigError, DataError
 
 
 def blend_ramp(n: int, overlap: int) -> np.ndarray:
-    """Blend weights ``(n,)`` float32 of one tile side of ``n`` pixels: 1 inside, rising linearly over the
-    first ``overlap`` pixels and falling over the last (never 0, so every pixel is covered);
-    tiles are weighted by the outer product of their sides' ramps."""
+    """Blend weights ``(n,)`` float32 of one tile side of ``n`` pixels: 1 inside, rising
+    linearly over the first ``overlap`` pixels and falling over the last (never 0, so every
+    pixel is covered); tiles are weighted by the outer product of their sides' ramps."""
     w = np.ones(n, np.float32)
     if overlap > 0:
         r = (np.arange(overlap, dtype=np.float32) + 1) / (overlap + 1)

@@ -137,6 +137,36 @@ def _paired(
     )
 
 
+def _level_conditioned(
+    g: nn.Module,
+    data: Dataset,
+    steps: int,
+    d_channels: int,
+    d_layers: int,
+    l1_weight: float,
+    adv_weight: float,
+    callbacks: Sequence[Any],
+    config: dict[str, Any],
+    spatial_dims: int = 2,
+) -> Trainer:
+    """:func:`_paired` for a level-conditioned model: source ``[image, level map]``, one
+    output channel."""
+    return _paired(
+        g,
+        data,
+        steps,
+        cond_channels=2,
+        out_channels=1,
+        d_channels=d_channels,
+        d_layers=d_layers,
+        l1_weight=l1_weight,
+        adv_weight=adv_weight,
+        callbacks=callbacks,
+        config=config,
+        spatial_dims=spatial_dims,
+    )
+
+
 def cyclegan_trainer(
     data: Dataset,
     steps: int,
@@ -238,18 +268,8 @@ def denoiser_trainer(
     g = build("noise_level_denoiser", base_channels=base_channels, depth=depth)
     if isinstance(data, NoisyPatches):
         calibrate(g, data)
-    return _paired(
-        g,
-        data,
-        steps,
-        cond_channels=2,
-        out_channels=1,
-        d_channels=base_channels // 2,
-        d_layers=d_layers,
-        l1_weight=l1_weight,
-        adv_weight=adv_weight,
-        callbacks=callbacks,
-        config=config,
+    return _level_conditioned(
+        g, data, steps, base_channels // 2, d_layers, l1_weight, adv_weight, callbacks, config
     )
 
 
@@ -298,18 +318,8 @@ def ct_denoiser_trainer(
         window_hu=(window.lo, window.hi),
         sigma_hu=tuple(sigma),
     )
-    return _paired(
-        g,
-        data,
-        steps,
-        cond_channels=2,
-        out_channels=1,
-        d_channels=base_channels,
-        d_layers=d_layers,
-        l1_weight=l1_weight,
-        adv_weight=adv_weight,
-        callbacks=callbacks,
-        config=config,
+    return _level_conditioned(
+        g, data, steps, base_channels, d_layers, l1_weight, adv_weight, callbacks, config
     )
 
 
@@ -372,17 +382,15 @@ def superres_trainer(
         max_factor=max_factor,
         **({"spatial_dims": spatial_dims} if spatial_dims != 2 else {}),  # as in _paired
     )
-    return _paired(
+    return _level_conditioned(
         g,
         data,
         steps,
-        cond_channels=2,
-        out_channels=1,
-        d_channels=base_channels,
-        d_layers=d_layers,
-        l1_weight=l1_weight,
-        adv_weight=adv_weight,
-        callbacks=callbacks,
-        config=config,
-        spatial_dims=spatial_dims,
+        base_channels,
+        d_layers,
+        l1_weight,
+        adv_weight,
+        callbacks,
+        config,
+        spatial_dims,
     )

@@ -82,8 +82,7 @@ def texture(truth: np.ndarray, full: np.ndarray, stacks: dict[str, np.ndarray]) 
     dose. A second full-dose noise draw gives the measure's floor (same texture)."""
     size = 12
     corners = uniform_rois(truth, size, stride=2, value_range=(LO, HI), margin=3)
-    spectrum = lambda a: radial_nps(noise_power_spectrum(cut_rois(a, corners, size)))  # noqa: E731
-    f, ref = spectrum(full)
+    f, ref = radial_nps(noise_power_spectrum(cut_rois(full, corners, size)))
     redraw = truth + np.random.default_rng(123).normal(0, SIGMA_FULL, truth.shape)
     rows = {"full dose (reference)": full, "full dose, another noise draw (floor)": redraw}
     rows |= stacks
@@ -91,8 +90,9 @@ def texture(truth: np.ndarray, full: np.ndarray, stacks: dict[str, np.ndarray]) 
     print(f"\nnoise texture on {len(corners)} uniform ROIs of {size} px, 3 px from edges (NPS)")
     print(f"{'method':40s} {'std (HU)':>9s} {'mean f':>8s} {'NPS dist.':>10s}")
     for k, a in rows.items():
-        _, r = spectrum(a)
-        std = float(cut_rois(a, corners, size).std(axis=(1, 2)).mean())
+        rois = cut_rois(a, corners, size)
+        _, r = radial_nps(noise_power_spectrum(rois))
+        std = float(rois.std(axis=(1, 2)).mean())
         out[k] = {
             "std_hu": std,
             "mean_freq": mean_frequency(f, r),

@@ -348,7 +348,7 @@ def superres(
     fine = resample_slabs(volume, f, axis) if resampled else volume
     planes = np.moveaxis(fine.array, axis, 2)  # the slice axis last: W of every plane
     if three_d:
-        unit = np.clip(window.to_unit(planes), -1, 1).astype(np.float32)
+        unit = window.to_unit(planes).astype(np.float32)  # clipped to [-1, 1]
         out = _apply_volume(unit, model, f, tile, overlap, torch.device(device))
         result = np.moveaxis(window.from_unit(np.clip(out, -1, 1)), 2, axis).astype(np.float32)
         return fine.with_array(result, superres=report, enhanced_by=type(model).__name__)
